@@ -1,0 +1,1 @@
+//! CRI driver and node test support (issue 2).

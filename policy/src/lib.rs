@@ -1,0 +1,1 @@
+//! The rampart policy language (issue 3).
