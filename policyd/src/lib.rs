@@ -1,4 +1,6 @@
-//! rampartd: the shared policy daemon (policy snapshots, workload registry, audit records to journald).
+//! rampartd: the shared policy daemon.
 //!
-//! Not built yet: this crate is filled by issue 3. It holds no code so that nothing in the
-//! workspace pretends to work before it does.
+//! Today this crate holds the journald sink, the one piece the node tests need; the daemon itself
+//! (policy loading, workload registry, agent API, responses) is issue 3.
+
+pub mod sink;

@@ -1,0 +1,3 @@
+//! Where audit records go.
+
+pub mod journald;
