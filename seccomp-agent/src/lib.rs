@@ -1,4 +1,14 @@
 //! rampart-seccomp: the agent that supervises seccomp user-notify filters.
 //!
-//! Not built yet: this crate is filled by issue 5. It holds no code so that nothing in the
-//! workspace pretends to work before it does.
+//! runc connects to the agent's listener socket and hands over a notify fd for every process it
+//! starts in a protected container; the agent answers every notification on it. Deny with an errno
+//! is always safe; an allow decided from pointer arguments is not (the kernel re-reads user memory
+//! after CONTINUE), so allowed opens are emulated and execve/connect are backed by in-kernel checks
+//! (issue 5).
+
+pub mod listener;
+pub mod memory;
+pub mod supervisor;
+pub mod sys;
+pub mod syscall;
+pub mod workload;

@@ -1,0 +1,180 @@
+//! Reading a stopped task's syscall arguments out of its memory.
+//!
+//! Read once into a bounded local buffer and decide on that copy only: the task (or another thread
+//! of it) can rewrite its memory at any time, so a value read twice may differ. After reading, the
+//! caller must check that the notification is still valid: the pid may have been reused between
+//! RECV and the read, and then these bytes belong to another process.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+/// Linux's PATH_MAX: a longer path fails in the kernel with ENAMETOOLONG anyway.
+pub const PATH_MAX: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error("cannot open /proc/{pid}/mem: {source}")]
+    Open { pid: u32, source: io::Error },
+    #[error("cannot read {len} bytes at {addr:#x} of pid {pid}: {source}")]
+    Read {
+        pid: u32,
+        addr: u64,
+        len: usize,
+        source: io::Error,
+    },
+    #[error("string at {addr:#x} of pid {pid} is not NUL-terminated within {max} bytes")]
+    Unterminated { pid: u32, addr: u64, max: usize },
+    #[error("null pointer argument")]
+    Null,
+}
+
+/// A task's address space, opened once per notification.
+pub struct TaskMemory {
+    pid: u32,
+    mem: File,
+}
+
+impl TaskMemory {
+    pub fn open(pid: u32) -> Result<Self, MemoryError> {
+        let mem = File::open(format!("/proc/{pid}/mem"))
+            .map_err(|source| MemoryError::Open { pid, source })?;
+        Ok(Self { pid, mem })
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes (without the NUL). Reads page by
+    /// page so a string that ends just before an unmapped page is still read.
+    pub fn read_cstr(&self, addr: u64, max: usize) -> Result<Vec<u8>, MemoryError> {
+        if addr == 0 {
+            return Err(MemoryError::Null);
+        }
+        let mut out = Vec::with_capacity(256);
+        let mut at = addr;
+        while out.len() < max + 1 {
+            let page_left = 4096 - (at % 4096) as usize;
+            let want = page_left.min(max + 1 - out.len());
+            let start = out.len();
+            out.resize(start + want, 0);
+            let n = self.read_into(at, &mut out[start..])?;
+            out.truncate(start + n);
+            if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
+                out.truncate(start + nul);
+                return Ok(out);
+            }
+            if n < want {
+                // A short read means the next byte is unmapped: no terminator reachable.
+                break;
+            }
+            at += n as u64;
+        }
+        Err(MemoryError::Unterminated {
+            pid: self.pid,
+            addr,
+            max,
+        })
+    }
+
+    /// Reads exactly `len` bytes (a struct argument such as open_how or a sockaddr).
+    pub fn read_exact(&self, addr: u64, len: usize) -> Result<Vec<u8>, MemoryError> {
+        if addr == 0 {
+            return Err(MemoryError::Null);
+        }
+        let mut out = vec![0u8; len];
+        let n = self.read_into(addr, &mut out)?;
+        if n != len {
+            return Err(MemoryError::Read {
+                pid: self.pid,
+                addr,
+                len,
+                source: io::Error::from(io::ErrorKind::UnexpectedEof),
+            });
+        }
+        Ok(out)
+    }
+
+    fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<usize, MemoryError> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.mem.read_at(&mut buf[done..], addr + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                // EIO at an unmapped address ends the readable range.
+                Err(e) if e.raw_os_error() == Some(libc::EIO) && done > 0 => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(MemoryError::Read {
+                        pid: self.pid,
+                        addr,
+                        len: buf.len(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_string_from_our_own_memory() {
+        let s = c"/etc/passwd";
+        let mem = TaskMemory::open(std::process::id()).unwrap();
+        let got = mem.read_cstr(s.as_ptr() as u64, PATH_MAX).unwrap();
+        assert_eq!(got, b"/etc/passwd");
+    }
+
+    #[test]
+    fn refuses_an_unterminated_string() {
+        let buf = [b'a'; 64];
+        let mem = TaskMemory::open(std::process::id()).unwrap();
+        let err = mem.read_cstr(buf.as_ptr() as u64, 16).unwrap_err();
+        assert!(
+            matches!(err, MemoryError::Unterminated { max: 16, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn null_and_unmapped_pointers_are_errors_not_panics() {
+        let mem = TaskMemory::open(std::process::id()).unwrap();
+        assert!(matches!(mem.read_cstr(0, PATH_MAX), Err(MemoryError::Null)));
+        assert!(mem.read_cstr(8, PATH_MAX).is_err());
+    }
+
+    #[test]
+    fn a_string_ending_at_a_page_boundary_is_read() {
+        // Put "abc\0" at the very end of a page whose successor is unmapped.
+        let page = 4096usize;
+        let region = nix_map(2 * page);
+        let base = region as usize;
+        let end = base + page;
+        // SAFETY: (test only): the first page is mapped read-write by nix_map.
+        unsafe {
+            std::ptr::copy_nonoverlapping(c"abc".as_ptr().cast::<u8>(), (end - 4) as *mut u8, 4);
+        }
+        let mem = TaskMemory::open(std::process::id()).unwrap();
+        assert_eq!(mem.read_cstr((end - 4) as u64, PATH_MAX).unwrap(), b"abc");
+    }
+
+    /// Maps `len` bytes and unmaps the second half, so reads past the first page fault.
+    fn nix_map(len: usize) -> *mut libc::c_void {
+        // SAFETY: (test only): anonymous private mapping, then unmapping its own upper half.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            libc::munmap((p as usize + len / 2) as *mut libc::c_void, len / 2);
+            p
+        }
+    }
+}
