@@ -3,4 +3,5 @@
 //! Today this crate holds the journald sink, the one piece the node tests need; the daemon itself
 //! (policy loading, workload registry, agent API, responses) is issue 3.
 
+pub mod alerting;
 pub mod sink;

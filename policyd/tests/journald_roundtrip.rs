@@ -51,7 +51,10 @@ fn structured_entry_round_trips_with_its_fields() {
     let id = format!(
         "rt-{}-{}",
         std::process::id(),
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     );
     let json = r#"{"eventType":"FileAccess","policyName":"DisallowEtcAccessForNginx","filePath":"/etc/passwd","action":"Blocked"}"#;
     let journal = Journal::connect_default().expect("connects to journald");

@@ -183,6 +183,9 @@ mod tests {
     #[test]
     fn missing_socket_says_what_to_do() {
         let err = Journal::connect(Path::new("/nonexistent/journal.sock")).unwrap_err();
-        assert!(err.to_string().contains("systemd-journald running"), "{err}");
+        assert!(
+            err.to_string().contains("systemd-journald running"),
+            "{err}"
+        );
     }
 }

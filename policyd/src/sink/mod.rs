@@ -1,3 +1,4 @@
 //! Where audit records go.
 
+pub mod buffered;
 pub mod journald;
