@@ -1,4 +1,31 @@
 //! rampart-nri: the containerd NRI plugin that injects seccomp notify filters and binds cgroups.
 //!
-//! Not built yet: this crate is filled by issue 4. It holds no code so that nothing in the
-//! workspace pretends to work before it does.
+//! This crate is the protocol layer and the plugin's skeleton:
+//! - [`mux`]: NRI's connection multiplexer over the one unix stream to the runtime;
+//! - [`ttrpc`]: ttrpc message framing and envelopes over a virtual connection;
+//! - [`client`]: calls to the runtime (RegisterPlugin, UpdateContainers);
+//! - [`stub`]: one registered connection, serving the Plugin service to a [`Handler`];
+//! - [`plugin`]: reconnecting with backoff around it;
+//! - [`handler`]: the hook point the policy logic implements; [`log_handler`] just logs;
+//! - [`seccomp_merge`]: rampart's rules added to a container's own seccomp profile;
+//! - [`runc_args`], [`runc_wrapper`]: `rampart-runc`, which applies them on runtimes whose NRI
+//!   cannot adjust seccomp (NRI < 0.10).
+//!
+//! No `unsafe`: tokio's unix stream is all the system access it needs.
+
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod handler;
+pub mod log_handler;
+pub mod mux;
+pub mod plugin;
+pub mod runc_args;
+pub mod runc_wrapper;
+pub mod seccomp_merge;
+pub mod stub;
+pub mod ttrpc;
+
+pub use handler::{CreateReply, EventMask, Handler, HandlerError, HandlerResult};
+pub use plugin::{Plugin, PluginConfig};
+pub use rampart_protos::nri;

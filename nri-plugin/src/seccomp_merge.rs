@@ -1,0 +1,285 @@
+//! Adds rampart's seccomp rules to a container's own profile, keeping that profile in force for
+//! everything else.
+//!
+//! The container's profile (RuntimeDefault, Localhost, or none) decides what a syscall may do;
+//! rampart only narrows it: syscalls a policy inspects become SCMP_ACT_NOTIFY where the profile
+//! would have allowed them, and hardening syscalls become SCMP_ACT_ERRNO. A syscall the profile
+//! already refuses stays refused and is not notified. The profile is edited as JSON, not through a
+//! typed model, so fields this code does not know survive unchanged.
+
+use serde_json::{Map, Value, json};
+
+pub const ACT_NOTIFY: &str = "SCMP_ACT_NOTIFY";
+pub const ACT_ERRNO: &str = "SCMP_ACT_ERRNO";
+
+/// What rampart adds for one container. Travels as JSON in an annotation to rampart-runc.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Additions {
+    /// Syscalls the seccomp agent answers (openat, execve, connect, …).
+    pub notify: Vec<String>,
+    /// Syscalls refused outright with EPERM (io_uring_setup, bpf, …).
+    pub deny: Vec<String>,
+    /// The seccomp agent's socket.
+    pub listener_path: String,
+    /// Names the workload for the agent (the agent also reads the CRI annotations).
+    pub listener_metadata: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MergeError {
+    #[error(
+        "the container's seccomp profile already has a listener ({0}); rampart cannot share a \
+         container with another seccomp agent: remove listenerPath from the profile or exclude the \
+         pod from rampart's policies"
+    )]
+    ListenerTaken(String),
+    #[error("the container's seccomp profile is malformed: {0}")]
+    Malformed(String),
+}
+
+/// Actions under which the profile lets a syscall run: only those are narrowed.
+fn allows(action: &str) -> bool {
+    matches!(action, "SCMP_ACT_ALLOW" | "SCMP_ACT_LOG")
+}
+
+/// Returns the merged profile. `base` is the container's `linux.seccomp` (None: unconfined).
+pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError> {
+    let mut profile = match base {
+        Some(Value::Object(m)) => m.clone(),
+        Some(Value::Null) | None => unconfined(),
+        Some(other) => {
+            return Err(MergeError::Malformed(format!(
+                "expected an object, found {other}"
+            )));
+        }
+    };
+    if let Some(existing) = profile.get("listenerPath").and_then(Value::as_str) {
+        if !existing.is_empty() && existing != add.listener_path {
+            return Err(MergeError::ListenerTaken(existing.to_owned()));
+        }
+    }
+    let default_allows = profile
+        .get("defaultAction")
+        .and_then(Value::as_str)
+        .map(allows)
+        .ok_or_else(|| MergeError::Malformed("defaultAction is missing".into()))?;
+    let rules = match profile.remove("syscalls") {
+        Some(Value::Array(r)) => r,
+        None | Some(Value::Null) => Vec::new(),
+        Some(other) => {
+            return Err(MergeError::Malformed(format!(
+                "syscalls is not a list: {other}"
+            )));
+        }
+    };
+
+    // Denials win over notification: a syscall in both lists is denied.
+    let deny: Vec<&str> = add.deny.iter().map(String::as_str).collect();
+    let notify: Vec<&str> = add
+        .notify
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !deny.contains(s))
+        .collect();
+
+    let mut out: Vec<Value> = Vec::with_capacity(rules.len() + 4);
+    let mut mentioned: Vec<String> = Vec::new();
+    for rule in rules {
+        let Value::Object(rule) = rule else {
+            return Err(MergeError::Malformed(format!(
+                "a syscalls entry is not an object: {rule}"
+            )));
+        };
+        let action = rule
+            .get("action")
+            .and_then(Value::as_str)
+            .ok_or_else(|| MergeError::Malformed("a syscalls entry has no action".into()))?
+            .to_owned();
+        let names: Vec<String> = rule
+            .get("names")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        mentioned.extend(names.iter().cloned());
+        if !allows(&action) {
+            out.push(Value::Object(rule));
+            continue;
+        }
+        let (mut keep, mut to_notify, mut to_deny) = (Vec::new(), Vec::new(), Vec::new());
+        for n in names {
+            if deny.contains(&n.as_str()) {
+                to_deny.push(n);
+            } else if notify.contains(&n.as_str()) {
+                to_notify.push(n);
+            } else {
+                keep.push(n);
+            }
+        }
+        // The same argument conditions carry over: where the profile allowed a syscall only for
+        // some arguments, it is notified (or denied) for exactly those.
+        for (names, action) in [
+            (keep, action.as_str()),
+            (to_notify, ACT_NOTIFY),
+            (to_deny, ACT_ERRNO),
+        ] {
+            if names.is_empty() {
+                continue;
+            }
+            let mut r = rule.clone();
+            r.insert("names".into(), json!(names));
+            r.insert("action".into(), json!(action));
+            if action == ACT_ERRNO {
+                r.insert("errnoRet".into(), json!(libc_eperm()));
+            }
+            out.push(Value::Object(r));
+        }
+    }
+    if default_allows {
+        // Syscalls the profile allows by default (it names no rule for them).
+        let unmentioned = |list: &[&str]| -> Vec<String> {
+            list.iter()
+                .filter(|n| !mentioned.iter().any(|m| m == *n))
+                .map(|n| (*n).to_owned())
+                .collect()
+        };
+        let n = unmentioned(&notify);
+        if !n.is_empty() {
+            out.push(json!({"names": n, "action": ACT_NOTIFY}));
+        }
+        let d = unmentioned(&deny);
+        if !d.is_empty() {
+            out.push(json!({"names": d, "action": ACT_ERRNO, "errnoRet": libc_eperm()}));
+        }
+    }
+    profile.insert("syscalls".into(), Value::Array(out));
+    profile.insert("listenerPath".into(), json!(add.listener_path));
+    profile.insert("listenerMetadata".into(), json!(add.listener_metadata));
+    Ok(Value::Object(profile))
+}
+
+const fn libc_eperm() -> u32 {
+    1
+}
+
+fn unconfined() -> Map<String, Value> {
+    match json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+    }) {
+        Value::Object(m) => m,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add() -> Additions {
+        Additions {
+            notify: vec!["openat".into(), "execve".into(), "connect".into()],
+            deny: vec!["io_uring_setup".into(), "bpf".into()],
+            listener_path: "/run/rampart/seccomp.sock".into(),
+            listener_metadata: "rampart:v1".into(),
+        }
+    }
+
+    fn action_of(p: &Value, name: &str) -> Vec<String> {
+        p["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["names"].as_array().unwrap().iter().any(|n| n == name))
+            .map(|r| r["action"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn runtime_default_like_profile_is_narrowed_not_replaced() {
+        let base = json!({
+            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [
+                {"names": ["read", "openat", "execve", "connect", "bpf"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["ptrace"], "action": "SCMP_ACT_ERRNO"}
+            ],
+            "futureField": {"kept": true}
+        });
+        let p = merge(Some(&base), &add()).unwrap();
+        assert_eq!(action_of(&p, "read"), ["SCMP_ACT_ALLOW"]);
+        assert_eq!(action_of(&p, "openat"), [ACT_NOTIFY]);
+        assert_eq!(action_of(&p, "execve"), [ACT_NOTIFY]);
+        assert_eq!(action_of(&p, "bpf"), [ACT_ERRNO]);
+        assert_eq!(action_of(&p, "personality"), ["SCMP_ACT_ALLOW"]);
+        assert_eq!(action_of(&p, "ptrace"), ["SCMP_ACT_ERRNO"]);
+        // Not allowed by the profile: stays refused by its default, never notified.
+        assert!(action_of(&p, "io_uring_setup").is_empty());
+        assert_eq!(p["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(p["defaultErrnoRet"], 1);
+        assert_eq!(p["futureField"]["kept"], true);
+        assert_eq!(p["listenerPath"], "/run/rampart/seccomp.sock");
+        assert_eq!(p["listenerMetadata"], "rampart:v1");
+    }
+
+    #[test]
+    fn argument_conditions_carry_over_to_the_notify_rule() {
+        let base = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["connect"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_EQ"}]}]});
+        let p = merge(Some(&base), &add()).unwrap();
+        let rule = &p["syscalls"][0];
+        assert_eq!(rule["action"], ACT_NOTIFY);
+        assert_eq!(rule["args"][0]["value"], 3);
+    }
+
+    #[test]
+    fn unconfined_container_gets_an_allow_default_profile() {
+        let p = merge(None, &add()).unwrap();
+        assert_eq!(p["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(action_of(&p, "openat"), [ACT_NOTIFY]);
+        assert_eq!(action_of(&p, "io_uring_setup"), [ACT_ERRNO]);
+        assert_eq!(
+            p["syscalls"].as_array().unwrap().last().unwrap()["errnoRet"],
+            1
+        );
+    }
+
+    #[test]
+    fn denial_wins_over_notification() {
+        let mut a = add();
+        a.notify.push("bpf".into());
+        let p = merge(None, &a).unwrap();
+        assert_eq!(action_of(&p, "bpf"), [ACT_ERRNO]);
+    }
+
+    #[test]
+    fn another_agents_listener_is_a_clear_error() {
+        let base = json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/other.sock"});
+        let err = merge(Some(&base), &add()).unwrap_err();
+        assert_eq!(err, MergeError::ListenerTaken("/run/other.sock".into()));
+        assert!(err.to_string().contains("remove listenerPath"));
+    }
+
+    #[test]
+    fn malformed_profiles_are_errors_not_panics() {
+        for bad in [
+            json!("x"),
+            json!({"syscalls": []}),
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": {}}),
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [1]}),
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"]}]}),
+        ] {
+            assert!(
+                matches!(merge(Some(&bad), &add()), Err(MergeError::Malformed(_))),
+                "{bad}"
+            );
+        }
+    }
+}
