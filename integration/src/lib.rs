@@ -1,1 +1,3 @@
 //! CRI driver and node test support (issue 2).
+
+pub mod cri;

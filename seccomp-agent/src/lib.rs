@@ -6,9 +6,13 @@
 //! after CONTINUE), so allowed opens are emulated and execve/connect are backed by in-kernel checks
 //! (issue 5).
 
+pub mod emulate_open;
 pub mod listener;
 pub mod memory;
+pub mod procfs_self;
+pub mod resolve;
 pub mod supervisor;
 pub mod sys;
 pub mod syscall;
+pub mod task;
 pub mod workload;

@@ -9,8 +9,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use tracing::{debug, info_span, warn};
+use tracing::{debug, error, info_span, warn};
 
+use crate::sys::creds;
 use crate::sys::notify::{self, Notification};
 use crate::workload::Workload;
 
@@ -58,6 +59,11 @@ fn run(fd: OwnedFd, workload: &Workload, handler: &dyn Handler) {
     let span = info_span!("notify", pod = %workload.pod_name, namespace = %workload.namespace,
         container = %workload.container_name, pid = workload.pid);
     let _enter = span.enter();
+    if let Err(e) = creds::private_fs_context() {
+        // Without it, emulated opens would apply the agent's umask: refuse to serve.
+        error!(error = %e, "cannot give the supervisor thread its own fs context; closing the notify fd");
+        return;
+    }
     loop {
         match wait(fd.as_fd()) {
             Ok(Ready::Notification) => {}
@@ -92,6 +98,13 @@ fn run(fd: OwnedFd, workload: &Workload, handler: &dyn Handler) {
             if e.raw_os_error() != Some(libc::ENOENT) {
                 warn!(error = %e, nr = n.nr, "answering a notification failed");
             }
+        }
+        if creds::thread_poisoned() {
+            // Closing the fd makes the container's notified syscalls fail (ENOSYS): fail closed.
+            error!(
+                "could not restore this thread's credentials after an emulated syscall; closing the notify fd"
+            );
+            return;
         }
     }
 }

@@ -1,0 +1,218 @@
+//! Doing the task's open for it, on the object `resolve` found, so that what policy checked is
+//! exactly what the task gets: no window between check and use (a CONTINUE would let the kernel
+//! re-read a path the task may have rewritten in the meantime). The result is injected into the
+//! task with SECCOMP_IOCTL_NOTIF_ADDFD. The caller has assumed the task's credentials, so
+//! permission checks are the task's.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::stat::{Mode, SFlag, fstat};
+
+use crate::resolve::{Errno, Object};
+use crate::sys::openat2::openat2;
+
+/// What an open does to the file, for policy: several may hold at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Access {
+    pub read: bool,
+    pub write: bool,
+    pub create: bool,
+}
+
+/// The accesses an open with `flags` makes on `object`. O_PATH counts as a read: the descriptor
+/// can't read by itself, but it names the file for later use and policy should see it.
+pub fn access_of(flags: u64, object: &Object) -> Access {
+    let flags = flags as i32;
+    let mode = flags & libc::O_ACCMODE;
+    Access {
+        read: mode == libc::O_RDONLY || mode == libc::O_RDWR || flags & libc::O_PATH != 0,
+        write: mode == libc::O_WRONLY
+            || mode == libc::O_RDWR
+            || flags & libc::O_TRUNC != 0
+            || matches!(object, Object::ToCreate { .. }),
+        create: matches!(object, Object::ToCreate { .. }),
+    }
+}
+
+/// Flags that only steer the lookup, which `resolve` already did.
+const LOOKUP_ONLY: i32 = libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+
+/// Opens `object` as the task asked; returns the descriptor to inject, or the errno the kernel
+/// would have returned.
+pub fn open(object: Object, flags: u64, mode: u64, umask: u32) -> Result<OwnedFd, Errno> {
+    let flags = flags as i32;
+    match object {
+        Object::Existing { fd, .. } => {
+            if flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0 {
+                return Err(libc::EEXIST);
+            }
+            let st = fstat(fd.as_fd()).map_err(|e| e as i32)?;
+            let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+            if flags & libc::O_PATH != 0 {
+                // resolve opened it with O_PATH and the task's O_NOFOLLOW/O_DIRECTORY: the same
+                // open the task asked for.
+                return Ok(fd);
+            }
+            if kind == SFlag::S_IFLNK {
+                // Only reachable with O_NOFOLLOW on a symlink: open(2) says ELOOP.
+                return Err(libc::ELOOP);
+            }
+            reopen(&fd, flags & !LOOKUP_ONLY, kind == SFlag::S_IFIFO)
+        }
+        Object::ToCreate { parent, name, .. } => {
+            let name = CString::new(name.as_bytes()).map_err(|_| libc::EINVAL)?;
+            let mode = (mode as u32) & 0o7777 & !umask;
+            // No symlinks at all: the name didn't exist when checked; if a symlink appeared there
+            // since, following it would open something policy never saw.
+            openat2(
+                parent.as_fd(),
+                &name,
+                (flags | libc::O_CLOEXEC) as u64,
+                u64::from(mode),
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+            )
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EACCES))
+        }
+    }
+}
+
+/// Reopens an O_PATH descriptor with real access through /proc/self/fd: the kernel checks
+/// permission again, on the same inode.
+fn reopen(fd: &OwnedFd, flags: i32, fifo: bool) -> Result<OwnedFd, Errno> {
+    let path =
+        CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|_| libc::EINVAL)?;
+    // Opening a FIFO blocks until the other end opens; the supervisor thread must not. Open it
+    // non-blocking and give the task the blocking mode it asked for afterwards. (A writer with no
+    // reader then gets ENXIO instead of waiting: documented in docs/enforcement.md.)
+    let wants_nonblock = flags & libc::O_NONBLOCK != 0;
+    let open_flags = if fifo {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags
+    };
+    let new = nix::fcntl::open(
+        path.as_c_str(),
+        OFlag::from_bits_truncate(open_flags | libc::O_CLOEXEC),
+        Mode::empty(),
+    )
+    .map_err(|e| e as i32)?;
+    if fifo && !wants_nonblock {
+        let fl = fcntl(new.as_fd(), FcntlArg::F_GETFL).map_err(|e| e as i32)?;
+        let fl = OFlag::from_bits_truncate(fl) & !OFlag::O_NONBLOCK;
+        fcntl(new.as_fd(), FcntlArg::F_SETFL(fl)).map_err(|e| e as i32)?;
+    }
+    Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::{OpenRequest, resolve};
+    use crate::syscall::Dir;
+    use crate::task::TaskInfo;
+    use std::ffi::OsStr;
+    use std::io::{Read, Write};
+
+    fn run(path: &str, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+        let tid = nix::unistd::gettid().as_raw() as u32;
+        let task = TaskInfo::read(tid).unwrap();
+        let req = OpenRequest {
+            dir: Dir::Cwd,
+            path: OsStr::new(path),
+            flags: flags as u64,
+            resolve: 0,
+        };
+        let obj = resolve(tid, &task, &req)?;
+        open(obj, flags as u64, u64::from(mode), 0o022)
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("rampart-emulate-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn reads_what_a_plain_open_reads() {
+        let fd = run("/etc/hostname", libc::O_RDONLY, 0).unwrap();
+        let mut got = String::new();
+        std::fs::File::from(fd).read_to_string(&mut got).unwrap();
+        assert_eq!(got, std::fs::read_to_string("/etc/hostname").unwrap());
+    }
+
+    #[test]
+    fn creates_with_the_tasks_umask_and_honours_o_excl() {
+        let d = scratch("create");
+        let p = d.join("f");
+        let fd = run(p.to_str().unwrap(), libc::O_CREAT | libc::O_WRONLY, 0o666).unwrap();
+        std::fs::File::from(fd).write_all(b"x").unwrap();
+        let meta = std::fs::metadata(&p).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+            0o644
+        );
+        assert_eq!(
+            run(
+                p.to_str().unwrap(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+                0o666
+            )
+            .unwrap_err(),
+            libc::EEXIST
+        );
+        // O_TRUNC on reopen truncates.
+        run(p.to_str().unwrap(), libc::O_WRONLY | libc::O_TRUNC, 0).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 0);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn o_nofollow_on_a_symlink_is_eloop() {
+        let d = scratch("nofollow");
+        std::os::unix::fs::symlink("/etc/hostname", d.join("l")).unwrap();
+        let p = d.join("l");
+        assert_eq!(
+            run(p.to_str().unwrap(), libc::O_RDONLY | libc::O_NOFOLLOW, 0).unwrap_err(),
+            libc::ELOOP
+        );
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_without_a_peer_does_not_block_the_agent() {
+        let d = scratch("fifo");
+        let p = d.join("fifo");
+        nix::unistd::mkfifo(&p, Mode::from_bits_truncate(0o600)).unwrap();
+        let fd = run(p.to_str().unwrap(), libc::O_RDONLY, 0).unwrap();
+        let fl = fcntl(fd.as_fd(), FcntlArg::F_GETFL).unwrap();
+        assert_eq!(fl & libc::O_NONBLOCK, 0, "the task asked for a blocking fd");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn access_classification() {
+        let d = scratch("access");
+        let tid = nix::unistd::gettid().as_raw() as u32;
+        let task = TaskInfo::read(tid).unwrap();
+        let req = |p: &'static str, f: i32| OpenRequest {
+            dir: Dir::Cwd,
+            path: OsStr::new(p),
+            flags: f as u64,
+            resolve: 0,
+        };
+        let o = resolve(tid, &task, &req("/etc/hostname", libc::O_RDONLY)).unwrap();
+        assert_eq!(
+            access_of(libc::O_RDONLY as u64, &o),
+            Access {
+                read: true,
+                ..Default::default()
+            }
+        );
+        assert!(access_of((libc::O_RDWR | libc::O_TRUNC) as u64, &o).write);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

@@ -1,0 +1,367 @@
+//! Finding the object an open names, inside the container, as the task would.
+//!
+//! The agent never decides on the path the task passed: `..`, `//`, symlinks, `/proc/self/root`,
+//! and relative paths from a dirfd or the cwd all change what it means. It resolves the path itself
+//! (with the task's credentials assumed by the caller) to an O_PATH descriptor of the real object,
+//! then asks the kernel for that object's path in the container (readlink of the descriptor).
+//! Policy decides on that path, and the emulated open reuses the same descriptor, so what was
+//! checked is exactly what is opened.
+//!
+//! Resolution runs inside the container's root with RESOLVE_IN_ROOT (absolute symlinks and `..`
+//! stay inside it: a container can't make the agent open a host file) and RESOLVE_NO_MAGICLINKS
+//! (no jumping through /proc/<pid>/fd/N to another root). The task's own magic links are reopened
+//! through the host's procfs instead (see `procfs_self`).
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+use crate::procfs_self::{own_magic_link, rewrite};
+use crate::sys::openat2::openat2;
+use crate::syscall::Dir;
+use crate::task::TaskInfo;
+
+/// The object an open names.
+#[derive(Debug)]
+pub enum Object {
+    /// It exists: an O_PATH descriptor of it, and its path in the container.
+    Existing { fd: OwnedFd, path: PathBuf },
+    /// O_CREAT of a name that doesn't exist yet: the parent directory, the name, and the path the
+    /// new file will have.
+    ToCreate {
+        parent: OwnedFd,
+        name: OsString,
+        path: PathBuf,
+    },
+}
+
+impl Object {
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Object::Existing { path, .. } | Object::ToCreate { path, .. } => path,
+        }
+    }
+}
+
+/// What the task asked to open.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenRequest<'a> {
+    pub dir: Dir,
+    pub path: &'a OsStr,
+    pub flags: u64,
+    /// openat2's RESOLVE_* flags (0 for open/openat).
+    pub resolve: u64,
+}
+
+/// An errno to answer the task with.
+pub type Errno = i32;
+
+fn errno(e: io::Error) -> Errno {
+    e.raw_os_error().unwrap_or(libc::EACCES)
+}
+
+fn cstr(p: &OsStr) -> Result<CString, Errno> {
+    CString::new(p.as_bytes()).map_err(|_| libc::EINVAL)
+}
+
+fn open_host(path: &str, flags: i32) -> Result<OwnedFd, Errno> {
+    let c = CString::new(path).map_err(|_| libc::EINVAL)?;
+    nix::fcntl::open(
+        c.as_c_str(),
+        nix::fcntl::OFlag::from_bits_truncate(flags | libc::O_CLOEXEC),
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| e as i32)
+}
+
+/// The path the kernel gives an open descriptor, relative to the container's root.
+pub fn fd_path(fd: &OwnedFd) -> Result<PathBuf, Errno> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(errno)
+}
+
+const O_PATH_FLAGS: u64 = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+/// The task's own resolve restrictions that we keep (they only narrow).
+const KEPT_RESOLVE: u64 = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV;
+
+/// Resolves the request for task `tid`. The caller has assumed the task's credentials.
+pub fn resolve(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<Object, Errno> {
+    if req.path.is_empty() {
+        return Err(libc::ENOENT);
+    }
+    let path = rewrite(req.path, task);
+    let lookup_flags = O_PATH_FLAGS | (req.flags & (libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64);
+
+    // openat2 with RESOLVE_IN_ROOT/RESOLVE_BENEATH confines the walk to the dirfd itself, so it
+    // can be done from the task's directory as given: nothing can climb out of it.
+    if req.resolve & (libc::RESOLVE_IN_ROOT | libc::RESOLVE_BENEATH) != 0 {
+        let base = start_dir(tid, req.dir)?;
+        let resolve = (req.resolve
+            & (libc::RESOLVE_IN_ROOT | libc::RESOLVE_BENEATH | KEPT_RESOLVE))
+            | libc::RESOLVE_NO_MAGICLINKS;
+        return lookup(base.as_fd(), &path, req.flags, lookup_flags, resolve);
+    }
+
+    let absolute = if path.as_bytes().starts_with(b"/") {
+        path
+    } else {
+        let base = match req.dir {
+            Dir::Cwd => format!("/proc/{tid}/cwd"),
+            Dir::Fd(n) if n >= 0 => format!("/proc/{tid}/fd/{n}"),
+            Dir::Fd(_) => return Err(libc::EBADF),
+        };
+        let base = std::fs::read_link(&base).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) if matches!(req.dir, Dir::Fd(_)) => libc::EBADF,
+            _ => errno(e),
+        })?;
+        // A dirfd that is not a directory in the container's tree ("pipe:[..]", a deleted
+        // directory): the kernel would fail too (ENOTDIR / ENOENT).
+        if !base.as_os_str().as_bytes().starts_with(b"/") {
+            return Err(libc::ENOTDIR);
+        }
+        let mut joined = base.into_os_string().into_vec();
+        joined.push(b'/');
+        joined.extend_from_slice(path.as_bytes());
+        rewrite(&OsString::from_vec(joined), task)
+    };
+
+    if let Some(link) = own_magic_link(&absolute, task, tid) {
+        // The task's own fd/cwd/root/exe: follow it in the host's procfs, where the kernel
+        // checks the task's access to its own link (credentials are assumed).
+        let base = open_host(link.host_path.to_str().ok_or(libc::EINVAL)?, libc::O_PATH)?;
+        let rest = if link.rest.is_empty() {
+            OsString::from(".")
+        } else {
+            link.rest
+        };
+        return lookup(
+            base.as_fd(),
+            &rest,
+            req.flags,
+            lookup_flags,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | (req.resolve & KEPT_RESOLVE),
+        );
+    }
+
+    let root = open_host(
+        &format!("/proc/{tid}/root"),
+        libc::O_PATH | libc::O_DIRECTORY,
+    )?;
+    lookup(
+        root.as_fd(),
+        &absolute,
+        req.flags,
+        lookup_flags,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | (req.resolve & KEPT_RESOLVE),
+    )
+}
+
+fn start_dir(tid: u32, dir: Dir) -> Result<OwnedFd, Errno> {
+    match dir {
+        Dir::Cwd => open_host(
+            &format!("/proc/{tid}/cwd"),
+            libc::O_PATH | libc::O_DIRECTORY,
+        ),
+        Dir::Fd(n) if n >= 0 => open_host(&format!("/proc/{tid}/fd/{n}"), libc::O_PATH)
+            .map_err(|e| if e == libc::ENOENT { libc::EBADF } else { e }),
+        Dir::Fd(_) => Err(libc::EBADF),
+    }
+}
+
+fn lookup(
+    base: std::os::fd::BorrowedFd<'_>,
+    path: &OsStr,
+    task_flags: u64,
+    lookup_flags: u64,
+    resolve: u64,
+) -> Result<Object, Errno> {
+    match openat2(base, &cstr(path)?, lookup_flags, 0, resolve) {
+        Ok(fd) => {
+            let path = fd_path(&fd)?;
+            Ok(Object::Existing { fd, path })
+        }
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENOENT) && task_flags & libc::O_CREAT as u64 != 0 =>
+        {
+            let (parent, name) = split_last(path)?;
+            let parent = openat2(
+                base,
+                &cstr(&parent)?,
+                O_PATH_FLAGS | libc::O_DIRECTORY as u64,
+                0,
+                resolve,
+            )
+            .map_err(errno)?;
+            let mut p = fd_path(&parent)?.into_os_string().into_vec();
+            if p.last() != Some(&b'/') {
+                p.push(b'/');
+            }
+            p.extend_from_slice(name.as_bytes());
+            Ok(Object::ToCreate {
+                parent,
+                name,
+                path: PathBuf::from(OsString::from_vec(p)),
+            })
+        }
+        Err(e) => Err(errno(e)),
+    }
+}
+
+/// Splits `a/b/c` into (`a/b`, `c`); the last component must be a plain name.
+fn split_last(path: &OsStr) -> Result<(OsString, OsString), Errno> {
+    let b = path.as_bytes();
+    let trimmed = b.strip_suffix(b"/").unwrap_or(b);
+    if trimmed.len() != b.len() {
+        // "dir/" with O_CREAT: the kernel answers EISDIR.
+        return Err(libc::EISDIR);
+    }
+    let (parent, name) = match trimmed.iter().rposition(|&c| c == b'/') {
+        Some(0) => (&b"/"[..], &trimmed[1..]),
+        Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
+        None => (&b"."[..], trimmed),
+    };
+    if name.is_empty() || name == b"." || name == b".." {
+        return Err(libc::EISDIR);
+    }
+    Ok((
+        OsString::from_vec(parent.to_vec()),
+        OsString::from_vec(name.to_vec()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> (u32, TaskInfo) {
+        let tid = nix::unistd::gettid().as_raw() as u32;
+        (tid, TaskInfo::read(tid).unwrap())
+    }
+
+    fn req(path: &str) -> OpenRequest<'_> {
+        OpenRequest {
+            dir: Dir::Cwd,
+            path: OsStr::new(path),
+            flags: libc::O_RDONLY as u64,
+            resolve: 0,
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rampart-resolve-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn dot_dot_and_double_slashes_resolve_to_the_real_path() {
+        let (tid, t) = me();
+        for p in [
+            "/etc/../etc/hostname",
+            "//etc///hostname",
+            "/etc/./hostname",
+        ] {
+            let o = resolve(tid, &t, &req(p)).unwrap();
+            assert_eq!(o.path(), std::path::Path::new("/etc/hostname"), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_symlink_resolves_to_its_target() {
+        let (tid, t) = me();
+        let d = scratch("symlink");
+        std::os::unix::fs::symlink("/etc/hostname", d.join("link")).unwrap();
+        let o = resolve(tid, &t, &req(d.join("link").to_str().unwrap())).unwrap();
+        assert_eq!(o.path(), std::path::Path::new("/etc/hostname"));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_dirfd_relative_path_resolves_from_that_directory() {
+        let (tid, t) = me();
+        let etc = std::fs::File::open("/etc").unwrap();
+        let r = OpenRequest {
+            dir: Dir::Fd(etc.as_raw_fd()),
+            path: OsStr::new("hostname"),
+            flags: 0,
+            resolve: 0,
+        };
+        assert_eq!(
+            resolve(tid, &t, &r).unwrap().path(),
+            std::path::Path::new("/etc/hostname")
+        );
+        let bad = OpenRequest {
+            dir: Dir::Fd(987_654),
+            ..r
+        };
+        assert_eq!(resolve(tid, &t, &bad).unwrap_err(), libc::EBADF);
+    }
+
+    #[test]
+    fn proc_self_names_the_task_not_the_agent() {
+        let (tid, t) = me();
+        let o = resolve(tid, &t, &req("/proc/self/root/etc/hostname")).unwrap();
+        assert_eq!(o.path(), std::path::Path::new("/etc/hostname"));
+        let o = resolve(tid, &t, &req("/proc/self/status")).unwrap();
+        assert_eq!(
+            o.path(),
+            PathBuf::from(format!("/proc/{}/status", t.ns_tgid))
+        );
+    }
+
+    #[test]
+    fn another_pids_magic_link_is_refused() {
+        let (tid, t) = me();
+        // Another process's root is a magic link we must not follow from inside the root.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let p = format!("/proc/{}/root/etc/hostname", child.id());
+        let err = resolve(tid, &t, &req(&p)).unwrap_err();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(matches!(err, libc::ELOOP | libc::EXDEV), "errno {err}");
+    }
+
+    #[test]
+    fn o_creat_of_a_new_name_resolves_its_parent() {
+        let (tid, t) = me();
+        let d = scratch("creat");
+        let p = d.join("new-file");
+        let r = OpenRequest {
+            flags: (libc::O_CREAT | libc::O_WRONLY) as u64,
+            ..req(p.to_str().unwrap())
+        };
+        match resolve(tid, &t, &r).unwrap() {
+            Object::ToCreate { name, path, .. } => {
+                assert_eq!(name, "new-file");
+                assert_eq!(path, p);
+            }
+            other => panic!("expected ToCreate, got {other:?}"),
+        }
+        let no_creat = req(p.to_str().unwrap());
+        assert_eq!(resolve(tid, &t, &no_creat).unwrap_err(), libc::ENOENT);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn split_last_refuses_directories() {
+        assert_eq!(
+            split_last(OsStr::new("a/b")).unwrap(),
+            ("a".into(), "b".into())
+        );
+        assert_eq!(
+            split_last(OsStr::new("/b")).unwrap(),
+            ("/".into(), "b".into())
+        );
+        assert_eq!(
+            split_last(OsStr::new("b")).unwrap(),
+            (".".into(), "b".into())
+        );
+        assert_eq!(split_last(OsStr::new("a/")).unwrap_err(), libc::EISDIR);
+        assert_eq!(split_last(OsStr::new("a/..")).unwrap_err(), libc::EISDIR);
+    }
+}
