@@ -125,7 +125,7 @@ mod tests {
             flags: flags as u64,
             resolve: 0,
         };
-        let obj = resolve(tid, &task, &req)?;
+        let (obj, _creds) = resolve(tid, &task, &req)?;
         open(obj, flags as u64, u64::from(mode), 0o022)
     }
 
@@ -194,6 +194,38 @@ mod tests {
     }
 
     #[test]
+    fn permission_checks_are_the_tasks_not_the_agents() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to start a task as another user");
+            return;
+        }
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .uid(65534)
+            .gid(65534)
+            .spawn()
+            .unwrap();
+        let tid = child.id();
+        let task = TaskInfo::read(tid).unwrap();
+        assert_eq!(task.creds.fsuid, 65534);
+        let req = OpenRequest {
+            dir: Dir::Cwd,
+            path: OsStr::new("/etc/shadow"),
+            flags: libc::O_RDONLY as u64,
+            resolve: 0,
+        };
+        // Finding the file needs no permission on it (O_PATH); reading it does.
+        let (obj, creds) = resolve(tid, &task, &req).unwrap();
+        assert_eq!(open(obj, libc::O_RDONLY as u64, 0, 0o022).unwrap_err(), libc::EACCES);
+        drop(creds);
+        // Back to the agent's own credentials: it can read it again.
+        assert!(std::fs::File::open("/etc/shadow").is_ok());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
     fn access_classification() {
         let d = scratch("access");
         let tid = nix::unistd::gettid().as_raw() as u32;
@@ -204,7 +236,7 @@ mod tests {
             flags: f as u64,
             resolve: 0,
         };
-        let o = resolve(tid, &task, &req("/etc/hostname", libc::O_RDONLY)).unwrap();
+        let (o, _creds) = resolve(tid, &task, &req("/etc/hostname", libc::O_RDONLY)).unwrap();
         assert_eq!(
             access_of(libc::O_RDONLY as u64, &o),
             Access {

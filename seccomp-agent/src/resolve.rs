@@ -19,6 +19,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use crate::procfs_self::{own_magic_link, rewrite};
+use crate::sys::creds::{self, Assumed};
 use crate::sys::openat2::openat2;
 use crate::syscall::Dir;
 use crate::task::TaskInfo;
@@ -85,22 +86,52 @@ const O_PATH_FLAGS: u64 = (libc::O_PATH | libc::O_CLOEXEC) as u64;
 /// The task's own resolve restrictions that we keep (they only narrow).
 const KEPT_RESOLVE: u64 = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV;
 
-/// Resolves the request for task `tid`. The caller has assumed the task's credentials.
-pub fn resolve(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<Object, Errno> {
+/// Where the walk starts and how it is confined. Found with the agent's own credentials: the
+/// task's /proc entries (root, cwd, fds) belong to the task, and a task that changed its uid is not
+/// dumpable, so with its credentials the agent could not open them even though the task itself
+/// can use its own links.
+enum Anchor {
+    /// openat2 from the task's dirfd, confined there by the task's own RESOLVE_IN_ROOT/BENEATH.
+    Dir { base: OwnedFd, path: OsString, resolve: u64 },
+    /// One of the task's own magic links, opened in the host's procfs.
+    OwnLink { base: OwnedFd, rest: OsString, resolve: u64 },
+    /// An absolute path inside the container's root.
+    Root { root: OwnedFd, path: OsString, resolve: u64 },
+}
+
+/// Resolves the request for task `tid`. Returns the object and the task's credentials, still
+/// assumed by this thread: the caller opens the object under them, then drops the guard.
+pub fn resolve(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<(Object, Assumed), Errno> {
+    let anchor = anchor(tid, task, req)?;
+    // From here on, permission checks are the task's.
+    let guard = creds::assume(&task.creds).map_err(errno)?;
+    let lookup_flags = O_PATH_FLAGS | (req.flags & (libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64);
+    let object = match anchor {
+        Anchor::Dir { base, path, resolve } | Anchor::OwnLink { base, rest: path, resolve } => {
+            lookup(base.as_fd(), &path, req.flags, lookup_flags, resolve)
+        }
+        Anchor::Root { root, path, resolve } => {
+            lookup(root.as_fd(), &path, req.flags, lookup_flags, resolve)
+        }
+    }?;
+    Ok((object, guard))
+}
+
+fn anchor(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<Anchor, Errno> {
     if req.path.is_empty() {
         return Err(libc::ENOENT);
     }
     let path = rewrite(req.path, task);
-    let lookup_flags = O_PATH_FLAGS | (req.flags & (libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64);
 
     // openat2 with RESOLVE_IN_ROOT/RESOLVE_BENEATH confines the walk to the dirfd itself, so it
     // can be done from the task's directory as given: nothing can climb out of it.
     if req.resolve & (libc::RESOLVE_IN_ROOT | libc::RESOLVE_BENEATH) != 0 {
-        let base = start_dir(tid, req.dir)?;
-        let resolve = (req.resolve
-            & (libc::RESOLVE_IN_ROOT | libc::RESOLVE_BENEATH | KEPT_RESOLVE))
-            | libc::RESOLVE_NO_MAGICLINKS;
-        return lookup(base.as_fd(), &path, req.flags, lookup_flags, resolve);
+        return Ok(Anchor::Dir {
+            base: start_dir(tid, req.dir)?,
+            path,
+            resolve: (req.resolve & (libc::RESOLVE_IN_ROOT | libc::RESOLVE_BENEATH | KEPT_RESOLVE))
+                | libc::RESOLVE_NO_MAGICLINKS,
+        });
     }
 
     let absolute = if path.as_bytes().starts_with(b"/") {
@@ -127,34 +158,27 @@ pub fn resolve(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<Objec
     };
 
     if let Some(link) = own_magic_link(&absolute, task, tid) {
-        // The task's own fd/cwd/root/exe: follow it in the host's procfs, where the kernel
-        // checks the task's access to its own link (credentials are assumed).
+        // The task's own fd/cwd/root/exe: followed in the host's procfs.
         let base = open_host(link.host_path.to_str().ok_or(libc::EINVAL)?, libc::O_PATH)?;
         let rest = if link.rest.is_empty() {
             OsString::from(".")
         } else {
             link.rest
         };
-        return lookup(
-            base.as_fd(),
-            &rest,
-            req.flags,
-            lookup_flags,
-            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | (req.resolve & KEPT_RESOLVE),
-        );
+        return Ok(Anchor::OwnLink {
+            base,
+            rest,
+            resolve: libc::RESOLVE_BENEATH
+                | libc::RESOLVE_NO_MAGICLINKS
+                | (req.resolve & KEPT_RESOLVE),
+        });
     }
 
-    let root = open_host(
-        &format!("/proc/{tid}/root"),
-        libc::O_PATH | libc::O_DIRECTORY,
-    )?;
-    lookup(
-        root.as_fd(),
-        &absolute,
-        req.flags,
-        lookup_flags,
-        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | (req.resolve & KEPT_RESOLVE),
-    )
+    Ok(Anchor::Root {
+        root: open_host(&format!("/proc/{tid}/root"), libc::O_PATH | libc::O_DIRECTORY)?,
+        path: absolute,
+        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | (req.resolve & KEPT_RESOLVE),
+    })
 }
 
 fn start_dir(tid: u32, dir: Dir) -> Result<OwnedFd, Errno> {
@@ -263,7 +287,7 @@ mod tests {
             "//etc///hostname",
             "/etc/./hostname",
         ] {
-            let o = resolve(tid, &t, &req(p)).unwrap();
+            let (o, _creds) = resolve(tid, &t, &req(p)).unwrap();
             assert_eq!(o.path(), std::path::Path::new("/etc/hostname"), "{p}");
         }
     }
@@ -273,7 +297,7 @@ mod tests {
         let (tid, t) = me();
         let d = scratch("symlink");
         std::os::unix::fs::symlink("/etc/hostname", d.join("link")).unwrap();
-        let o = resolve(tid, &t, &req(d.join("link").to_str().unwrap())).unwrap();
+        let (o, _creds) = resolve(tid, &t, &req(d.join("link").to_str().unwrap())).unwrap();
         assert_eq!(o.path(), std::path::Path::new("/etc/hostname"));
         std::fs::remove_dir_all(d).unwrap();
     }
@@ -289,7 +313,7 @@ mod tests {
             resolve: 0,
         };
         assert_eq!(
-            resolve(tid, &t, &r).unwrap().path(),
+            resolve(tid, &t, &r).unwrap().0.path(),
             std::path::Path::new("/etc/hostname")
         );
         let bad = OpenRequest {
@@ -302,9 +326,9 @@ mod tests {
     #[test]
     fn proc_self_names_the_task_not_the_agent() {
         let (tid, t) = me();
-        let o = resolve(tid, &t, &req("/proc/self/root/etc/hostname")).unwrap();
+        let (o, _creds) = resolve(tid, &t, &req("/proc/self/root/etc/hostname")).unwrap();
         assert_eq!(o.path(), std::path::Path::new("/etc/hostname"));
-        let o = resolve(tid, &t, &req("/proc/self/status")).unwrap();
+        let (o, _creds) = resolve(tid, &t, &req("/proc/self/status")).unwrap();
         assert_eq!(
             o.path(),
             PathBuf::from(format!("/proc/{}/status", t.ns_tgid))
@@ -335,7 +359,7 @@ mod tests {
             flags: (libc::O_CREAT | libc::O_WRONLY) as u64,
             ..req(p.to_str().unwrap())
         };
-        match resolve(tid, &t, &r).unwrap() {
+        match resolve(tid, &t, &r).unwrap().0 {
             Object::ToCreate { name, path, .. } => {
                 assert_eq!(name, "new-file");
                 assert_eq!(path, p);

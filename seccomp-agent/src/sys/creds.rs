@@ -29,7 +29,7 @@ struct CapHeader {
 }
 
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, Debug)]
 struct CapData {
     effective: u32,
     permitted: u32,
@@ -68,6 +68,7 @@ pub fn thread_poisoned() -> bool {
 }
 
 /// Restores the thread's own credentials when dropped.
+#[derive(Debug)]
 pub struct Assumed {
     saved_caps: [CapData; 2],
     saved_groups: Vec<u32>,
