@@ -5,10 +5,7 @@ use std::path::PathBuf;
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let protos = [
-        "proto/nri/api.proto",
-        "proto/rampart/agent/v1/agent.proto",
-    ];
+    let protos = ["proto/nri/api.proto", "proto/rampart/agent/v1/agent.proto"];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -4,4 +4,7 @@
 //! (policy loading, workload registry, agent API, responses) is issue 3.
 
 pub mod alerting;
+pub mod api;
+pub mod registry;
+pub mod response;
 pub mod sink;

@@ -1,0 +1,408 @@
+//! [`Daemon`]: rampartd's side of the agent API for everything that does not need the policy
+//! language. Planning a container is asked of a [`Planner`]; snapshots are published into it by
+//! the policy loader; reported events come out of it on a channel for the alert pipeline.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rampart_protos::agent::{
+    AgentKind, BindRequest, BindResponse, Event, HelloRequest, HelloResponse, PlanRequest,
+    PlanResponse, PolicySource, ReportRequest, ReportResponse, SnapshotRequest, SnapshotResponse,
+    UnbindRequest, UnbindResponse, Workload,
+};
+use tokio::sync::{mpsc, watch};
+
+use super::service::DaemonService;
+use super::{ApiError, CallContext, Peer};
+use crate::registry::{ContainerEntry, Registry};
+
+/// Decides what a container needs injected; the policy crate implements it.
+pub trait Planner: Send + Sync + 'static {
+    fn plan(&self, workload: &Workload) -> PlanResponse;
+}
+
+/// What rampartd says about itself in Hello.
+#[derive(Debug, Clone)]
+pub struct DaemonInfo {
+    pub version: String,
+    pub node_name: String,
+}
+
+impl DaemonInfo {
+    pub fn new(node_name: impl Into<String>) -> Self {
+        DaemonInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            node_name: node_name.into(),
+        }
+    }
+}
+
+/// An agent that said Hello, for `rampartctl status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentInfo {
+    pub kind: AgentKind,
+    pub version: String,
+    /// The pid the agent reported.
+    pub pid: u32,
+    /// The pid the kernel reported for its connection.
+    pub peer_pid: Option<i32>,
+    pub enforcers: Vec<String>,
+    pub connected_at: SystemTime,
+    /// None while its connection is up.
+    pub disconnected_at: Option<SystemTime>,
+    pub conn_id: u64,
+}
+
+/// The policy set agents compile. Version 0: nothing published yet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub version: u64,
+    pub policies: Arc<Vec<PolicySource>>,
+}
+
+/// A reported event with the container it came from, if the registry knows it.
+#[derive(Debug, Clone)]
+pub struct ReportedEvent {
+    pub event: Event,
+    pub workload: Option<Arc<ContainerEntry>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventStats {
+    /// Events received from agents.
+    pub received: u64,
+    /// Of those, events whose container the registry did not know (still delivered).
+    pub unknown_workload: u64,
+    /// Events agents said they dropped before they could report them.
+    pub agent_dropped: u64,
+    /// Events received but not delivered because the alert pipeline had stopped.
+    pub undelivered: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    unknown_workload: AtomicU64,
+    agent_dropped: AtomicU64,
+    undelivered: AtomicU64,
+}
+
+pub struct Daemon {
+    info: DaemonInfo,
+    planner: Arc<dyn Planner>,
+    registry: Arc<Registry>,
+    agents: Mutex<BTreeMap<u64, AgentInfo>>,
+    snapshot: watch::Sender<Snapshot>,
+    events: mpsc::Sender<ReportedEvent>,
+    counters: Counters,
+}
+
+impl Daemon {
+    /// A daemon and the receiving end of its events. `event_capacity` bounds the events queued
+    /// for the alert pipeline; when it is full, ReportEvents waits (agents queue and count
+    /// drops on their side) rather than losing events here.
+    pub fn new(
+        info: DaemonInfo,
+        planner: Arc<dyn Planner>,
+        registry: Arc<Registry>,
+        event_capacity: usize,
+    ) -> (Arc<Self>, mpsc::Receiver<ReportedEvent>) {
+        let (events, rx) = mpsc::channel(event_capacity.max(1));
+        let daemon = Daemon {
+            info,
+            planner,
+            registry,
+            agents: Mutex::default(),
+            snapshot: watch::Sender::new(Snapshot::default()),
+            events,
+            counters: Counters::default(),
+        };
+        (Arc::new(daemon), rx)
+    }
+
+    /// Makes `policies` the snapshot agents get, and wakes their long polls. Returns its version.
+    ///
+    /// Versions are the wall clock in milliseconds, or the last version + 1 if that is larger,
+    /// so that a restarted rampartd never reissues a version number an agent already holds.
+    pub fn publish_snapshot(&self, policies: Vec<PolicySource>) -> u64 {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut version = 0;
+        self.snapshot.send_modify(|s| {
+            version = now_ms.max(s.version + 1);
+            *s = Snapshot {
+                version,
+                policies: Arc::new(policies),
+            };
+        });
+        tracing::info!(version, "policy snapshot published");
+        version
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Changes to the snapshot, for parts of rampartd that evaluate policy themselves.
+    pub fn subscribe_snapshots(&self) -> watch::Receiver<Snapshot> {
+        self.snapshot.subscribe()
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Agents that said Hello, oldest first; disconnected ones stay until an agent of the same
+    /// kind says Hello again.
+    pub fn agents(&self) -> Vec<AgentInfo> {
+        let mut all: Vec<_> = self.agent_table().values().cloned().collect();
+        all.sort_by_key(|a| (a.connected_at, a.conn_id));
+        all
+    }
+
+    pub fn event_stats(&self) -> EventStats {
+        let c = &self.counters;
+        EventStats {
+            received: c.received.load(Ordering::Relaxed),
+            unknown_workload: c.unknown_workload.load(Ordering::Relaxed),
+            agent_dropped: c.agent_dropped.load(Ordering::Relaxed),
+            undelivered: c.undelivered.load(Ordering::Relaxed),
+        }
+    }
+
+    // Every update is a single map operation, so a poisoned lock still holds a consistent map.
+    fn agent_table(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, AgentInfo>> {
+        self.agents.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn workload_span(w: &Workload) -> tracing::Span {
+    tracing::info_span!(
+        "container",
+        namespace = %w.namespace,
+        pod = %w.pod_name,
+        container = %w.container_name,
+        container_id = %w.container_id,
+    )
+}
+
+impl DaemonService for Daemon {
+    fn hello(&self, ctx: &CallContext, req: HelloRequest) -> Result<HelloResponse, ApiError> {
+        let kind = AgentKind::try_from(req.kind).unwrap_or(AgentKind::Unspecified);
+        let info = AgentInfo {
+            kind,
+            version: req.version,
+            pid: req.pid,
+            peer_pid: ctx.peer.pid,
+            enforcers: req.enforcers,
+            connected_at: SystemTime::now(),
+            disconnected_at: None,
+            conn_id: ctx.peer.conn_id,
+        };
+        tracing::info!(
+            kind = kind.as_str_name(),
+            version = %info.version,
+            pid = info.pid,
+            enforcers = ?info.enforcers,
+            "agent said hello"
+        );
+        {
+            let mut agents = self.agent_table();
+            // A reconnecting agent replaces its old, disconnected record.
+            agents.retain(|_, a| a.disconnected_at.is_none() || a.kind != kind);
+            agents.insert(ctx.peer.conn_id, info);
+        }
+        Ok(HelloResponse {
+            daemon_version: self.info.version.clone(),
+            snapshot_version: self.snapshot.borrow().version,
+            node_name: self.info.node_name.clone(),
+        })
+    }
+
+    fn plan_container(
+        &self,
+        _ctx: &CallContext,
+        req: PlanRequest,
+    ) -> Result<PlanResponse, ApiError> {
+        let workload = req
+            .workload
+            .ok_or_else(|| ApiError::InvalidArgument("PlanContainer without a workload".into()))?;
+        let _span = workload_span(&workload).entered();
+        let plan = self.planner.plan(&workload);
+        tracing::info!(
+            protected = plan.protected,
+            required = plan.required,
+            policies = ?plan.policies,
+            snapshot = plan.snapshot_version,
+            "planned container"
+        );
+        Ok(plan)
+    }
+
+    fn bind_container(
+        &self,
+        _ctx: &CallContext,
+        req: BindRequest,
+    ) -> Result<BindResponse, ApiError> {
+        let workload = req
+            .workload
+            .ok_or_else(|| ApiError::InvalidArgument("BindContainer without a workload".into()))?;
+        let _span = workload_span(&workload).entered();
+        let entry = ContainerEntry {
+            workload,
+            cgroup_id: req.cgroup_id,
+            cgroup_path: req.cgroup_path,
+            pid: req.pid,
+            bound_at: SystemTime::now(),
+        };
+        let (cgroup_id, pid) = (entry.cgroup_id, entry.pid);
+        let outcome = self
+            .registry
+            .bind(entry)
+            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+        if let Some(old) = outcome.evicted {
+            tracing::warn!(
+                cgroup_id,
+                stale_container_id = old.container_id(),
+                "cgroup id was bound to a container that went away without an unbind; replaced"
+            );
+        }
+        tracing::info!(
+            cgroup_id,
+            pid,
+            rebound = outcome.replaced.is_some(),
+            "container bound"
+        );
+        Ok(BindResponse {})
+    }
+
+    fn unbind_container(
+        &self,
+        _ctx: &CallContext,
+        req: UnbindRequest,
+    ) -> Result<UnbindResponse, ApiError> {
+        if req.container_id.is_empty() {
+            return Err(ApiError::InvalidArgument(
+                "UnbindContainer without a container id".into(),
+            ));
+        }
+        match self.registry.unbind(&req.container_id) {
+            Some(entry) => {
+                workload_span(&entry.workload).in_scope(|| tracing::info!("container unbound"))
+            }
+            None => {
+                tracing::debug!(container_id = %req.container_id, "unbind of a container that is not bound")
+            }
+        }
+        Ok(UnbindResponse {})
+    }
+
+    async fn get_snapshot(
+        &self,
+        ctx: &CallContext,
+        req: SnapshotRequest,
+    ) -> Result<SnapshotResponse, ApiError> {
+        let mut rx = self.snapshot.subscribe();
+        let now = tokio::time::Instant::now();
+        // Answer `unchanged` a little before the call's deadline rather than let it time out.
+        let remaining = ctx.deadline.saturating_duration_since(now);
+        let slack = (remaining / 10).min(Duration::from_millis(100));
+        let until = (now + Duration::from_millis(req.wait_ms.into())).min(ctx.deadline - slack);
+        loop {
+            {
+                let current = rx.borrow_and_update();
+                if current.version != 0 && current.version != req.have_version {
+                    return Ok(SnapshotResponse {
+                        version: current.version,
+                        unchanged: false,
+                        policies: current.policies.as_ref().clone(),
+                    });
+                }
+            }
+            match tokio::time::timeout_at(until, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                // The sender lives in `self`: it cannot be dropped while we borrow it.
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        Ok(SnapshotResponse {
+            version: self.snapshot.borrow().version,
+            unchanged: true,
+            policies: Vec::new(),
+        })
+    }
+
+    async fn report_events(
+        &self,
+        ctx: &CallContext,
+        req: ReportRequest,
+    ) -> Result<ReportResponse, ApiError> {
+        let c = &self.counters;
+        c.received
+            .fetch_add(req.events.len() as u64, Ordering::Relaxed);
+        if req.dropped > 0 {
+            c.agent_dropped.fetch_add(req.dropped, Ordering::Relaxed);
+            tracing::warn!(
+                dropped = req.dropped,
+                pid = ?ctx.peer.pid,
+                "an agent dropped events before it could report them"
+            );
+        }
+        let resolved: Vec<ReportedEvent> = req
+            .events
+            .into_iter()
+            .map(|event| {
+                let workload = self.registry.resolve(&event.container_id, event.cgroup_id);
+                if workload.is_none() {
+                    c.unknown_workload.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        container_id = %event.container_id,
+                        cgroup_id = event.cgroup_id,
+                        event_type = %event.event_type,
+                        "event from a container the registry does not know; kept without its pod"
+                    );
+                }
+                ReportedEvent { event, workload }
+            })
+            .collect();
+        // Reserve room for a whole chunk before sending any of it, so that a call given up at
+        // its deadline has delivered whole chunks, not a random prefix.
+        let chunk = self.events.max_capacity();
+        let mut rest = resolved.into_iter().peekable();
+        while rest.peek().is_some() {
+            let batch: Vec<_> = rest.by_ref().take(chunk).collect();
+            let permits = match self.events.reserve_many(batch.len()).await {
+                Ok(p) => p,
+                Err(_) => {
+                    let lost = batch.len() + rest.len();
+                    c.undelivered.fetch_add(lost as u64, Ordering::Relaxed);
+                    tracing::error!(
+                        lost,
+                        "the alert pipeline has stopped; reported events were not recorded"
+                    );
+                    return Err(ApiError::Unavailable(format!(
+                        "the alert pipeline has stopped; {lost} events were not recorded"
+                    )));
+                }
+            };
+            for (permit, event) in permits.zip(batch) {
+                permit.send(event);
+            }
+        }
+        Ok(ReportResponse {})
+    }
+
+    fn disconnected(&self, peer: &Peer) {
+        if let Some(agent) = self.agent_table().get_mut(&peer.conn_id) {
+            agent.disconnected_at = Some(SystemTime::now());
+            tracing::info!(
+                kind = agent.kind.as_str_name(),
+                pid = agent.pid,
+                "agent disconnected"
+            );
+        }
+    }
+}

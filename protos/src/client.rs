@@ -1,0 +1,196 @@
+//! The agents' client for rampartd's API (`rampart.agent.v1.Daemon`).
+//!
+//! One connection, shared by concurrent calls. When it breaks (rampartd restarted), the next
+//! call connects again and first repeats the agent's last Hello, so the daemon knows who is
+//! talking without every agent writing that logic.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::agent::{
+    BindRequest, DAEMON_SERVICE, Event, HelloRequest, HelloResponse, PlanRequest, PlanResponse,
+    ReportRequest, ReportResponse, SnapshotRequest, SnapshotResponse, UnbindRequest,
+    UnbindResponse, Workload,
+};
+use crate::ttrpc::{TtrpcError, code};
+use crate::unix_conn::UnixConn;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach rampartd at {path}: {source}: is it running? (and is this agent running \
+         as root? the socket serves uid 0 only)"
+    )]
+    Unreachable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Rpc(#[from] TtrpcError),
+}
+
+impl ClientError {
+    /// The gRPC status code rampartd answered with, if it answered.
+    pub fn status_code(&self) -> Option<i32> {
+        match self {
+            ClientError::Rpc(TtrpcError::Status { code, .. }) => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The daemon refused this peer (not uid 0).
+    pub fn is_permission_denied(&self) -> bool {
+        self.status_code() == Some(code::PERMISSION_DENIED)
+    }
+}
+
+/// A connection to rampartd that reconnects on the next call after it breaks. Share it with an
+/// `Arc`; calls may run concurrently.
+pub struct DaemonClient {
+    path: PathBuf,
+    conn: tokio::sync::Mutex<Option<Arc<UnixConn>>>,
+    /// The last Hello, repeated on every reconnect.
+    hello: std::sync::Mutex<Option<HelloRequest>>,
+}
+
+impl DaemonClient {
+    /// Connects now, so that a missing daemon is reported at startup.
+    pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let client = Self::lazy(path);
+        let conn = client.open().await?;
+        *client.conn.lock().await = Some(conn);
+        Ok(client)
+    }
+
+    /// Connects on the first call: for agents that start before rampartd.
+    pub fn lazy(path: impl AsRef<Path>) -> Self {
+        DaemonClient {
+            path: path.as_ref().to_owned(),
+            conn: tokio::sync::Mutex::new(None),
+            hello: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Announces the agent; repeated by the client after every reconnect.
+    pub async fn hello(
+        &self,
+        req: HelloRequest,
+        timeout: Duration,
+    ) -> Result<HelloResponse, ClientError> {
+        *self.hello.lock().expect("hello lock") = Some(req.clone());
+        let conn = self.conn(timeout, false).await?;
+        Ok(conn.call(DAEMON_SERVICE, "Hello", &req, timeout).await?)
+    }
+
+    pub async fn plan_container(
+        &self,
+        workload: Workload,
+        timeout: Duration,
+    ) -> Result<PlanResponse, ClientError> {
+        let req = PlanRequest {
+            workload: Some(workload),
+        };
+        self.call("PlanContainer", &req, timeout).await
+    }
+
+    pub async fn bind_container(
+        &self,
+        req: BindRequest,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        let _: crate::agent::BindResponse = self.call("BindContainer", &req, timeout).await?;
+        Ok(())
+    }
+
+    pub async fn unbind_container(
+        &self,
+        container_id: &str,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        let req = UnbindRequest {
+            container_id: container_id.into(),
+        };
+        let _: UnbindResponse = self.call("UnbindContainer", &req, timeout).await?;
+        Ok(())
+    }
+
+    /// The policy set if its version differs from `have_version`, waiting up to `wait` for a
+    /// change first (long poll; `unchanged` is set if none came). The call as a whole may take
+    /// `wait + timeout`.
+    pub async fn get_snapshot(
+        &self,
+        have_version: u64,
+        wait: Duration,
+        timeout: Duration,
+    ) -> Result<SnapshotResponse, ClientError> {
+        let req = SnapshotRequest {
+            have_version,
+            wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
+        };
+        self.call("GetSnapshot", &req, wait.saturating_add(timeout))
+            .await
+    }
+
+    /// Reports events, and how many the agent had to drop since its last report.
+    pub async fn report_events(
+        &self,
+        events: Vec<Event>,
+        dropped: u64,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        let req = ReportRequest { events, dropped };
+        let _: ReportResponse = self.call("ReportEvents", &req, timeout).await?;
+        Ok(())
+    }
+
+    async fn call<Req: prost::Message, Rsp: prost::Message + Default>(
+        &self,
+        method: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Rsp, ClientError> {
+        let conn = self.conn(timeout, true).await?;
+        Ok(conn.call(DAEMON_SERVICE, method, req, timeout).await?)
+    }
+
+    /// The live connection, or a new one (with the Hello repeated when `replay_hello`).
+    async fn conn(
+        &self,
+        timeout: Duration,
+        replay_hello: bool,
+    ) -> Result<Arc<UnixConn>, ClientError> {
+        // Held across the reconnect so that concurrent callers share one new connection.
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(conn.clone());
+        }
+        let had_conn = slot.take().is_some();
+        let conn = self.open().await?;
+        if had_conn {
+            tracing::info!(socket = %self.path.display(), "reconnected to rampartd");
+        }
+        let hello = self.hello.lock().expect("hello lock").clone();
+        if let (true, Some(hello)) = (replay_hello, hello) {
+            let _: HelloResponse = conn.call(DAEMON_SERVICE, "Hello", &hello, timeout).await?;
+        }
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn open(&self) -> Result<Arc<UnixConn>, ClientError> {
+        let conn =
+            UnixConn::connect(&self.path)
+                .await
+                .map_err(|source| ClientError::Unreachable {
+                    path: self.path.clone(),
+                    source,
+                })?;
+        Ok(Arc::new(conn))
+    }
+}
