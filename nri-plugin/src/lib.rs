@@ -7,7 +7,11 @@
 //! - [`stub`]: one registered connection, serving the Plugin service to a [`Handler`];
 //! - [`plugin`]: reconnecting with backoff around it;
 //! - [`handler`]: the hook point the policy logic implements; [`log_handler`] just logs;
+//! - [`inject`]: rampart's handler: plan from rampartd ([`daemon`]), inject ([`adjust`], in the
+//!   [`mode`] the runtime supports), bind cgroups ([`bind`], [`cgroup`]), fail per policy
+//!   ([`required`]); [`workload`] says who a container is;
 //! - [`seccomp_merge`]: rampart's rules added to a container's own seccomp profile;
+//!   [`seccomp_policy`] carries the result as NRI's seccomp adjustment (NRI >= 0.10);
 //! - [`runc_args`], [`runc_wrapper`]: `rampart-runc`, which applies them on runtimes whose NRI
 //!   cannot adjust seccomp (NRI < 0.10).
 //!
@@ -15,16 +19,26 @@
 
 #![forbid(unsafe_code)]
 
+pub mod adjust;
+pub mod bind;
+pub mod cgroup;
 pub mod client;
+pub mod daemon;
 pub mod handler;
+pub mod inject;
 pub mod log_handler;
+pub mod mode;
 pub mod mux;
 pub mod plugin;
+pub mod required;
 pub mod runc_args;
 pub mod runc_wrapper;
 pub mod seccomp_merge;
+pub mod seccomp_policy;
 pub mod stub;
-pub mod ttrpc;
+pub mod workload;
+/// ttrpc framing, shared with rampartd's agent API: one copy in `rampart-protos`.
+pub use rampart_protos::ttrpc;
 
 pub use handler::{CreateReply, EventMask, Handler, HandlerError, HandlerResult};
 pub use plugin::{Plugin, PluginConfig};

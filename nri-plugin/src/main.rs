@@ -1,12 +1,18 @@
-//! rampart-nri: runs the NRI plugin against a runtime's NRI socket. For now its handler only
-//! logs events, so NRI can be seen working.
+//! rampart-nri: runs the NRI plugin against a runtime's NRI socket. With `--log-only` it only
+//! logs events (to see NRI working); otherwise it injects what rampartd plans, and refuses to start
+//! without rampartd.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use rampart_nri::inject::{DEFAULT_PLAN_TIMEOUT, DEFAULT_SECCOMP_SOCKET, InjectConfig};
 use rampart_nri::log_handler::LogHandler;
+use rampart_nri::mode::SeccompMode;
 use rampart_nri::plugin::DEFAULT_SOCKET;
-use rampart_nri::{Plugin, PluginConfig};
+use rampart_nri::{Handler, Plugin, PluginConfig};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
@@ -26,10 +32,30 @@ struct Args {
     /// Two-digit index: plugins are called in ascending order.
     #[arg(long, default_value = "10")]
     index: String,
+    /// Only log NRI events; change nothing and need no rampartd.
+    #[arg(long)]
+    log_only: bool,
+    /// rampartd's agent socket.
+    #[arg(long, env = "RAMPART_DAEMON_SOCKET", default_value = rampart_protos::agent::DEFAULT_SOCKET)]
+    daemon: PathBuf,
+    /// The seccomp agent's socket: the `listenerPath` of every injected filter.
+    #[arg(long, env = "RAMPART_SECCOMP_SOCKET", default_value = DEFAULT_SECCOMP_SOCKET)]
+    seccomp_socket: String,
+    /// How the seccomp rules reach the container: auto follows the runtime's version
+    /// (annotation + rampart-runc below containerd 2.2, NRI adjustment from 2.2).
+    #[arg(long, value_enum, default_value_t = SeccompMode::Auto)]
+    seccomp_mode: SeccompMode,
+    /// Fail a container's creation whenever its protection cannot be set up (rampartd down or
+    /// erroring), even if no policy marks it required.
+    #[arg(long)]
+    require_protection: bool,
+    /// Budget for each rampartd call made while the runtime waits (its default timeout is 2 s).
+    #[arg(long, default_value_t = DEFAULT_PLAN_TIMEOUT.as_millis() as u64)]
+    daemon_timeout_ms: u64,
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         // Plain text when piped (journald, tests), colours on a terminal.
         .with_ansi(std::io::stdout().is_terminal())
@@ -38,15 +64,47 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let args = Args::parse();
-    let config = match PluginConfig::new(args.socket, args.name, args.index) {
+    let config = match PluginConfig::new(&args.socket, &args.name, &args.index) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rampart-nri: {e}");
-            return std::process::ExitCode::from(2);
+            return ExitCode::from(2);
         }
     };
+    if args.log_only {
+        return serve(config, LogHandler).await;
+    }
+    // Without rampartd every container would start unprotected (or, with --require-protection,
+    // not at all): say so now rather than at the first pod.
+    if let Err(e) = tokio::net::UnixStream::connect(&args.daemon).await {
+        eprintln!(
+            "rampart-nri: rampartd not reachable at {}: {e}; start rampartd first (or pass \
+             --daemon <socket>), or run with --log-only to only log NRI events",
+            args.daemon.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let inject = InjectConfig {
+        seccomp_socket: args.seccomp_socket,
+        mode: args.seccomp_mode,
+        require_protection: args.require_protection,
+        daemon_timeout: Duration::from_millis(args.daemon_timeout_ms),
+        ..Default::default()
+    };
+    // The rampartd client (rampart-protos) is being written: once it implements
+    // rampart_nri::daemon::Daemon, this becomes
+    // `serve(config, RampartHandler::new(Arc::new(client), inject))`.
+    eprintln!(
+        "rampart-nri: rampartd answers at {} but this build has no rampartd client yet \
+         (injection config: {inject:?}); run with --log-only for now",
+        args.daemon.display()
+    );
+    ExitCode::from(2)
+}
+
+async fn serve<H: Handler>(config: PluginConfig, handler: H) -> ExitCode {
     tracing::info!(socket = %config.socket.display(), plugin = %format!("{}-{}", config.index, config.name), "starting");
-    let plugin = Plugin::new(config, LogHandler);
+    let plugin = Plugin::new(config, handler);
     let (mut term, mut int) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -54,7 +112,7 @@ async fn main() -> std::process::ExitCode {
         (Ok(t), Ok(i)) => (t, i),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("rampart-nri: cannot install signal handlers: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::FAILURE;
         }
     };
     tokio::select! {
@@ -62,5 +120,5 @@ async fn main() -> std::process::ExitCode {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
     }
-    std::process::ExitCode::SUCCESS
+    ExitCode::SUCCESS
 }

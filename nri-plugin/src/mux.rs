@@ -50,6 +50,13 @@ pub enum MuxError {
     Write(#[source] std::io::Error),
 }
 
+// ttrpc calls over a virtual connection fail with the mux's error as their transport error.
+impl From<MuxError> for crate::ttrpc::TtrpcError {
+    fn from(e: MuxError) -> Self {
+        crate::ttrpc::TtrpcError::Transport(Box::new(e))
+    }
+}
+
 /// Encodes one frame.
 pub fn encode_frame(conn: ConnId, payload: &[u8]) -> Result<Vec<u8>, MuxError> {
     if payload.len() > MAX_FRAME_PAYLOAD {

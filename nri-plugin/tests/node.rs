@@ -61,7 +61,15 @@ struct PluginProcess {
 impl PluginProcess {
     fn start(name: &str, index: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-nri"))
-            .args(["--socket", NRI_SOCKET, "--name", name, "--index", index])
+            .args([
+                "--log-only",
+                "--socket",
+                NRI_SOCKET,
+                "--name",
+                name,
+                "--index",
+                index,
+            ])
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

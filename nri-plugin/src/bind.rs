@@ -1,0 +1,103 @@
+//! Telling rampartd which cgroup a container runs in (and when it is gone), so the kernel events
+//! rampart-audit sees by cgroup id map to pods.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_protos::agent::BindRequest;
+use rampart_protos::nri::{Container, PodSandbox};
+
+use crate::cgroup::{self, CgroupError};
+use crate::daemon::{Daemon, DaemonError};
+use crate::workload;
+
+pub struct Binder<D> {
+    daemon: Arc<D>,
+    /// Found once: the hierarchy does not move while the node runs.
+    v2_root: Result<PathBuf, String>,
+    timeout: Duration,
+}
+
+impl<D: Daemon> Binder<D> {
+    pub fn new(daemon: Arc<D>, sys_fs_cgroup: &Path, timeout: Duration) -> Self {
+        let v2_root = cgroup::v2_root(sys_fs_cgroup).map_err(|e| {
+            tracing::error!(error = %e, "containers' cgroups cannot be bound to workloads");
+            e.to_string()
+        });
+        Binder {
+            daemon,
+            v2_root,
+            timeout,
+        }
+    }
+
+    /// The BindRequest for a container whose cgroup exists (from runc create on).
+    pub fn request(&self, pod: &PodSandbox, c: &Container) -> Result<BindRequest, BindError> {
+        let root = self
+            .v2_root
+            .as_ref()
+            .map_err(|e| BindError::NoV2(e.clone()))?;
+        let path = c
+            .linux
+            .as_ref()
+            .map(|l| l.cgroups_path.as_str())
+            .unwrap_or("");
+        let cg = cgroup::resolve(root, path)?;
+        Ok(BindRequest {
+            workload: Some(workload::workload(pod, c)),
+            cgroup_id: cg.id,
+            cgroup_path: cg.dir.display().to_string(),
+            pid: c.pid,
+        })
+    }
+
+    /// Binds, logging failures: a container whose events cannot be mapped still runs (its
+    /// seccomp filter is already in place), and the runtime must not wait on rampartd here.
+    pub async fn bind(&self, pod: &PodSandbox, c: &Container) -> Option<BindRequest> {
+        let req = match self.request(pod, c) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(container_id = %c.id, error = %e, "cannot bind the container's cgroup; kernel events from it will not map to its pod");
+                return None;
+            }
+        };
+        let sent = req.clone();
+        let res = tokio::time::timeout(self.timeout, self.daemon.bind(req))
+            .await
+            .unwrap_or(Err(DaemonError::Timeout {
+                call: "BindContainer",
+                timeout: self.timeout,
+            }));
+        match res {
+            Ok(()) => {
+                tracing::info!(container_id = %c.id, cgroup_id = sent.cgroup_id, pid = c.pid, "bound");
+                Some(sent)
+            }
+            Err(e) => {
+                tracing::error!(container_id = %c.id, cgroup_id = sent.cgroup_id, error = %e, "BindContainer failed; kernel events from this container will not map to its pod");
+                None
+            }
+        }
+    }
+
+    pub async fn unbind(&self, c: &Container) {
+        let res = tokio::time::timeout(self.timeout, self.daemon.unbind(&c.id))
+            .await
+            .unwrap_or(Err(DaemonError::Timeout {
+                call: "UnbindContainer",
+                timeout: self.timeout,
+            }));
+        if let Err(e) = res {
+            tracing::warn!(container_id = %c.id, error = %e, "UnbindContainer failed; rampartd keeps a stale binding until it reconciles");
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("{0}")]
+    NoV2(String),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+}
