@@ -39,7 +39,7 @@ use rampart_nri::runc_wrapper::SECCOMP_ANNOTATION;
 use rampart_nri::seccomp_merge::Additions;
 use rampart_nri::{CreateReply, EventMask, Handler, HandlerResult, Plugin, PluginConfig};
 use rampart_seccomp::listener::Listener;
-use rampart_seccomp::supervisor::{self, Answer, Handler as NotifyHandler};
+use rampart_seccomp::supervisor::{self, Answer, Handler as NotifyHandler, Phase};
 use rampart_seccomp::sys::notify::Notification;
 use rampart_seccomp::workload::Workload as NotifyWorkload;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -106,7 +106,13 @@ struct Recorder {
 struct RecordingHandler(Arc<Recorder>);
 
 impl NotifyHandler for RecordingHandler {
-    fn handle(&self, _w: &NotifyWorkload, _fd: BorrowedFd<'_>, n: &Notification) -> Answer {
+    fn handle(
+        &self,
+        _w: &NotifyWorkload,
+        _fd: BorrowedFd<'_>,
+        _phase: &mut Phase,
+        n: &Notification,
+    ) -> Answer {
         self.0.notified.lock().unwrap().push(n.nr);
         Answer::Continue
     }

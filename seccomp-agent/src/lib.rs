@@ -7,8 +7,13 @@
 //! (issue 5).
 
 pub mod emulate_open;
+pub mod fifo_open;
+pub mod handle_connect;
+pub mod handle_exec;
+pub mod handle_open;
 pub mod listener;
 pub mod memory;
+pub mod policy_handler;
 pub mod procfs_self;
 pub mod resolve;
 pub mod supervisor;

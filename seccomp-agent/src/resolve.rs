@@ -107,6 +107,12 @@ pub fn resolve(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<(Obje
     let guard = creds::assume(&task.creds).map_err(errno)?;
     let lookup_flags = O_PATH_FLAGS | (req.flags & (libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64);
     let object = match anchor {
+        // The link itself names the object (/proc/self/fd/5, /dev/stderr): it may be a pipe or
+        // a socket, which has no directory to look anything up in.
+        Anchor::OwnLink { base, rest, .. } if rest.is_empty() => {
+            let path = fd_path(&base)?;
+            Ok(Object::Existing { fd: base, path })
+        }
         Anchor::Dir { base, path, resolve } | Anchor::OwnLink { base, rest: path, resolve } => {
             lookup(base.as_fd(), &path, req.flags, lookup_flags, resolve)
         }
@@ -160,14 +166,9 @@ fn anchor(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<Anchor, Er
     if let Some(link) = own_magic_link(&absolute, task, tid) {
         // The task's own fd/cwd/root/exe: followed in the host's procfs.
         let base = open_host(link.host_path.to_str().ok_or(libc::EINVAL)?, libc::O_PATH)?;
-        let rest = if link.rest.is_empty() {
-            OsString::from(".")
-        } else {
-            link.rest
-        };
         return Ok(Anchor::OwnLink {
             base,
-            rest,
+            rest: link.rest,
             resolve: libc::RESOLVE_BENEATH
                 | libc::RESOLVE_NO_MAGICLINKS
                 | (req.resolve & KEPT_RESOLVE),

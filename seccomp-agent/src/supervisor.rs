@@ -25,12 +25,31 @@ pub enum Answer {
     Errno(i32),
     /// The agent did the syscall itself (an emulated open): install this fd and return its number.
     Inject { fd: OwnedFd, cloexec: bool },
+    /// Another thread answers it later (an open that waits, such as a FIFO's).
+    Deferred,
+}
+
+/// Where the tasks of one notify fd are in their life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// runc's init, between installing the filter and exec'ing the container's process: runc
+    /// itself (trusted) reads /etc/passwd and /etc/group to set up the user and opens its exec
+    /// FIFO. Nothing the workload controls runs yet. Ends at the first execve.
+    RuntimeInit,
+    /// The workload's own code: every notification is decided by policy.
+    Workload,
 }
 
 /// Decides notifications. Called on the fd's supervising thread; it must answer quickly and must
 /// not panic (a panic is caught and answered with EPERM, never CONTINUE).
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, workload: &Workload, notify_fd: BorrowedFd<'_>, n: &Notification) -> Answer;
+    fn handle(
+        &self,
+        workload: &Workload,
+        notify_fd: BorrowedFd<'_>,
+        phase: &mut Phase,
+        n: &Notification,
+    ) -> Answer;
 }
 
 /// Starts supervising `fd` for `workload`. The thread ends when every task that uses the filter
@@ -64,6 +83,7 @@ fn run(fd: OwnedFd, workload: &Workload, handler: &dyn Handler) {
         error!(error = %e, "cannot give the supervisor thread its own fs context; closing the notify fd");
         return;
     }
+    let mut phase = Phase::RuntimeInit;
     loop {
         match wait(fd.as_fd()) {
             Ok(Ready::Notification) => {}
@@ -87,7 +107,7 @@ fn run(fd: OwnedFd, workload: &Workload, handler: &dyn Handler) {
             }
         };
         let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handler.handle(workload, fd.as_fd(), &n)
+            handler.handle(workload, fd.as_fd(), &mut phase, &n)
         }))
         .unwrap_or_else(|_| {
             warn!(nr = n.nr, "handler panicked; answering EPERM");
@@ -136,6 +156,7 @@ fn respond(fd: BorrowedFd<'_>, id: u64, answer: Answer) -> io::Result<()> {
     match answer {
         Answer::Continue => notify::respond_continue(fd, id),
         Answer::Errno(errno) => notify::respond_errno(fd, id, errno),
+        Answer::Deferred => Ok(()),
         Answer::Inject { fd: src, cloexec } => {
             match notify::addfd_send(fd, id, src.as_fd(), cloexec) {
                 Ok(_) => Ok(()),

@@ -12,6 +12,9 @@ pub mod annotations {
     pub const CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
     pub const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
     pub const IMAGE_NAME: &str = "io.kubernetes.cri.image-name";
+    /// Set by rampart-nri: the pod's labels as a JSON object (CRI doesn't pass labels to the
+    /// runtime, and policies select pods by label).
+    pub const POD_LABELS: &str = "rampart.dev/pod-labels";
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,6 +29,7 @@ pub struct Workload {
     pub pid: i32,
     /// `listenerMetadata` as set in the profile, verbatim.
     pub metadata: Option<String>,
+    pub pod_labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Workload {
@@ -42,6 +46,21 @@ impl Workload {
             image: get(annotations::IMAGE_NAME),
             pid: *state.pid(),
             metadata: state.metadata().clone(),
+            pod_labels: ann
+                .get(annotations::POD_LABELS)
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The identity policies select on.
+    pub fn policy_workload(&self) -> rampart_policy::Workload {
+        rampart_policy::Workload {
+            namespace: self.namespace.clone(),
+            pod_name: self.pod_name.clone(),
+            pod_labels: self.pod_labels.clone(),
+            container_name: self.container_name.clone(),
+            image: self.image.clone(),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use rampart_seccomp::listener::Listener;
 use rampart_seccomp::memory::TaskMemory;
-use rampart_seccomp::supervisor::{self, Answer, Handler};
+use rampart_seccomp::supervisor::{self, Answer, Handler, Phase};
 use rampart_seccomp::sys::notify::{self, Notification};
 use rampart_seccomp::syscall::{Call, decode};
 use rampart_seccomp::workload::Workload;
@@ -38,7 +38,13 @@ struct DenyOne {
 }
 
 impl Handler for DenyOne {
-    fn handle(&self, w: &Workload, fd: BorrowedFd<'_>, n: &Notification) -> Answer {
+    fn handle(
+        &self,
+        w: &Workload,
+        fd: BorrowedFd<'_>,
+        _phase: &mut Phase,
+        n: &Notification,
+    ) -> Answer {
         let Ok(mem) = TaskMemory::open(n.pid) else {
             return Answer::Errno(libc::EPERM);
         };

@@ -90,6 +90,19 @@ pub fn addfd_send(
 /// Asks the kernel to wake the supervisor on the notifying task's CPU and to switch to it
 /// synchronously (Linux >= 6.6); a wakeup that crosses CPUs costs tens of µs on a VM.
 pub fn set_sync_wakeup(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let mut flags: u64 = 1; // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-    ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, &mut flags).map(drop)
+    const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
+    // SAFETY: unlike the other notify ioctls, SET_FLAGS takes the flags as the argument's value,
+    // not through a pointer (kernel/seccomp.c: seccomp_notify_set_flags(filter, arg)).
+    let rc = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }

@@ -1,0 +1,116 @@
+//! open, openat, openat2, creat: resolved inside the container, decided on the real object, and
+//! emulated (the agent opens it and injects the descriptor), so the check and the use can't part.
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::sys::stat::{SFlag, fstat};
+use rampart_policy::{Access, Operation, WorkloadView};
+
+use crate::emulate_open::{self, access_of};
+use crate::policy_handler::{Outcome, Subject, outcome, process_path};
+use crate::fifo_open;
+use crate::resolve::{self, Object, OpenRequest};
+use crate::supervisor::Answer;
+use crate::sys::notify::Notification;
+use crate::syscall::Call;
+use crate::task::TaskInfo;
+use crate::workload::Workload;
+
+/// Files are refused the way a permission problem would be: "Permission denied".
+const DENY: i32 = libc::EACCES;
+
+pub fn handle<'v>(
+    w: &Workload,
+    view: &'v WorkloadView,
+    notify_fd: BorrowedFd<'_>,
+    n: &Notification,
+    call: &Call,
+) -> Outcome<'v> {
+    let pid = n.pid;
+    let Call::Open {
+        dir,
+        path,
+        flags,
+        mode,
+        resolve,
+    } = call
+    else {
+        return Outcome::errno(libc::EPERM);
+    };
+    let Ok(task) = TaskInfo::read(pid) else {
+        return Outcome::errno(libc::EPERM);
+    };
+    // Before assuming the task's credentials: its /proc/<pid>/exe may not be readable by them.
+    let process = process_path(pid);
+    let req = OpenRequest {
+        dir: *dir,
+        path,
+        flags: *flags,
+        resolve: *resolve,
+    };
+    let (object, creds) = match resolve::resolve(pid, &task, &req) {
+        Ok(r) => r,
+        Err(errno) => return Outcome::errno(errno),
+    };
+    let file = object.path().to_string_lossy().into_owned();
+    let access = access_of(*flags, &object);
+    let wanted = [
+        (access.read, Access::Read),
+        (access.write, Access::Write),
+        (access.create, Access::Create),
+    ];
+    // An open that reads and writes is decided by its strictest part.
+    let (decision, op) = wanted
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, a)| {
+            let op = Operation::FileAccess {
+                path: &file,
+                access: *a,
+                process: &process,
+            };
+            (view.decide(&op), op)
+        })
+        .max_by_key(|(d, _)| d.verdict)
+        .unwrap_or_else(|| {
+            let op = Operation::FileAccess {
+                path: &file,
+                access: Access::Read,
+                process: &process,
+            };
+            (view.decide(&op), op)
+        });
+    let subject = Subject {
+        event_type: rampart_policy::EventType::FileAccess,
+        syscall: "openat",
+        process: process.clone(),
+        path: file.clone(),
+        remote: String::new(),
+    };
+    let cloexec = *flags & libc::O_CLOEXEC as u64 != 0;
+    let result = outcome(decision, w, &op, subject, DENY, || {
+        if let Object::Existing { fd, .. } = &object {
+            let fifo = fstat(fd.as_fd())
+                .map(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFIFO.bits())
+                .unwrap_or(false);
+            if fifo && fifo_open::would_block(*flags) {
+                let Object::Existing { fd, .. } = object else {
+                    unreachable!("matched above")
+                };
+                let spawned = notify_fd
+                    .try_clone_to_owned()
+                    .and_then(|nfd| fifo_open::spawn(nfd, n.id, fd, *flags, task.creds.clone()));
+                return match spawned {
+                    Ok(()) => Answer::Deferred,
+                    Err(e) => Answer::Errno(e.raw_os_error().unwrap_or(libc::EAGAIN)),
+                };
+            }
+        }
+        match emulate_open::open(object, *flags, *mode, task.umask) {
+            Ok(fd) => Answer::Inject { fd, cloexec },
+            Err(errno) => Answer::Errno(errno),
+        }
+    });
+    drop(creds);
+    result
+}

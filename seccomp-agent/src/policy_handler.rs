@@ -1,0 +1,221 @@
+//! The seccomp agent's decisions: each notification is decoded, its object resolved inside the
+//! container, checked against the workload's view of the compiled policy snapshot, and answered.
+//! Reportable decisions go to rampartd as events. The policy is evaluated here, locally, from the
+//! snapshot: no round trip on the syscall's path.
+
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rampart_policy::{Decision, EventType, Operation, Snapshot, Verdict, WorkloadView};
+use rampart_protos::agent;
+use tracing::{debug, warn};
+
+use crate::memory::TaskMemory;
+use crate::supervisor::{Answer, Handler, Phase};
+use crate::sys::notify::{self, Notification};
+use crate::syscall::{Call, decode};
+use crate::workload::Workload;
+use crate::{handle_connect, handle_exec, handle_open};
+
+/// Where reportable decisions go (rampartd's ReportEvents, batched by the caller). Must not block.
+pub trait Reporter: Send + Sync + 'static {
+    fn report(&self, event: agent::Event);
+}
+
+/// The current snapshot and each container's view of it.
+pub struct PolicyHandler {
+    snapshot: RwLock<(u64, Arc<Snapshot>)>,
+    views: Mutex<HashMap<String, (u64, Arc<WorkloadView>)>>,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl PolicyHandler {
+    pub fn new(version: u64, snapshot: Snapshot, reporter: Arc<dyn Reporter>) -> Self {
+        Self {
+            snapshot: RwLock::new((version, Arc::new(snapshot))),
+            views: Mutex::new(HashMap::new()),
+            reporter,
+        }
+    }
+
+    /// Swaps in a new snapshot; views are rebuilt lazily on each container's next notification.
+    pub fn publish(&self, version: u64, snapshot: Snapshot) {
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = (version, Arc::new(snapshot));
+    }
+
+    pub fn version(&self) -> u64 {
+        self.snapshot.read().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// Forgets a container's view (its processes are gone).
+    pub fn forget(&self, container_id: &str) {
+        self.views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(container_id);
+    }
+
+    fn view(&self, w: &Workload) -> Arc<WorkloadView> {
+        let (version, snapshot) = {
+            let s = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
+            (s.0, s.1.clone())
+        };
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, view)) = views.get(&w.container_id) {
+            if *v == version {
+                return view.clone();
+            }
+        }
+        let view = Arc::new(snapshot.for_workload(&w.policy_workload()));
+        views.insert(w.container_id.clone(), (version, view.clone()));
+        view
+    }
+}
+
+/// What a handler decided, with what to report.
+pub struct Outcome<'v> {
+    pub answer: Answer,
+    pub report: Option<Report<'v>>,
+}
+
+impl Outcome<'_> {
+    pub fn errno(errno: i32) -> Self {
+        Self {
+            answer: Answer::Errno(errno),
+            report: None,
+        }
+    }
+}
+
+/// What the decision was about, for the event.
+pub struct Subject {
+    pub event_type: EventType,
+    pub syscall: &'static str,
+    pub process: String,
+    pub path: String,
+    pub remote: String,
+}
+
+pub struct Report<'v> {
+    pub decision: Decision<'v>,
+    pub subject: Subject,
+    pub message: String,
+}
+
+/// Block → `errno` and a report; Alert → `allowed()` and a report; Allow → `allowed()`.
+pub fn outcome<'v>(
+    decision: Decision<'v>,
+    w: &Workload,
+    op: &Operation<'_>,
+    subject: Subject,
+    errno: i32,
+    allowed: impl FnOnce() -> Answer,
+) -> Outcome<'v> {
+    let answer = match decision.verdict {
+        Verdict::Allow => {
+            return Outcome {
+                answer: allowed(),
+                report: None,
+            };
+        }
+        Verdict::Alert => allowed(),
+        Verdict::Block => Answer::Errno(errno),
+    };
+    let message = decision.message(&w.policy_workload(), op);
+    Outcome {
+        answer,
+        report: Some(Report {
+            decision,
+            subject,
+            message,
+        }),
+    }
+}
+
+impl Handler for PolicyHandler {
+    fn handle(&self, w: &Workload, fd: BorrowedFd<'_>, phase: &mut Phase, n: &Notification) -> Answer {
+        // Read the arguments once, then make sure they belonged to this notification's task.
+        let call = TaskMemory::open(n.pid)
+            .map_err(|e| e.to_string())
+            .and_then(|mem| decode(n, &mem).map_err(|e| e.to_string()));
+        if !notify::id_valid(fd, n.id) {
+            return Answer::Errno(libc::EPERM);
+        }
+        let call = match call {
+            Ok(c) => c,
+            Err(e) => {
+                // Unreadable arguments are never allowed: the kernel would read what we couldn't.
+                debug!(pid = n.pid, nr = n.nr, error = %e, "cannot read the syscall's arguments");
+                return Answer::Errno(libc::EPERM);
+            }
+        };
+        if *phase == Phase::RuntimeInit {
+            if !matches!(call, Call::Exec { .. }) {
+                // runc's own setup (see `Phase`): let it run as the runtime intended.
+                return Answer::Continue;
+            }
+            // This execve starts the workload: it is the first thing policy decides.
+            *phase = Phase::Workload;
+        }
+        let view = self.view(w);
+        let outcome = match &call {
+            Call::Open { .. } => handle_open::handle(w, &view, fd, n, &call),
+            Call::Exec { .. } => handle_exec::handle(w, &view, n.pid, &call),
+            Call::Connect { .. } => handle_connect::handle(w, &view, n.pid, &call),
+            Call::Other { nr } => {
+                // The filter only notifies what this agent handles; anything else is a filter
+                // this agent did not write. Refuse rather than guess.
+                warn!(nr, "notification for a syscall the agent does not handle; answering EPERM");
+                Outcome {
+                    answer: Answer::Errno(libc::EPERM),
+                    report: None,
+                }
+            }
+        };
+        if let Some(r) = outcome.report {
+            self.reporter.report(event(w, n.pid, &r));
+        }
+        outcome.answer
+    }
+}
+
+fn event(w: &Workload, pid: u32, r: &Report<'_>) -> agent::Event {
+    let action = match r.decision.verdict {
+        Verdict::Block => "Blocked",
+        _ => "Alerted",
+    };
+    agent::Event {
+        timestamp_ns: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+        event_type: r.subject.event_type.as_str().to_owned(),
+        container_id: w.container_id.clone(),
+        cgroup_id: 0,
+        pid,
+        process_path: r.subject.process.clone(),
+        args: Vec::new(),
+        syscall: r.subject.syscall.to_owned(),
+        file_path: r.subject.path.clone(),
+        remote: r.subject.remote.clone(),
+        policy_name: r.decision.policy_name().unwrap_or_default().to_owned(),
+        rule_id: r.decision.rule_id().unwrap_or_default().to_owned(),
+        action: action.to_owned(),
+        severity: r
+            .decision
+            .severity()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        message: r.message.clone(),
+        enforcer: "seccomp-notify".to_owned(),
+    }
+}
+
+/// The executable of task `pid`, as the container names it ("" if unknown).
+pub fn process_path(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,183 @@
+//! The seed scenario with the real policy and the real agent code, on the real node: an nginx pod
+//! whose Localhost seccomp profile sends open/exec to the agent (in this test process), under the
+//! seed policy DisallowEtcAccessForNginx. nginx must start and serve with every open emulated;
+//! `cat /etc/passwd` must get "Permission denied" before anything is read, by every spelling of the
+//! path; the block must be reported with the policy's name.
+//!
+//! Needs root and the node (`make node-up`). Under `make test` (RAMPART_NODE_TESTS=1) a missing
+//! node fails the test instead of skipping it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rampart_integration::cri::{ContainerSpec, Cri, PodSpec, SeccompProfile, TestPod, unique_name};
+use rampart_policy::{Snapshot, parse_str};
+use rampart_protos::agent;
+use rampart_seccomp::listener::Listener;
+use rampart_seccomp::policy_handler::{PolicyHandler, Reporter};
+use rampart_seccomp::supervisor::{self, Handler};
+use rampart_seccomp::workload::Workload;
+
+const SEED: &str = include_str!("../../config/examples/disallow-etc-access-for-nginx.yaml");
+
+#[derive(Default)]
+struct Collect(Mutex<Vec<agent::Event>>);
+
+impl Reporter for Collect {
+    fn report(&self, event: agent::Event) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+async fn node() -> Option<Cri> {
+    let required = std::env::var_os("RAMPART_NODE_TESTS").is_some();
+    if !nix::unistd::geteuid().is_root() {
+        assert!(!required, "RAMPART_NODE_TESTS is set but the tests do not run as root");
+        eprintln!("skipped: needs root and the node (run `make node-up`, or `make test`)");
+        return None;
+    }
+    match Cri::connect_default().await {
+        Ok(cri) => Some(cri),
+        Err(e) if !required => {
+            eprintln!("skipped: {e}");
+            None
+        }
+        Err(e) => panic!("RAMPART_NODE_TESTS is set but the node is not reachable: {e}"),
+    }
+}
+
+fn http_get(addr: SocketAddr) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(s, "GET / HTTP/1.0\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        })();
+        match attempt {
+            Ok(b) => return b,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => panic!("nginx at {addr} never answered: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {
+    let Some(cri) = node().await else { return };
+    let dir = PathBuf::from(format!("/run/rampart-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("seccomp.sock");
+    let profile = dir.join("profile.json");
+    std::fs::write(
+        &profile,
+        format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+            "listenerPath":"{}","listenerMetadata":"rampart-test",
+            "syscalls":[{{"names":["open","openat","openat2","creat","execve","execveat"],"action":"SCMP_ACT_NOTIFY"}}]}}"#,
+            sock.display()
+        ),
+    )
+    .unwrap();
+
+    let snapshot = Snapshot::new(parse_str("seed.yaml", SEED).unwrap()).unwrap();
+    let events = Arc::new(Collect::default());
+    let handler: Arc<dyn Handler> = Arc::new(PolicyHandler::new(1, snapshot, events.clone()));
+    let listener = Listener::bind(&sock).unwrap();
+    let accept = tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok(h) => {
+                    let w = Arc::new(Workload::from_state(&h.state));
+                    supervisor::spawn(h.notify_fd, w, handler.clone()).unwrap();
+                }
+                Err(e) => eprintln!("listener: {e}"),
+            }
+        }
+    });
+
+    let name = unique_name("seed");
+    let pod = TestPod::run(
+        &cri,
+        &PodSpec::new(&name).namespace("rampart-test").label("app", "nginx"),
+        &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")
+            .seccomp(SeccompProfile::Localhost(profile.clone()))],
+    )
+    .await
+    .expect("nginx starts with every open emulated by the agent");
+    let ip = pod.ip.expect("pod IP");
+
+    // nginx read its config, /etc/passwd and /etc/group (allowed to /usr/sbin/nginx) and serves.
+    let reply = http_get(SocketAddr::new(ip, 80));
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+
+    // The attack: blocked before anything is read.
+    let cat = pod.exec("nginx", &["cat", "/etc/passwd"]).await.unwrap();
+    assert_ne!(cat.exit_code, 0, "{cat:?}");
+    assert!(!cat.stdout_text().contains("root:x:0:0"), "the file was read: {cat:?}");
+    assert!(
+        String::from_utf8_lossy(&cat.stderr).contains("Permission denied"),
+        "{cat:?}"
+    );
+
+    // Other spellings of the same file, resolved by the agent inside the container.
+    for script in [
+        "cat /etc/../etc/passwd",
+        "cat //etc///passwd",
+        "cat /proc/self/root/etc/passwd",
+        "cd /etc && cat passwd",
+        "cd /etc && cat ./nginx/../passwd",
+        "ln -sf /etc/passwd /tmp/pw-link && cat /tmp/pw-link",
+        "cp /bin/busybox /tmp/kat && /tmp/kat cat /etc/passwd",
+    ] {
+        let out = pod.exec("nginx", &["sh", "-c", script]).await.unwrap();
+        assert!(
+            !out.stdout_text().contains("root:x:0:0"),
+            "`{script}` read /etc/passwd: {out:?}"
+        );
+        assert_ne!(out.exit_code, 0, "`{script}` succeeded: {out:?}");
+    }
+
+    // What the policy allows still works: runtime-managed files, files outside /etc.
+    let host = pod.exec("nginx", &["cat", "/etc/hostname"]).await.unwrap();
+    assert_eq!(host.exit_code, 0, "{host:?}");
+    let www = pod
+        .exec("nginx", &["cat", "/usr/share/nginx/html/index.html"])
+        .await
+        .unwrap();
+    assert!(www.stdout_text().contains("Welcome to nginx!"), "{www:?}");
+    let write = pod
+        .exec("nginx", &["sh", "-c", "echo hi > /tmp/x && cat /tmp/x"])
+        .await
+        .unwrap();
+    assert_eq!(write.stdout_text(), "hi\n", "{write:?}");
+
+    // The block was reported, naming the pod's container, the file and the policy.
+    let container_id = pod.container_id("nginx").unwrap().to_owned();
+    let seen = events.0.lock().unwrap().clone();
+    let blocked: Vec<_> = seen
+        .iter()
+        .filter(|e| e.file_path == "/etc/passwd" && e.action == "Blocked")
+        .collect();
+    assert!(!blocked.is_empty(), "no Blocked event for /etc/passwd: {seen:#?}");
+    let e = blocked[0];
+    assert_eq!(e.policy_name, "DisallowEtcAccessForNginx");
+    assert_eq!(e.event_type, "FileAccess");
+    assert_eq!(e.severity, "High");
+    assert_eq!(e.container_id, container_id);
+    assert_eq!(e.enforcer, "seccomp-notify");
+    assert_eq!(
+        e.message,
+        "File access to /etc/passwd by nginx container is prohibited by policy."
+    );
+
+    pod.remove().await.unwrap();
+    accept.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
