@@ -174,7 +174,10 @@ fn annotation_reaches_runc_through_rampart_runc() {
     rt.spawn(async move {
         loop {
             match listener.accept().await {
-                Ok(h) => {
+                Ok(incoming) => {
+                    let Ok(h) = incoming.handoff().await else {
+                        continue;
+                    };
                     let w = Arc::new(NotifyWorkload::from_state(&h.state));
                     rec.handoffs.lock().unwrap().push((*w).clone());
                     let handler: Arc<dyn NotifyHandler> = Arc::new(RecordingHandler(rec.clone()));

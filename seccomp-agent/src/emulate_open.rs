@@ -217,7 +217,10 @@ mod tests {
         };
         // Finding the file needs no permission on it (O_PATH); reading it does.
         let (obj, creds) = resolve(tid, &task, &req).unwrap();
-        assert_eq!(open(obj, libc::O_RDONLY as u64, 0, 0o022).unwrap_err(), libc::EACCES);
+        assert_eq!(
+            open(obj, libc::O_RDONLY as u64, 0, 0o022).unwrap_err(),
+            libc::EACCES
+        );
         drop(creds);
         // Back to the agent's own credentials: it can read it again.
         assert!(std::fs::File::open("/etc/shadow").is_ok());

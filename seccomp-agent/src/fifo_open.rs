@@ -59,15 +59,26 @@ pub fn spawn(
 }
 
 /// Polls until the FIFO has a peer. `Ok(None)`: the notification is no longer valid.
-fn wait_open(notify_fd: &OwnedFd, id: u64, fifo: &OwnedFd, flags: i32) -> Result<Option<OwnedFd>, i32> {
-    let path = CString::new(format!("/proc/self/fd/{}", fifo.as_raw_fd())).map_err(|_| libc::EINVAL)?;
+fn wait_open(
+    notify_fd: &OwnedFd,
+    id: u64,
+    fifo: &OwnedFd,
+    flags: i32,
+) -> Result<Option<OwnedFd>, i32> {
+    let path =
+        CString::new(format!("/proc/self/fd/{}", fifo.as_raw_fd())).map_err(|_| libc::EINVAL)?;
     let open_flags = OFlag::from_bits_truncate(
-        (flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW)) | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        (flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW))
+            | libc::O_NONBLOCK
+            | libc::O_CLOEXEC,
     );
     let blocking = |fd: OwnedFd| -> Result<OwnedFd, i32> {
         let fl = fcntl(fd.as_fd(), FcntlArg::F_GETFL).map_err(|e| e as i32)?;
-        fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) & !OFlag::O_NONBLOCK))
-            .map_err(|e| e as i32)?;
+        fcntl(
+            fd.as_fd(),
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) & !OFlag::O_NONBLOCK),
+        )
+        .map_err(|e| e as i32)?;
         Ok(fd)
     };
     if flags & libc::O_ACCMODE == libc::O_WRONLY {

@@ -54,7 +54,10 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
     let (op, event_type) = if memfd {
         (Operation::Drift { path: &target }, EventType::Drift)
     } else {
-        (Operation::Exec { path: &target }, EventType::ProcessExecution)
+        (
+            Operation::Exec { path: &target },
+            EventType::ProcessExecution,
+        )
     };
     let decision = view.decide(&op);
     let subject = Subject {

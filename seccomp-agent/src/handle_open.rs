@@ -7,8 +7,8 @@ use nix::sys::stat::{SFlag, fstat};
 use rampart_policy::{Access, Operation, WorkloadView};
 
 use crate::emulate_open::{self, access_of};
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
 use crate::fifo_open;
+use crate::policy_handler::{Outcome, Subject, outcome, process_path};
 use crate::resolve::{self, Object, OpenRequest};
 use crate::supervisor::Answer;
 use crate::sys::notify::Notification;

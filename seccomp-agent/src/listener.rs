@@ -78,9 +78,10 @@ impl Listener {
         &self.path
     }
 
-    /// Waits for the next connection and reads its handoff. Errors concern that one connection;
-    /// the caller logs them and keeps accepting.
-    pub async fn accept(&self) -> Result<Handoff, ListenError> {
+    /// Waits for the next connection from root. Errors concern that one connection; the caller
+    /// logs them and keeps accepting. Read each connection's handoff on a task of its own
+    /// ([`Incoming::handoff`]): one slow sender must not hold up other containers' starts.
+    pub async fn accept(&self) -> Result<Incoming, ListenError> {
         let (stream, _) = self.inner.accept().await.map_err(ListenError::Accept)?;
         let cred = stream.peer_cred().map_err(ListenError::Accept)?;
         if cred.uid() != 0 {
@@ -89,32 +90,46 @@ impl Listener {
                 pid: cred.pid(),
             });
         }
-        read_handoff(&stream).await
+        Ok(Incoming { stream })
     }
 }
 
-/// Reads until runc closes the connection: the JSON may span several reads, the fds come with
-/// the first.
+/// An accepted connection from runc, before its handoff is read.
+pub struct Incoming {
+    stream: UnixStream,
+}
+
+impl Incoming {
+    pub async fn handoff(self) -> Result<Handoff, ListenError> {
+        read_handoff(&self.stream).await
+    }
+}
+
+/// Reads until the state JSON is complete. runc keeps the connection open while its init goes on
+/// (and init's next syscalls may already wait on this very fd), so waiting for EOF would
+/// deadlock; the fds come with the first chunk.
 async fn read_handoff(stream: &UnixStream) -> Result<Handoff, ListenError> {
     let mut data = Vec::with_capacity(4096);
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
+    let state: ContainerProcessState = loop {
         let n = stream
             .async_io(Interest::READABLE, || {
                 recv_with_fds(stream.as_fd(), &mut buf, &mut fds)
             })
             .await
             .map_err(ListenError::Read)?;
-        if n == 0 {
-            break;
-        }
         data.extend_from_slice(&buf[..n]);
         if data.len() > MAX_STATE_BYTES {
             return Err(ListenError::TooLarge);
         }
-    }
-    let state: ContainerProcessState = serde_json::from_slice(&data).map_err(ListenError::State)?;
+        match serde_json::from_slice(&data) {
+            Ok(state) => break state,
+            // Not all of it yet: read on, unless the sender is gone.
+            Err(e) if e.is_eof() && n > 0 => continue,
+            Err(e) => return Err(ListenError::State(e)),
+        }
+    };
     let index = state.fds().iter().position(|n| n == SECCOMP_FD_NAME);
     let notify_fd = match index {
         Some(i) if i < fds.len() => fds.swap_remove(i),

@@ -135,7 +135,13 @@ pub fn outcome<'v>(
 }
 
 impl Handler for PolicyHandler {
-    fn handle(&self, w: &Workload, fd: BorrowedFd<'_>, phase: &mut Phase, n: &Notification) -> Answer {
+    fn handle(
+        &self,
+        w: &Workload,
+        fd: BorrowedFd<'_>,
+        phase: &mut Phase,
+        n: &Notification,
+    ) -> Answer {
         // Read the arguments once, then make sure they belonged to this notification's task.
         let call = TaskMemory::open(n.pid)
             .map_err(|e| e.to_string())
@@ -167,7 +173,10 @@ impl Handler for PolicyHandler {
             Call::Other { nr } => {
                 // The filter only notifies what this agent handles; anything else is a filter
                 // this agent did not write. Refuse rather than guess.
-                warn!(nr, "notification for a syscall the agent does not handle; answering EPERM");
+                warn!(
+                    nr,
+                    "notification for a syscall the agent does not handle; answering EPERM"
+                );
                 Outcome {
                     answer: Answer::Errno(libc::EPERM),
                     report: None,

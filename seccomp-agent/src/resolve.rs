@@ -92,16 +92,32 @@ const KEPT_RESOLVE: u64 = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV;
 /// can use its own links.
 enum Anchor {
     /// openat2 from the task's dirfd, confined there by the task's own RESOLVE_IN_ROOT/BENEATH.
-    Dir { base: OwnedFd, path: OsString, resolve: u64 },
+    Dir {
+        base: OwnedFd,
+        path: OsString,
+        resolve: u64,
+    },
     /// One of the task's own magic links, opened in the host's procfs.
-    OwnLink { base: OwnedFd, rest: OsString, resolve: u64 },
+    OwnLink {
+        base: OwnedFd,
+        rest: OsString,
+        resolve: u64,
+    },
     /// An absolute path inside the container's root.
-    Root { root: OwnedFd, path: OsString, resolve: u64 },
+    Root {
+        root: OwnedFd,
+        path: OsString,
+        resolve: u64,
+    },
 }
 
 /// Resolves the request for task `tid`. Returns the object and the task's credentials, still
 /// assumed by this thread: the caller opens the object under them, then drops the guard.
-pub fn resolve(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<(Object, Assumed), Errno> {
+pub fn resolve(
+    tid: u32,
+    task: &TaskInfo,
+    req: &OpenRequest<'_>,
+) -> Result<(Object, Assumed), Errno> {
     let anchor = anchor(tid, task, req)?;
     // From here on, permission checks are the task's.
     let guard = creds::assume(&task.creds).map_err(errno)?;
@@ -113,12 +129,21 @@ pub fn resolve(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<(Obje
             let path = fd_path(&base)?;
             Ok(Object::Existing { fd: base, path })
         }
-        Anchor::Dir { base, path, resolve } | Anchor::OwnLink { base, rest: path, resolve } => {
-            lookup(base.as_fd(), &path, req.flags, lookup_flags, resolve)
+        Anchor::Dir {
+            base,
+            path,
+            resolve,
         }
-        Anchor::Root { root, path, resolve } => {
-            lookup(root.as_fd(), &path, req.flags, lookup_flags, resolve)
-        }
+        | Anchor::OwnLink {
+            base,
+            rest: path,
+            resolve,
+        } => lookup(base.as_fd(), &path, req.flags, lookup_flags, resolve),
+        Anchor::Root {
+            root,
+            path,
+            resolve,
+        } => lookup(root.as_fd(), &path, req.flags, lookup_flags, resolve),
     }?;
     Ok((object, guard))
 }
@@ -176,7 +201,10 @@ fn anchor(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<Anchor, Er
     }
 
     Ok(Anchor::Root {
-        root: open_host(&format!("/proc/{tid}/root"), libc::O_PATH | libc::O_DIRECTORY)?,
+        root: open_host(
+            &format!("/proc/{tid}/root"),
+            libc::O_PATH | libc::O_DIRECTORY,
+        )?,
         path: absolute,
         resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | (req.resolve & KEPT_RESOLVE),
     })

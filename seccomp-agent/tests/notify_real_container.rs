@@ -108,8 +108,9 @@ fn runc_hands_over_the_fd_and_the_agents_answers_are_what_the_container_sees() {
     let seen_workloads = workloads.clone();
     rt.spawn(async move {
         loop {
-            match listener.accept().await {
-                Ok(handoff) => {
+            match listener.accept().await.map(|i| i.handoff()) {
+                Ok(incoming) => {
+                    let handoff = incoming.await.unwrap();
                     let w = Arc::new(Workload::from_state(&handoff.state));
                     seen_workloads.lock().unwrap().push((*w).clone());
                     supervisor::spawn(handoff.notify_fd, w, h.clone()).unwrap();

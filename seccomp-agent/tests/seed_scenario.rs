@@ -35,7 +35,10 @@ impl Reporter for Collect {
 async fn node() -> Option<Cri> {
     let required = std::env::var_os("RAMPART_NODE_TESTS").is_some();
     if !nix::unistd::geteuid().is_root() {
-        assert!(!required, "RAMPART_NODE_TESTS is set but the tests do not run as root");
+        assert!(
+            !required,
+            "RAMPART_NODE_TESTS is set but the tests do not run as root"
+        );
         eprintln!("skipped: needs root and the node (run `make node-up`, or `make test`)");
         return None;
     }
@@ -93,9 +96,13 @@ async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {
     let accept = tokio::spawn(async move {
         loop {
             match listener.accept().await {
-                Ok(h) => {
-                    let w = Arc::new(Workload::from_state(&h.state));
-                    supervisor::spawn(h.notify_fd, w, handler.clone()).unwrap();
+                Ok(incoming) => {
+                    let handler = handler.clone();
+                    tokio::spawn(async move {
+                        let h = incoming.handoff().await.unwrap();
+                        let w = Arc::new(Workload::from_state(&h.state));
+                        supervisor::spawn(h.notify_fd, w, handler).unwrap();
+                    });
                 }
                 Err(e) => eprintln!("listener: {e}"),
             }
@@ -105,7 +112,9 @@ async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {
     let name = unique_name("seed");
     let pod = TestPod::run(
         &cri,
-        &PodSpec::new(&name).namespace("rampart-test").label("app", "nginx"),
+        &PodSpec::new(&name)
+            .namespace("rampart-test")
+            .label("app", "nginx"),
         &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")
             .seccomp(SeccompProfile::Localhost(profile.clone()))],
     )
@@ -120,7 +129,10 @@ async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {
     // The attack: blocked before anything is read.
     let cat = pod.exec("nginx", &["cat", "/etc/passwd"]).await.unwrap();
     assert_ne!(cat.exit_code, 0, "{cat:?}");
-    assert!(!cat.stdout_text().contains("root:x:0:0"), "the file was read: {cat:?}");
+    assert!(
+        !cat.stdout_text().contains("root:x:0:0"),
+        "the file was read: {cat:?}"
+    );
     assert!(
         String::from_utf8_lossy(&cat.stderr).contains("Permission denied"),
         "{cat:?}"
@@ -165,7 +177,10 @@ async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {
         .iter()
         .filter(|e| e.file_path == "/etc/passwd" && e.action == "Blocked")
         .collect();
-    assert!(!blocked.is_empty(), "no Blocked event for /etc/passwd: {seen:#?}");
+    assert!(
+        !blocked.is_empty(),
+        "no Blocked event for /etc/passwd: {seen:#?}"
+    );
     let e = blocked[0];
     assert_eq!(e.policy_name, "DisallowEtcAccessForNginx");
     assert_eq!(e.event_type, "FileAccess");
