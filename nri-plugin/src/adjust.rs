@@ -21,6 +21,9 @@ pub const SNAPSHOT_ANNOTATION: &str = "rampart.dev/snapshot";
 /// `<namespace>/<pod>/<container>` as rampart identified the container.
 pub const WORKLOAD_ANNOTATION: &str = "rampart.dev/workload";
 
+/// The pod's labels as a JSON object, read by rampart-seccomp from the OCI state.
+pub const POD_LABELS_ANNOTATION: &str = "rampart.dev/pod-labels";
+
 /// NRI's marker for "remove this key" in an adjustment's annotations.
 const REMOVE: char = '-';
 
@@ -51,6 +54,11 @@ pub fn protected(
         plan.snapshot_version.to_string(),
     );
     ann.insert(WORKLOAD_ANNOTATION.to_owned(), workload::display(w));
+    // CRI does not hand pod labels to the runtime; the seccomp agent selects policies by them.
+    ann.insert(
+        POD_LABELS_ANNOTATION.to_owned(),
+        serde_json::to_string(&w.pod_labels).expect("a string map serialises"),
+    );
     let mut linux = None;
     let has_seccomp = !add.notify.is_empty() || !add.deny.is_empty();
     match injection {

@@ -24,6 +24,7 @@ pub mod bind;
 pub mod cgroup;
 pub mod client;
 pub mod daemon;
+pub mod daemon_client;
 pub mod handler;
 pub mod inject;
 pub mod log_handler;

@@ -2,19 +2,22 @@
 //! logs events (to see NRI working); otherwise it injects what rampartd plans, and refuses to start
 //! without rampartd.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use rampart_nri::inject::{DEFAULT_PLAN_TIMEOUT, DEFAULT_SECCOMP_SOCKET, InjectConfig};
+use rampart_nri::daemon_client::RampartdClient;
+use rampart_nri::inject::{
+    DEFAULT_PLAN_TIMEOUT, DEFAULT_SECCOMP_SOCKET, InjectConfig, RampartHandler,
+};
 use rampart_nri::log_handler::LogHandler;
 use rampart_nri::mode::SeccompMode;
 use rampart_nri::plugin::DEFAULT_SOCKET;
 use rampart_nri::{Handler, Plugin, PluginConfig};
+use rampart_protos::agent::{AgentKind, HelloRequest};
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,6 +38,9 @@ struct Args {
     /// Only log NRI events; change nothing and need no rampartd.
     #[arg(long)]
     log_only: bool,
+    /// Log to stderr even when journald runs.
+    #[arg(long)]
+    log_stderr: bool,
     /// rampartd's agent socket.
     #[arg(long, env = "RAMPART_DAEMON_SOCKET", default_value = rampart_protos::agent::DEFAULT_SOCKET)]
     daemon: PathBuf,
@@ -56,14 +62,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        // Plain text when piped (journald, tests), colours on a terminal.
-        .with_ansi(std::io::stdout().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
+    rampart_logging::init("rampart-nri", args.log_stderr);
     let config = match PluginConfig::new(&args.socket, &args.name, &args.index) {
         Ok(c) => c,
         Err(e) => {
@@ -74,16 +74,6 @@ async fn main() -> ExitCode {
     if args.log_only {
         return serve(config, LogHandler).await;
     }
-    // Without rampartd every container would start unprotected (or, with --require-protection,
-    // not at all): say so now rather than at the first pod.
-    if let Err(e) = tokio::net::UnixStream::connect(&args.daemon).await {
-        eprintln!(
-            "rampart-nri: rampartd not reachable at {}: {e}; start rampartd first (or pass \
-             --daemon <socket>), or run with --log-only to only log NRI events",
-            args.daemon.display()
-        );
-        return ExitCode::FAILURE;
-    }
     let inject = InjectConfig {
         seccomp_socket: args.seccomp_socket,
         mode: args.seccomp_mode,
@@ -91,15 +81,26 @@ async fn main() -> ExitCode {
         daemon_timeout: Duration::from_millis(args.daemon_timeout_ms),
         ..Default::default()
     };
-    // The rampartd client (rampart-protos) is being written: once it implements
-    // rampart_nri::daemon::Daemon, this becomes
-    // `serve(config, RampartHandler::new(Arc::new(client), inject))`.
-    eprintln!(
-        "rampart-nri: rampartd answers at {} but this build has no rampartd client yet \
-         (injection config: {inject:?}); run with --log-only for now",
-        args.daemon.display()
-    );
-    ExitCode::from(2)
+    let client = RampartdClient::new(&args.daemon, inject.daemon_timeout);
+    // Without rampartd every container would start unprotected (or, with --require-protection,
+    // not at all): say so now rather than at the first pod. The plugin still starts: rampartd
+    // may come up later, and each container creation asks again.
+    if let Err(e) = client
+        .client()
+        .hello(
+            HelloRequest {
+                kind: AgentKind::Nri as i32,
+                version: env!("CARGO_PKG_VERSION").into(),
+                pid: std::process::id(),
+                enforcers: vec![format!("seccomp-inject-{:?}", inject.mode).to_lowercase()],
+            },
+            Duration::from_secs(2),
+        )
+        .await
+    {
+        tracing::error!(error = %e, daemon = %args.daemon.display(), "rampartd not reachable at start: containers created before it answers follow the failure policy");
+    }
+    serve(config, RampartHandler::new(Arc::new(client), inject)).await
 }
 
 async fn serve<H: Handler>(config: PluginConfig, handler: H) -> ExitCode {

@@ -11,6 +11,8 @@ use serde_json::{Map, Value, json};
 
 pub const ACT_NOTIFY: &str = "SCMP_ACT_NOTIFY";
 pub const ACT_ERRNO: &str = "SCMP_ACT_ERRNO";
+/// Always notified along with anything else: see `merge`.
+pub const EXEC_SYSCALLS: [&str; 2] = ["execve", "execveat"];
 
 /// What rampart adds for one container. Travels as JSON in an annotation to rampart-runc.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -76,12 +78,18 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
 
     // Denials win over notification: a syscall in both lists is denied.
     let deny: Vec<&str> = add.deny.iter().map(String::as_str).collect();
-    let notify: Vec<&str> = add
-        .notify
-        .iter()
-        .map(String::as_str)
-        .filter(|s| !deny.contains(s))
-        .collect();
+    let mut notify: Vec<&str> = add.notify.iter().map(String::as_str).collect();
+    // The agent treats everything before a task's first execve as runc's own setup (reading
+    // /etc/passwd for the user, opening its exec FIFO) and decides by policy from that execve on:
+    // without it in the filter, the agent would never see the workload start.
+    if !notify.is_empty() {
+        for exec in EXEC_SYSCALLS {
+            if !notify.contains(&exec) {
+                notify.push(exec);
+            }
+        }
+    }
+    notify.retain(|s| !deny.contains(s));
 
     let mut out: Vec<Value> = Vec::with_capacity(rules.len() + 4);
     let mut mentioned: Vec<String> = Vec::new();
@@ -248,6 +256,27 @@ mod tests {
         assert_eq!(
             p["syscalls"].as_array().unwrap().last().unwrap()["errnoRet"],
             1
+        );
+    }
+
+    #[test]
+    fn execve_is_always_notified_with_anything_else() {
+        let only_opens = Additions {
+            notify: vec!["openat".into()],
+            ..add()
+        };
+        let p = merge(None, &only_opens).unwrap();
+        assert_eq!(action_of(&p, "execve"), [ACT_NOTIFY]);
+        assert_eq!(action_of(&p, "execveat"), [ACT_NOTIFY]);
+        let nothing = Additions {
+            notify: vec![],
+            deny: vec!["bpf".into()],
+            ..add()
+        };
+        let p = merge(None, &nothing).unwrap();
+        assert!(
+            action_of(&p, "execve").is_empty(),
+            "no agent involved: nothing to notify"
         );
     }
 

@@ -63,6 +63,7 @@ impl PluginProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-nri"))
             .args([
                 "--log-only",
+                "--log-stderr",
                 "--socket",
                 NRI_SOCKET,
                 "--name",

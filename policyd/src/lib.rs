@@ -1,10 +1,14 @@
-//! rampartd: the shared policy daemon.
-//!
-//! Today this crate holds the journald sink, the one piece the node tests need; the daemon itself
-//! (policy loading, workload registry, agent API, responses) is issue 3.
+//! rampartd: the shared policy daemon. It loads and hot-reloads the policy files
+//! ([`policies`]), serves agents over a unix socket ([`api`]) with the snapshot they evaluate
+//! locally and the plan for each new container ([`planner`]), keeps the workload registry
+//! ([`registry`]), turns reported decisions into alerts ([`pipeline`], [`alerting`]) written to
+//! journald and JSON lines ([`sink`]), and carries out responses ([`response`]).
 
 pub mod alerting;
 pub mod api;
+pub mod pipeline;
+pub mod planner;
+pub mod policies;
 pub mod registry;
 pub mod response;
 pub mod sink;

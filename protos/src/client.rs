@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::agent::{
     BindRequest, DAEMON_SERVICE, Event, HelloRequest, HelloResponse, PlanRequest, PlanResponse,
-    ReportRequest, ReportResponse, SnapshotRequest, SnapshotResponse, UnbindRequest,
-    UnbindResponse, Workload,
+    ReportRequest, ReportResponse, SnapshotRequest, SnapshotResponse, StatusRequest,
+    StatusResponse, UnbindRequest, UnbindResponse, Workload,
 };
 use crate::ttrpc::{TtrpcError, code};
 use crate::unix_conn::UnixConn;
@@ -147,6 +147,12 @@ impl DaemonClient {
         let req = ReportRequest { events, dropped };
         let _: ReportResponse = self.call("ReportEvents", &req, timeout).await?;
         Ok(())
+    }
+
+    /// What the daemon holds, for `rampartctl status`. Needs no Hello: an operator's tool is not
+    /// an agent, and must not show up in the agent list.
+    pub async fn status(&self, timeout: Duration) -> Result<StatusResponse, ClientError> {
+        self.call("Status", &StatusRequest {}, timeout).await
     }
 
     async fn call<Req: prost::Message, Rsp: prost::Message + Default>(

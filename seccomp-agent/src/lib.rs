@@ -6,6 +6,7 @@
 //! after CONTINUE), so allowed opens are emulated and execve/connect are backed by in-kernel checks
 //! (issue 5).
 
+pub mod daemon_link;
 pub mod emulate_open;
 pub mod fifo_open;
 pub mod handle_connect;

@@ -219,6 +219,16 @@ fn event(w: &Workload, pid: u32, r: &Report<'_>) -> agent::Event {
             .unwrap_or_default(),
         message: r.message.clone(),
         enforcer: "seccomp-notify".to_owned(),
+        workload: Some(agent::Workload {
+            namespace: w.namespace.clone(),
+            pod_name: w.pod_name.clone(),
+            pod_uid: w.pod_uid.clone(),
+            pod_labels: w.pod_labels.clone().into_iter().collect(),
+            container_name: w.container_name.clone(),
+            container_id: w.container_id.clone(),
+            image: w.image.clone(),
+            ..Default::default()
+        }),
     }
 }
 

@@ -7,50 +7,14 @@
 //! Needs root and the node (`make node-up`). Under `make test` (RAMPART_NODE_TESTS=1) a missing
 //! node fails the test instead of skipping it.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rampart_integration::cri::{ContainerSpec, Cri, PodSpec, SeccompProfile, TestPod, unique_name};
-use rampart_policy::{Snapshot, parse_str};
-use rampart_protos::agent;
-use rampart_seccomp::listener::Listener;
-use rampart_seccomp::policy_handler::{PolicyHandler, Reporter};
-use rampart_seccomp::supervisor::{self, Handler};
-use rampart_seccomp::workload::Workload;
-
-const SEED: &str = include_str!("../../config/examples/disallow-etc-access-for-nginx.yaml");
-
-#[derive(Default)]
-struct Collect(Mutex<Vec<agent::Event>>);
-
-impl Reporter for Collect {
-    fn report(&self, event: agent::Event) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
-async fn node() -> Option<Cri> {
-    let required = std::env::var_os("RAMPART_NODE_TESTS").is_some();
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            !required,
-            "RAMPART_NODE_TESTS is set but the tests do not run as root"
-        );
-        eprintln!("skipped: needs root and the node (run `make node-up`, or `make test`)");
-        return None;
-    }
-    match Cri::connect_default().await {
-        Ok(cri) => Some(cri),
-        Err(e) if !required => {
-            eprintln!("skipped: {e}");
-            None
-        }
-        Err(e) => panic!("RAMPART_NODE_TESTS is set but the node is not reachable: {e}"),
-    }
-}
+use common::{Agent, NOTIFY_OPEN_EXEC, SEED, node};
+use rampart_integration::cri::{ContainerSpec, PodSpec, SeccompProfile, TestPod, unique_name};
 
 fn http_get(addr: SocketAddr) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -74,40 +38,9 @@ fn http_get(addr: SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {
     let Some(cri) = node().await else { return };
-    let dir = PathBuf::from(format!("/run/rampart-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("seccomp.sock");
-    let profile = dir.join("profile.json");
-    std::fs::write(
-        &profile,
-        format!(
-            r#"{{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
-            "listenerPath":"{}","listenerMetadata":"rampart-test",
-            "syscalls":[{{"names":["open","openat","openat2","creat","execve","execveat"],"action":"SCMP_ACT_NOTIFY"}}]}}"#,
-            sock.display()
-        ),
-    )
-    .unwrap();
-
-    let snapshot = Snapshot::new(parse_str("seed.yaml", SEED).unwrap()).unwrap();
-    let events = Arc::new(Collect::default());
-    let handler: Arc<dyn Handler> = Arc::new(PolicyHandler::new(1, snapshot, events.clone()));
-    let listener = Listener::bind(&sock).unwrap();
-    let accept = tokio::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok(incoming) => {
-                    let handler = handler.clone();
-                    tokio::spawn(async move {
-                        let h = incoming.handoff().await.unwrap();
-                        let w = Arc::new(Workload::from_state(&h.state));
-                        supervisor::spawn(h.notify_fd, w, handler).unwrap();
-                    });
-                }
-                Err(e) => eprintln!("listener: {e}"),
-            }
-        }
-    });
+    let agent = Agent::start(&[("seed.yaml", SEED)]);
+    let profile = agent.profile(NOTIFY_OPEN_EXEC, &[]);
+    let events = agent.events.clone();
 
     let name = unique_name("seed");
     let pod = TestPod::run(
@@ -172,7 +105,7 @@ async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {
 
     // The block was reported, naming the pod's container, the file and the policy.
     let container_id = pod.container_id("nginx").unwrap().to_owned();
-    let seen = events.0.lock().unwrap().clone();
+    let seen = events.all();
     let blocked: Vec<_> = seen
         .iter()
         .filter(|e| e.file_path == "/etc/passwd" && e.action == "Blocked")
@@ -193,6 +126,5 @@ async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {
     );
 
     pod.remove().await.unwrap();
-    accept.abort();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(agent);
 }

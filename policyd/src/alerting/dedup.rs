@@ -83,6 +83,10 @@ impl<K: Hash + Eq + Clone> Deduper<K> {
         closed
     }
 
+    pub fn is_open(&self, key: &K) -> bool {
+        self.open.contains_key(key)
+    }
+
     pub fn open_windows(&self) -> usize {
         self.open.len()
     }

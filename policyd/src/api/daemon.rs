@@ -4,17 +4,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rampart_protos::agent::{
     AgentKind, BindRequest, BindResponse, Event, HelloRequest, HelloResponse, PlanRequest,
     PlanResponse, PolicySource, ReportRequest, ReportResponse, SnapshotRequest, SnapshotResponse,
-    UnbindRequest, UnbindResponse, Workload,
+    StatusCounters, StatusRequest, StatusResponse, UnbindRequest, UnbindResponse, Workload,
 };
 use tokio::sync::{mpsc, watch};
 
 use super::service::DaemonService;
+use super::status::{AlertCounters, StatusSource, unix_ms};
 use super::{ApiError, CallContext, Peer};
 use crate::registry::{ContainerEntry, Registry};
 
@@ -97,6 +98,7 @@ pub struct Daemon {
     snapshot: watch::Sender<Snapshot>,
     events: mpsc::Sender<ReportedEvent>,
     counters: Counters,
+    status_source: RwLock<Option<Arc<dyn StatusSource>>>,
 }
 
 impl Daemon {
@@ -118,6 +120,7 @@ impl Daemon {
             snapshot: watch::Sender::new(Snapshot::default()),
             events,
             counters: Counters::default(),
+            status_source: RwLock::new(None),
         };
         (Arc::new(daemon), rx)
     }
@@ -170,6 +173,85 @@ impl Daemon {
             unknown_workload: c.unknown_workload.load(Ordering::Relaxed),
             agent_dropped: c.agent_dropped.load(Ordering::Relaxed),
             undelivered: c.undelivered.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Supplies the policies, load errors and alert counters of the Status RPC. Until it is set
+    /// (while rampartd starts), Status answers with those empty and `complete` false.
+    pub fn set_status_source(&self, source: Arc<dyn StatusSource>) {
+        *self
+            .status_source
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(source);
+    }
+
+    /// The answer to the Status RPC, assembled from what the daemon holds and its status source.
+    pub fn status(&self) -> StatusResponse {
+        let source = self
+            .status_source
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let workloads = self
+            .registry
+            .list()
+            .iter()
+            .map(|e| {
+                let w = &e.workload;
+                rampart_protos::agent::WorkloadStatus {
+                    namespace: w.namespace.clone(),
+                    pod_name: w.pod_name.clone(),
+                    container_name: w.container_name.clone(),
+                    container_id: w.container_id.clone(),
+                    cgroup_id: e.cgroup_id,
+                    pid: e.pid,
+                    policies: source
+                        .as_ref()
+                        .map(|s| s.policies_in_scope(w))
+                        .unwrap_or_default(),
+                    image: w.image.clone(),
+                    bound_at_ms: unix_ms(e.bound_at),
+                }
+            })
+            .collect();
+        let agents = self
+            .agents()
+            .into_iter()
+            .map(|a| rampart_protos::agent::AgentStatus {
+                kind: a.kind as i32,
+                version: a.version,
+                pid: a.pid,
+                enforcers: a.enforcers,
+                connected: a.disconnected_at.is_none(),
+                connected_at_ms: unix_ms(a.connected_at),
+                disconnected_at_ms: a.disconnected_at.map_or(0, unix_ms),
+            })
+            .collect();
+        let events = self.event_stats();
+        let alerts = source
+            .as_ref()
+            .map(|s| s.alert_counters())
+            .unwrap_or(AlertCounters::default());
+        StatusResponse {
+            daemon_version: self.info.version.clone(),
+            node_name: self.info.node_name.clone(),
+            snapshot_version: self.snapshot.borrow().version,
+            policies: source.as_ref().map(|s| s.policies()).unwrap_or_default(),
+            load_errors: source.as_ref().map(|s| s.load_errors()).unwrap_or_default(),
+            workloads,
+            agents,
+            counters: Some(StatusCounters {
+                events_received: events.received,
+                events_unknown_workload: events.unknown_workload,
+                alerts_written: alerts.written,
+                alerts_deduplicated: alerts.deduplicated,
+                alerts_rate_limited: alerts.rate_limited,
+                journald_queued: alerts.journald_queued,
+                journald_dropped: alerts.journald_dropped,
+                agent_dropped: events.agent_dropped,
+                events_undelivered: events.undelivered,
+            }),
+            complete: source.is_some(),
         }
     }
 
@@ -393,6 +475,10 @@ impl DaemonService for Daemon {
             }
         }
         Ok(ReportResponse {})
+    }
+
+    fn status(&self, _ctx: &CallContext, _req: StatusRequest) -> Result<StatusResponse, ApiError> {
+        Ok(Daemon::status(self))
     }
 
     fn disconnected(&self, peer: &Peer) {

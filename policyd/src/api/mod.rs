@@ -3,7 +3,8 @@
 //! - [`server`]: the socket, peer checks, connections and requests (ttrpc framing from
 //!   `rampart_protos::ttrpc`, shared with rampart-nri);
 //! - [`socket`]: preparing the socket path (directory, stale socket, permissions);
-//! - [`service`]: the [`DaemonService`] trait and the dispatch of the six methods to it;
+//! - [`service`]: the [`DaemonService`] trait and the dispatch of the seven methods to it;
+//! - [`status`]: the Status RPC's [`StatusSource`], what the daemon's main loop adds to it;
 //! - [`daemon`]: [`Daemon`], the implementation for everything but policy planning, which it
 //!   asks a [`Planner`] for.
 //!
@@ -17,10 +18,12 @@ pub mod daemon;
 pub mod server;
 pub mod service;
 pub mod socket;
+pub mod status;
 
 pub use daemon::{AgentInfo, Daemon, DaemonInfo, EventStats, Planner, ReportedEvent, Snapshot};
 pub use server::{Server, ServerConfig, ServerError};
 pub use service::DaemonService;
+pub use status::{AlertCounters, StatusSource};
 
 /// Who is calling: the credentials of the connection, read with SO_PEERCRED when it was
 /// accepted.

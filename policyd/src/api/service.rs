@@ -1,4 +1,4 @@
-//! The six methods of `rampart.agent.v1.Daemon` as a trait, and their dispatch from ttrpc.
+//! The seven methods of `rampart.agent.v1.Daemon` as a trait, and their dispatch from ttrpc.
 //!
 //! The server runs every request on its own task, so a method that waits (the GetSnapshot long
 //! poll, ReportEvents under back-pressure) holds up nothing but its own call. Those two return
@@ -9,8 +9,8 @@ use std::future::Future;
 use prost::Message;
 use rampart_protos::agent::{
     BindRequest, BindResponse, HelloRequest, HelloResponse, PlanRequest, PlanResponse,
-    ReportRequest, ReportResponse, SnapshotRequest, SnapshotResponse, UnbindRequest,
-    UnbindResponse,
+    ReportRequest, ReportResponse, SnapshotRequest, SnapshotResponse, StatusRequest,
+    StatusResponse, UnbindRequest, UnbindResponse,
 };
 
 use super::{ApiError, CallContext, Peer};
@@ -44,6 +44,9 @@ pub trait DaemonService: Send + Sync + 'static {
         req: ReportRequest,
     ) -> impl Future<Output = Result<ReportResponse, ApiError>> + Send;
 
+    /// For `rampartctl status`; callers need not say Hello first.
+    fn status(&self, ctx: &CallContext, req: StatusRequest) -> Result<StatusResponse, ApiError>;
+
     /// The connection of `peer` closed (the agent exited or will reconnect).
     fn disconnected(&self, _peer: &Peer) {}
 }
@@ -67,6 +70,7 @@ pub async fn dispatch<S: DaemonService>(
             .report_events(ctx, decode(payload)?)
             .await?
             .encode_to_vec()),
+        "Status" => Ok(svc.status(ctx, decode(payload)?)?.encode_to_vec()),
         other => Err(ApiError::Unimplemented(format!(
             "method {}.{other}",
             rampart_protos::agent::DAEMON_SERVICE

@@ -2,3 +2,4 @@
 
 pub mod buffered;
 pub mod journald;
+pub mod json_lines;

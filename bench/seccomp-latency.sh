@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# Latency of rampart's seccomp-notify enforcement, measured inside real pods on the local node
+# (scripts/node up) with rampart-probe (images/tools/rampart-probe.c, in the busybox image).
+# In one run, three busybox pods side by side:
+#   none   no seccomp profile: the native baseline
+#   agent  a Localhost profile that notifies open/openat/openat2/creat, execve/execveat and
+#          connect/sendto/sendmsg/sendmmsg to the agent's own code (examples/bench_agent: listener +
+#          PolicyHandler) under bench/seccomp-latency-policy.yaml, the seed policy's rules
+#   floor  the same profile served by bench/continue-supervisor.c, which answers every
+#          notification with CONTINUE: the cost of the notification round trip alone
+# Each probe measurement times every call with clock_gettime(CLOCK_MONOTONIC) and reports p50/p99;
+# measurements interleave across the pods and repeat ROUNDS times, and the table shows the median
+# of each round's p50 and p99.
+#
+#   sudo bench/seccomp-latency.sh [--doc] [--rounds N]
+#     --doc     also write the table into docs/benchmarks.md, section
+#               "## seccomp agent latency (bench/seccomp-latency.sh)" (replaced if present)
+#
+# Needs root, the node, gcc and cargo (builds the agent example in release mode).
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+NODE_DIR=${RAMPART_NODE_DIR:-/var/lib/rampart-node}
+export RAMPART_CRI_SOCKET=${RAMPART_CRI_SOCKET:-$NODE_DIR/containerd.sock}
+NS=rampart-bench
+ROUNDS=3
+DOC=0
+N_OPEN=${N_OPEN:-20000}
+N_GETPID=${N_GETPID:-2000000}
+N_EXEC=${N_EXEC:-300}
+N_CONNECT=${N_CONNECT:-5000}
+CMDLINE="bench/seccomp-latency.sh $*"
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --doc) DOC=1 ;;
+    --rounds) ROUNDS=${2:?--rounds N}; shift ;;
+    *) echo "usage: bench/seccomp-latency.sh [--doc] [--rounds N]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+log() { echo "bench: $*" >&2; }
+die() { echo "bench: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+[ -S "$RAMPART_CRI_SOCKET" ] || die "the node is not up ($RAMPART_CRI_SOCKET missing): run scripts/node up"
+
+log "building the agent example (release) and rampart-kubelet"
+(cd "$SRC" && cargo build -q --release -p rampart-seccomp --example bench_agent \
+  && cargo build -q -p rampart-integration --bin rampart-kubelet) >&2
+AGENT_BIN=$SRC/target/release/examples/bench_agent
+K=$SRC/target/debug/rampart-kubelet
+
+work=$(mktemp -d /run/rampart-bench.XXXXXX)
+gcc -O2 -pthread -o "$work/continue-supervisor" "$SRC/bench/continue-supervisor.c"
+
+SUFFIX=$$
+pods=()
+AGENT_PID=
+FLOOR_PID=
+cleanup() {
+  local p
+  for p in "${pods[@]}"; do timeout 60 "$K" rm "$p" -n "$NS" >/dev/null 2>&1 || log "warning: could not remove pod $NS/$p"; done
+  [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
+  [ -n "$FLOOR_PID" ] && kill "$FLOOR_PID" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$AGENT_BIN" "$work/agent.sock" "$SRC/bench/seccomp-latency-policy.yaml" >"$work/agent.out" 2>"$work/agent.err" &
+AGENT_PID=$!
+"$work/continue-supervisor" "$work/floor.sock" >"$work/floor.out" 2>"$work/floor.err" &
+FLOOR_PID=$!
+for s in agent floor; do
+  for _ in $(seq 100); do [ -S "$work/$s.sock" ] && break; sleep 0.1; done
+  [ -S "$work/$s.sock" ] || { cat "$work/$s.err" >&2; die "the $s supervisor did not come up"; }
+done
+
+# The profile rampart-nri would write for this policy: notify what the agent decides, refuse
+# io_uring (its opens never reach a seccomp filter).
+profile() { # SOCKET OUT
+  cat > "$2" <<EOF
+{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+ "listenerPath":"$1","listenerMetadata":"rampart-bench",
+ "syscalls":[
+  {"names":["open","openat","openat2","creat","execve","execveat","connect","sendto","sendmsg","sendmmsg"],"action":"SCMP_ACT_NOTIFY"},
+  {"names":["io_uring_setup","io_uring_enter","io_uring_register"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}
+EOF
+}
+profile "$work/agent.sock" "$work/agent.json"
+profile "$work/floor.sock" "$work/floor.json"
+
+CFGS=(none agent floor)
+declare -A POD
+for c in "${CFGS[@]}"; do
+  POD[$c]=bench-$c-$SUFFIX
+  opt=()
+  [ "$c" != none ] && opt=(--seccomp-profile "$work/$c.json")
+  "$K" run "${POD[$c]}" -n "$NS" -c bench --image rampart.local/busybox:latest "${opt[@]}" -- sleep 100000 >/dev/null \
+    || die "pod ${POD[$c]} did not start"
+  pods+=("${POD[$c]}")
+  # What the container really runs under (another NRI plugin could have changed it).
+  listener=$("$K" inspect "${POD[$c]}" -n "$NS" -c bench | grep -o '"listenerPath": *"[^"]*"' | head -1 || true)
+  case $c in
+    none) [ -z "$listener" ] || die "the baseline pod has a seccomp listener ($listener)" ;;
+    *) [[ "$listener" == *"$work/$c.sock"* ]] || die "pod ${POD[$c]} does not use $work/$c.sock ($listener)" ;;
+  esac
+done
+"$K" exec "${POD[none]}" -n "$NS" -- /usr/local/bin/rampart-probe nop \
+  || die "rampart-probe is not in rampart.local/busybox:latest: run scripts/node up to rebuild the images"
+
+# name | probe arguments for none | for agent | for floor
+BENCHES=(
+  "open|bench-open /etc/hostname $N_OPEN|bench-open /etc/hostname $N_OPEN|bench-open /etc/hostname $N_OPEN"
+  "open-deny|bench-open /etc/passwd $N_OPEN|bench-open-deny /etc/passwd $N_OPEN|bench-open /etc/passwd $N_OPEN"
+  "exec|bench-exec $N_EXEC|bench-exec $N_EXEC|bench-exec $N_EXEC"
+  "connect|bench-connect 127.0.0.1 9 $N_CONNECT|bench-connect 127.0.0.1 9 $N_CONNECT|bench-connect 127.0.0.1 9 $N_CONNECT"
+  "getpid|bench-getpid $N_GETPID|bench-getpid $N_GETPID|bench-getpid $N_GETPID"
+)
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+mkdir -p "$work/res"
+for r in $(seq "$ROUNDS"); do
+  for b in "${BENCHES[@]}"; do
+    IFS='|' read -r name a_none a_agent a_floor <<<"$b"
+    for c in "${CFGS[@]}"; do
+      case $c in none) args=$a_none ;; agent) args=$a_agent ;; floor) args=$a_floor ;; esac
+      # shellcheck disable=SC2086
+      out=$("$K" exec "${POD[$c]}" -n "$NS" --timeout 300 -- /usr/local/bin/rampart-probe $args 2>"$work/probe.err") \
+        || { cat "$work/probe.err" >&2; die "round $r, $name in $c: rampart-probe $args failed: $out"; }
+      # "bench-open n N p50 X p99 Y mean Z"
+      read -r _ _ _ _ p50 _ p99 _ <<<"$out"
+      echo "$p50 $p99" >> "$work/res/$name.$c"
+      log "round $r/$ROUNDS $name $c: p50 $p50 p99 $p99 ns"
+    done
+  done
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+p50() { cut -d' ' -f1 "$work/res/$1.$2" | median; }
+p99() { cut -d' ' -f2 "$work/res/$1.$2" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+ratio3() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+fmt() { awk -v n="$1" 'BEGIN {if (n >= 100000) printf "%.0f µs", n / 1000; else if (n >= 10000) printf "%.1f µs", n / 1000; else printf "%d ns", n}'; }
+
+kill "$AGENT_PID" && wait "$AGENT_PID" 2>/dev/null || true
+AGENT_PID=
+kill "$FLOOR_PID" && wait "$FLOOR_PID" 2>/dev/null || true
+FLOOR_PID=
+
+row() { # NAME LABEL
+  local n=$1 label=$2
+  local a50 a99 g50 g99 f50 f99
+  a50=$(p50 "$n" none); a99=$(p99 "$n" none)
+  g50=$(p50 "$n" agent); g99=$(p99 "$n" agent)
+  f50=$(p50 "$n" floor); f99=$(p99 "$n" floor)
+  local r; if [ "$n" = getpid ]; then r=ratio3; else r=ratio; fi
+  echo "| $label | $(fmt "$a50") / $(fmt "$a99") | $(fmt "$g50") / $(fmt "$g99") | **$($r "$g50" "$a50")×** | $(fmt "$f50") / $(fmt "$f99") | $($r "$f50" "$a50")× | $(fmt $((g50 - f50))) |"
+}
+
+open_ratio=$(ratio "$(p50 open agent)" "$(p50 open none)")
+getpid_ratio=$(ratio3 "$(p50 getpid agent)" "$(p50 getpid none)")
+met() { awk -v v="$1" -v t="$2" 'BEGIN {print (v <= t) ? "met" : "**not met**"}'; }
+
+table=$(cat <<EOF
+| call (rampart-probe) | no profile p50 / p99 | agent p50 / p99 | agent ÷ native, p50 | CONTINUE floor p50 / p99 | floor ÷ native, p50 | agent − floor, p50 |
+|---|---|---|---|---|---|---|
+$(row open "openat + close, allowed (/etc/hostname; agent: emulated, fd injected)")
+$(row open-deny "openat, denied (/etc/passwd; agent: EACCES; native and floor: open + close)")
+$(row exec "posix_spawn + execve + wait (static binary; agent: decided, CONTINUE)")
+$(row connect "connect to a closed port (agent: decided, CONTINUE; ECONNREFUSED)")
+$(row getpid "getpid (not notified: the filter alone)")
+
+Targets (issue 5): notified openat p50 ≤ 4× native open+close: **${open_ratio}×**, $(met "$open_ratio" 4);
+non-notified syscalls ≤ 1.02×: **${getpid_ratio}×**, $(met "$getpid_ratio" 1.02).
+EOF
+)
+
+agent_counts=$(tr '\n' ';' < "$work/agent.out" | sed 's/;$//; s/;/; /g')
+floor_counts=$(tr '\n' ';' < "$work/floor.out" | sed 's/;$//; s/;/; /g')
+env_line="$(date -u +%Y-%m-%d), kernel $(uname -r), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average $load_before before, $load_after after; $ROUNDS rounds, medians of per-round p50/p99; N: open $N_OPEN, exec $N_EXEC, connect $N_CONNECT, getpid $N_GETPID per round. Agent: ${agent_counts:-no output}. Floor: ${floor_counts:-no output}."
+
+echo
+echo "$table"
+echo
+echo "$env_line"
+
+if [ "$DOC" = 1 ]; then
+  doc=$SRC/docs/benchmarks.md
+  heading="## seccomp agent latency (bench/seccomp-latency.sh)"
+  section=$(cat <<EOF
+$heading
+
+Measured with \`sudo ${CMDLINE% }\` on the local node: three busybox pods side by side, one with no
+seccomp profile (native), one whose Localhost profile notifies open/openat/openat2/creat,
+execve/execveat and connect/sendto/sendmsg/sendmmsg to the agent's code (listener + PolicyHandler,
+\`seccomp-agent/examples/bench_agent.rs\`, release build) under the seed policy's rules
+(\`bench/seccomp-latency-policy.yaml\`), and one with the same profile served by
+\`bench/continue-supervisor.c\`, which answers every notification with CONTINUE (the floor: the
+notification round trip and nothing else). Both supervisors set SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP.
+Every call is timed inside the pod by \`rampart-probe\` with clock_gettime(CLOCK_MONOTONIC).
+
+$table
+
+$env_line
+EOF
+)
+  [ -f "$doc" ] || printf '# Benchmarks\n' > "$doc"
+  tmp=$(mktemp)
+  # Replace our section (up to the next "## " heading) if present, else append it.
+  SECTION=$section HEADING=$heading awk '
+    BEGIN { s = ENVIRON["SECTION"]; h = ENVIRON["HEADING"]; skipping = 0; done = 0 }
+    $0 == h { print s; print ""; skipping = 1; done = 1; next }
+    skipping && /^## / { skipping = 0 }
+    !skipping { print }
+    END { if (!done) { print ""; print s } }
+  ' "$doc" > "$tmp"
+  cat "$tmp" > "$doc"
+  rm -f "$tmp"
+  log "wrote the table to $doc"
+fi

@@ -1,0 +1,458 @@
+/*
+ * rampart-probe: bypass attempts and latency measurements that busybox can't make.
+ * Built static by scripts/build-images into /usr/local/bin/rampart-probe in the busybox and nginx
+ * images. Used by seccomp-agent/tests/bypass.rs and bench/seccomp-latency.sh.
+ *
+ * Bypass subcommands print what happened, "ok <bytes>" when the file's content was read or
+ * "err <ERRNO>" when it was refused, and exit 0 if the content was read, 1 if refused
+ * (2: usage or setup error):
+ *   open PATH                      open(2)
+ *   openat DIRPATH RELPATH         openat(2) relative to a dirfd on DIRPATH
+ *   openat2 PATH [in-root|beneath|none]
+ *                                  openat2(2); in-root/beneath start from a dirfd on "/"
+ *   race PATH DECOY N              a thread flips a shared path buffer between DECOY and PATH while
+ *                                  open(buffer) runs N times; counts opens that gave PATH's file
+ *   execveat-memfd                 copy /bin/busybox into a memfd and fexecve it as `echo drift`
+ *   io_uring PATH                  io_uring_setup + IORING_OP_OPENAT via raw syscalls
+ *   hardlink PATH LINK             link(PATH, LINK), then open LINK
+ *   open32 PATH                    the i386 open(2) through int $0x80 (the 32-bit ABI)
+ * Benchmarks print "<name> n N p50 NS p99 NS mean NS" (ns per call, clock_gettime(MONOTONIC)
+ * around each call):
+ *   bench-open PATH N              open + close of a readable file
+ *   bench-open-deny PATH N         open that is refused (any error counts; errors are reported)
+ *   bench-getpid N                 the raw getpid syscall
+ *   bench-exec N                   posix_spawn of "rampart-probe nop" + waitpid
+ *   bench-connect IP PORT N        TCP connect (to a closed port: ECONNREFUSED), socket outside
+ *   nop                            exits 0 (the exec target of bench-exec)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <linux/openat2.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char *ename(int e) {
+  const char *n = strerrorname_np(e);
+  return n ? n : "E?";
+}
+
+static int usage(void) {
+  fprintf(stderr,
+          "usage: rampart-probe open PATH | openat DIRPATH RELPATH | openat2 PATH [in-root|beneath|none]\n"
+          "       | race PATH DECOY N | execveat-memfd | io_uring PATH | hardlink PATH LINK | open32 PATH\n"
+          "       | bench-open PATH N | bench-open-deny PATH N | bench-getpid N | bench-exec N\n"
+          "       | bench-connect IP PORT N | nop\n");
+  return 2;
+}
+
+/* Reads fd to the end and reports it: exit status 0 (content read) or 1. */
+static int report_fd(int fd, const char *what) {
+  char buf[65536];
+  long total = 0;
+  ssize_t n;
+  if (fd < 0) {
+    printf("err %s%s%s\n", ename(errno), what ? " " : "", what ? what : "");
+    return 1;
+  }
+  while ((n = read(fd, buf, sizeof buf)) > 0) total += n;
+  if (n < 0) {
+    printf("err %s read\n", ename(errno));
+    close(fd);
+    return 1;
+  }
+  close(fd);
+  printf("ok %ld\n", total);
+  return 0;
+}
+
+static long openat2_raw(int dirfd, const char *path, uint64_t flags, uint64_t resolve) {
+  struct open_how how = {.flags = flags, .mode = 0, .resolve = resolve};
+  return syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+static int cmd_open(const char *path) { return report_fd(open(path, O_RDONLY | O_CLOEXEC), NULL); }
+
+static int cmd_openat(const char *dir, const char *rel) {
+  int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0) {
+    printf("err %s opening the directory\n", ename(errno));
+    return 2;
+  }
+  return report_fd(openat(d, rel, O_RDONLY | O_CLOEXEC), NULL);
+}
+
+static int cmd_openat2(const char *path, const char *mode) {
+  uint64_t resolve = 0;
+  int dirfd = AT_FDCWD;
+  if (strcmp(mode, "in-root") == 0) resolve = RESOLVE_IN_ROOT;
+  else if (strcmp(mode, "beneath") == 0) resolve = RESOLVE_BENEATH;
+  else if (strcmp(mode, "none") != 0) return usage();
+  if (resolve) {
+    dirfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+      printf("err %s opening /\n", ename(errno));
+      return 2;
+    }
+    /* Beneath "/": the path must be relative (an absolute one is EXDEV by design). In-root
+     * takes either; give it the same relative path so both modes walk the same way. */
+    while (*path == '/') path++;
+  }
+  return report_fd((int)openat2_raw(dirfd, path, O_RDONLY | O_CLOEXEC, resolve), NULL);
+}
+
+/* --- race --- */
+
+#define RACE_BUF 4096
+static char race_buf[RACE_BUF];
+static char race_a[RACE_BUF], race_b[RACE_BUF];
+static size_t race_len;
+static atomic_int race_stop;
+
+static void *flipper(void *arg) {
+  (void)arg;
+  while (!atomic_load_explicit(&race_stop, memory_order_relaxed)) {
+    memcpy((void *)race_buf, race_a, race_len);
+    __asm__ volatile("" ::: "memory");
+    memcpy((void *)race_buf, race_b, race_len);
+    __asm__ volatile("" ::: "memory");
+  }
+  return NULL;
+}
+
+static int cmd_race(const char *path, const char *decoy, long n) {
+  struct stat target, decoy_st;
+  if (stat(path, &target) != 0 || stat(decoy, &decoy_st) != 0) {
+    printf("err %s stat\n", ename(errno));
+    return 2;
+  }
+  size_t lp = strlen(path), ld = strlen(decoy);
+  race_len = (lp > ld ? lp : ld) + 1;
+  if (race_len > RACE_BUF) return usage();
+  memset(race_a, 0, sizeof race_a);
+  memset(race_b, 0, sizeof race_b);
+  memcpy(race_a, decoy, ld);
+  memcpy(race_b, path, lp);
+  memcpy(race_buf, race_a, race_len);
+  pthread_t t;
+  if (pthread_create(&t, NULL, flipper, NULL) != 0) {
+    printf("err pthread_create\n");
+    return 2;
+  }
+  long hits = 0, decoys = 0, other = 0, refused = 0;
+  long hit_bytes = 0;
+  char buf[65536];
+  for (long i = 0; i < n; i++) {
+    int fd = open(race_buf, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      refused++;
+      continue;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_dev == target.st_dev && st.st_ino == target.st_ino) {
+      ssize_t r;
+      while ((r = read(fd, buf, sizeof buf)) > 0) hit_bytes += r;
+      hits++;
+    } else if (fstat(fd, &st) == 0 && st.st_dev == decoy_st.st_dev && st.st_ino == decoy_st.st_ino) {
+      decoys++;
+    } else {
+      other++;
+    }
+    close(fd);
+  }
+  atomic_store(&race_stop, 1);
+  pthread_join(t, NULL);
+  printf("race n %ld target %ld decoy %ld other %ld refused %ld target_bytes %ld\n", n, hits,
+         decoys, other, refused, hit_bytes);
+  return hits > 0 ? 0 : 1;
+}
+
+/* --- execveat of a memfd --- */
+
+static int cmd_execveat_memfd(void) {
+  int src = open("/bin/busybox", O_RDONLY | O_CLOEXEC);
+  if (src < 0) {
+    printf("err %s opening /bin/busybox\n", ename(errno));
+    return 2;
+  }
+  int m = (int)syscall(SYS_memfd_create, "drift", 0);
+  if (m < 0) {
+    printf("err %s memfd_create\n", ename(errno));
+    return 2;
+  }
+  char buf[65536];
+  ssize_t r;
+  while ((r = read(src, buf, sizeof buf)) > 0)
+    if (write(m, buf, (size_t)r) != r) {
+      printf("err %s writing the memfd\n", ename(errno));
+      return 2;
+    }
+  close(src);
+  char *argv[] = {"echo", "drift", NULL};
+  fflush(stdout);
+  syscall(SYS_execveat, m, "", argv, environ, AT_EMPTY_PATH);
+  printf("err %s execveat\n", ename(errno));
+  return 1;
+}
+
+/* --- io_uring --- */
+
+static int cmd_io_uring(const char *path) {
+  struct io_uring_params p;
+  memset(&p, 0, sizeof p);
+  int ring = (int)syscall(SYS_io_uring_setup, 4, &p);
+  if (ring < 0) {
+    printf("err %s io_uring_setup\n", ename(errno));
+    return 1;
+  }
+  size_t sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+  size_t cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+  int single = p.features & IORING_FEAT_SINGLE_MMAP;
+  if (single) {
+    if (cq_sz > sq_sz) sq_sz = cq_sz;
+    cq_sz = sq_sz;
+  }
+  char *sq = mmap(NULL, sq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
+                  IORING_OFF_SQ_RING);
+  char *cq = single ? sq
+                    : mmap(NULL, cq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
+                           IORING_OFF_CQ_RING);
+  struct io_uring_sqe *sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe),
+                                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
+                                   IORING_OFF_SQES);
+  if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED) {
+    printf("err %s mmap\n", ename(errno));
+    return 2;
+  }
+  unsigned *sq_tail = (unsigned *)(sq + p.sq_off.tail);
+  unsigned *sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
+  unsigned *sq_array = (unsigned *)(sq + p.sq_off.array);
+  unsigned *cq_head = (unsigned *)(cq + p.cq_off.head);
+  unsigned *cq_tail = (unsigned *)(cq + p.cq_off.tail);
+  unsigned *cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
+  struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+
+  unsigned tail = *sq_tail, idx = tail & *sq_mask;
+  struct io_uring_sqe *e = &sqes[idx];
+  memset(e, 0, sizeof *e);
+  e->opcode = IORING_OP_OPENAT;
+  e->fd = AT_FDCWD;
+  e->addr = (uint64_t)(uintptr_t)path;
+  e->open_flags = O_RDONLY | O_CLOEXEC;
+  sq_array[idx] = idx;
+  __atomic_store_n(sq_tail, tail + 1, __ATOMIC_RELEASE);
+  if (syscall(SYS_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
+    printf("err %s io_uring_enter\n", ename(errno));
+    return 1;
+  }
+  unsigned head = __atomic_load_n(cq_head, __ATOMIC_ACQUIRE);
+  if (head == __atomic_load_n(cq_tail, __ATOMIC_ACQUIRE)) {
+    printf("err no completion\n");
+    return 2;
+  }
+  int res = cqes[head & *cq_mask].res;
+  __atomic_store_n(cq_head, head + 1, __ATOMIC_RELEASE);
+  if (res < 0) {
+    printf("err %s IORING_OP_OPENAT\n", ename(-res));
+    return 1;
+  }
+  return report_fd(res, NULL);
+}
+
+static int cmd_hardlink(const char *path, const char *link_path) {
+  unlink(link_path);
+  if (link(path, link_path) != 0) {
+    printf("err %s link\n", ename(errno));
+    return 1;
+  }
+  return report_fd(open(link_path, O_RDONLY | O_CLOEXEC), NULL);
+}
+
+/* The 32-bit ABI from this 64-bit process: i386 open is number 5, arguments in ebx, ecx, edx.
+ * The path must sit below 4 GiB: a static buffer of this non-PIE static binary does. */
+static char path32[4096];
+
+static int cmd_open32(const char *path) {
+  if (strlen(path) >= sizeof path32 || (uintptr_t)path32 > 0xffffffffu) return usage();
+  strcpy(path32, path);
+  long ret;
+  __asm__ volatile("int $0x80"
+                   : "=a"(ret)
+                   : "a"(5L), "b"((long)(uintptr_t)path32), "c"((long)O_RDONLY), "d"(0L)
+                   : "memory");
+  if (ret < 0) {
+    errno = (int)-ret;
+    return report_fd(-1, "open (i386)");
+  }
+  return report_fd((int)ret, NULL);
+}
+
+/* --- benchmarks --- */
+
+static inline uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int bench_report(const char *name, uint64_t *t, long n) {
+  if (n <= 0) return usage();
+  double sum = 0;
+  for (long i = 0; i < n; i++) sum += (double)t[i];
+  qsort(t, (size_t)n, sizeof *t, cmp_u64);
+  printf("%s n %ld p50 %llu p99 %llu mean %.0f\n", name, n, (unsigned long long)t[n / 2],
+         (unsigned long long)t[(n * 99) / 100], sum / (double)n);
+  free(t);
+  return 0;
+}
+
+static uint64_t *alloc_times(long n) {
+  uint64_t *t = calloc((size_t)(n > 0 ? n : 1), sizeof *t);
+  if (!t) {
+    perror("calloc");
+    exit(2);
+  }
+  return t;
+}
+
+static int bench_open(const char *path, long n, int expect_deny) {
+  uint64_t *t = alloc_times(n);
+  long failed = 0;
+  int last_errno = 0;
+  for (long i = 0; i < n; i++) {
+    uint64_t a = now_ns();
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    else {
+      failed++;
+      last_errno = errno;
+    }
+    t[i] = now_ns() - a;
+  }
+  if (!expect_deny && failed) {
+    printf("err %s bench-open: %ld of %ld opens failed\n", ename(last_errno), failed, n);
+    return 1;
+  }
+  if (expect_deny && failed != n) {
+    printf("err bench-open-deny: %ld of %ld opens succeeded\n", n - failed, n);
+    return 1;
+  }
+  if (expect_deny) fprintf(stderr, "bench-open-deny: every open failed with %s\n", ename(last_errno));
+  return bench_report(expect_deny ? "bench-open-deny" : "bench-open", t, n);
+}
+
+static int bench_getpid(long n) {
+  uint64_t *t = alloc_times(n);
+  for (long i = 0; i < n; i++) {
+    uint64_t a = now_ns();
+    syscall(SYS_getpid);
+    t[i] = now_ns() - a;
+  }
+  return bench_report("bench-getpid", t, n);
+}
+
+static int bench_exec(long n) {
+  uint64_t *t = alloc_times(n);
+  char self[4096];
+  ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (l < 0) strcpy(self, "/usr/local/bin/rampart-probe");
+  else self[l] = 0;
+  char *argv[] = {"rampart-probe", "nop", NULL};
+  for (long i = 0; i < n; i++) {
+    pid_t pid;
+    int st;
+    uint64_t a = now_ns();
+    int e = posix_spawn(&pid, self, NULL, NULL, argv, environ);
+    if (e != 0) {
+      printf("err %s posix_spawn\n", ename(e));
+      return 1;
+    }
+    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+      printf("err the spawned nop failed (status %d)\n", st);
+      return 1;
+    }
+    t[i] = now_ns() - a;
+  }
+  return bench_report("bench-exec", t, n);
+}
+
+static int bench_connect(const char *ip, int port, long n) {
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) return usage();
+  uint64_t *t = alloc_times(n);
+  long refused = 0, connected = 0;
+  for (long i = 0; i < n; i++) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+      printf("err %s socket\n", ename(errno));
+      return 1;
+    }
+    uint64_t a = now_ns();
+    int r = connect(s, (struct sockaddr *)&sa, sizeof sa);
+    t[i] = now_ns() - a;
+    if (r == 0) connected++;
+    else if (errno == ECONNREFUSED) refused++;
+    else {
+      printf("err %s connect\n", ename(errno));
+      return 1;
+    }
+    close(s);
+  }
+  fprintf(stderr, "bench-connect: %ld refused, %ld connected\n", refused, connected);
+  return bench_report("bench-connect", t, n);
+}
+
+static long num(const char *s) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s == 0 || *end != 0 || v <= 0) {
+    fprintf(stderr, "rampart-probe: not a positive number: %s\n", s);
+    exit(2);
+  }
+  return v;
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc < 2) return usage();
+  const char *c = argv[1];
+  if (!strcmp(c, "nop")) return 0;
+  if (!strcmp(c, "open") && argc == 3) return cmd_open(argv[2]);
+  if (!strcmp(c, "openat") && argc == 4) return cmd_openat(argv[2], argv[3]);
+  if (!strcmp(c, "openat2") && (argc == 3 || argc == 4))
+    return cmd_openat2(argv[2], argc == 4 ? argv[3] : "none");
+  if (!strcmp(c, "race") && argc == 5) return cmd_race(argv[2], argv[3], num(argv[4]));
+  if (!strcmp(c, "execveat-memfd") && argc == 2) return cmd_execveat_memfd();
+  if (!strcmp(c, "io_uring") && argc == 3) return cmd_io_uring(argv[2]);
+  if (!strcmp(c, "hardlink") && argc == 4) return cmd_hardlink(argv[2], argv[3]);
+  if (!strcmp(c, "open32") && argc == 3) return cmd_open32(argv[2]);
+  if (!strcmp(c, "bench-open") && argc == 4) return bench_open(argv[2], num(argv[3]), 0);
+  if (!strcmp(c, "bench-open-deny") && argc == 4) return bench_open(argv[2], num(argv[3]), 1);
+  if (!strcmp(c, "bench-getpid") && argc == 3) return bench_getpid(num(argv[2]));
+  if (!strcmp(c, "bench-exec") && argc == 3) return bench_exec(num(argv[2]));
+  if (!strcmp(c, "bench-connect") && argc == 5)
+    return bench_connect(argv[2], (int)num(argv[3]), num(argv[4]));
+  return usage();
+}

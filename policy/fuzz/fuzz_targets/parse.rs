@@ -1,0 +1,36 @@
+//! Any text given to the parser must give policies or diagnostics, never a panic or a hang;
+//! whatever parses must also compile into a view and decide.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rampart_policy::{Access, Operation, Snapshot, Workload, parse_str};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match parse_str("fuzz.yaml", text) {
+        Ok(policies) => {
+            let Ok(snapshot) = Snapshot::new(policies) else {
+                return;
+            };
+            let view = snapshot.for_workload(&Workload::default());
+            let _ = view.seccomp_plan();
+            for path in ["/etc/passwd", "/", "/a/b/../c"] {
+                let op = Operation::FileAccess {
+                    path,
+                    access: Access::Read,
+                    process: "/bin/sh",
+                };
+                let _ = view.decide(&op);
+                let _ = view.decide(&Operation::Exec { path });
+            }
+        }
+        Err(e) => {
+            // Every diagnostic renders, and names a place unless the file is empty.
+            for d in e.diagnostics() {
+                let _ = d.to_string();
+            }
+        }
+    }
+});

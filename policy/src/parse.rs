@@ -1,0 +1,208 @@
+//! YAML text → checked, compiled policies. One file may hold several documents (`---`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::compile::{self, CompiledPolicy};
+use crate::error::{Diagnostic, Error, did_you_mean};
+use crate::model::PolicyDoc;
+
+/// A policy as loaded: the document as written, where it came from, and its compiled form.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub doc: PolicyDoc,
+    /// The file name given to [`parse_str`] (or the path given to [`load_file`]).
+    pub file: String,
+    pub(crate) compiled: Arc<CompiledPolicy>,
+}
+
+impl Policy {
+    pub fn name(&self) -> &str {
+        &self.doc.metadata.name.value
+    }
+
+    /// `file:line:column` of the policy's name, for messages that talk about the whole policy.
+    pub fn location(&self) -> String {
+        let n = &self.doc.metadata.name;
+        format!("{}:{}:{}", self.file, n.line, n.column)
+    }
+}
+
+/// Most a policy file may be; larger input is refused before parsing.
+pub const MAX_FILE_BYTES: usize = 4 << 20;
+
+/// Parses every document in `text`. `file` names the source in diagnostics.
+///
+/// Empty documents (a lone `---`, comments only) are skipped; a file with no policy at all is an
+/// error, since an empty file in the policy directory is more likely a mistake than intended.
+pub fn parse_str(file: &str, text: &str) -> Result<Vec<Policy>, Error> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(Error::Invalid(vec![
+            Diagnostic::new(
+                file,
+                1,
+                1,
+                format!(
+                    "file is {} bytes, over the {MAX_FILE_BYTES}-byte limit",
+                    text.len()
+                ),
+            )
+            .with_hint("split it into several files"),
+        ]));
+    }
+    let options = serde_saphyr::options! { with_snippet: false };
+    let docs: Vec<PolicyDoc> = serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|e| Error::Invalid(vec![yaml_diagnostic(file, &e)]))?;
+    let mut out = Vec::new();
+    let mut diags = Vec::new();
+    for doc in docs {
+        match compile::compile(file, &doc) {
+            Ok(c) => out.push(Policy {
+                doc,
+                file: file.to_owned(),
+                compiled: Arc::new(c),
+            }),
+            Err(d) => diags.extend(d),
+        }
+    }
+    if !diags.is_empty() {
+        return Err(Error::Invalid(diags));
+    }
+    if out.is_empty() {
+        return Err(Error::Invalid(vec![
+            Diagnostic::new(file, 1, 1, "no policy in file").with_hint(format!(
+                "a policy starts with `apiVersion: {}` and `kind: {}`",
+                compile::API_VERSION,
+                compile::KIND
+            )),
+        ]));
+    }
+    Ok(out)
+}
+
+/// Reads and parses one file.
+pub fn load_file(path: &Path) -> Result<Vec<Policy>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_str(&path.display().to_string(), &text)
+}
+
+/// Reads every `*.yaml` / `*.yml` file in `dir` (not recursive, hidden files skipped), in name
+/// order, and reports the problems of all files together.
+pub fn load_dir(dir: &Path) -> Result<Vec<Policy>, Error> {
+    let rd = |source| Error::ReadDir {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(rd)? {
+        let p = entry.map_err(rd)?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let yaml = p.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        if yaml && !name.starts_with('.') && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    let mut diags = Vec::new();
+    for f in files {
+        match load_file(&f) {
+            Ok(p) => out.extend(p),
+            Err(Error::Invalid(d)) => diags.extend(d),
+            Err(e) => return Err(e),
+        }
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Invalid(diags))
+    }
+}
+
+/// A YAML or shape error, with its place and a hint for the common cases.
+fn yaml_diagnostic(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let (line, column) = e
+        .location()
+        .map(|l| {
+            (
+                u32::try_from(l.line()).unwrap_or(0),
+                u32::try_from(l.column()).unwrap_or(0),
+            )
+        })
+        .unwrap_or((0, 0));
+    let message = strip_location(&e.without_snippet().to_string());
+    let d = Diagnostic::new(file, line, column, message.clone());
+    match hint_for(&message) {
+        Some(h) => d.with_hint(h),
+        None => d,
+    }
+}
+
+/// The YAML library prefixes `error: line N column M: `; we print the place ourselves.
+fn strip_location(s: &str) -> String {
+    let s = s.lines().next().unwrap_or("").trim();
+    let s = s.strip_prefix("error: ").unwrap_or(s);
+    if let Some(rest) = s.strip_prefix("line ")
+        && let Some((_, msg)) = rest.split_once(": ")
+    {
+        return msg.to_owned();
+    }
+    s.to_owned()
+}
+
+/// "did you mean" for unknown fields and variants; a word about missing fields.
+fn hint_for(msg: &str) -> Option<String> {
+    for what in ["unknown field `", "unknown variant `"] {
+        if let Some(rest) = msg.strip_prefix(what)
+            && let Some((word, rest)) = rest.split_once('`')
+        {
+            let expected = rest
+                .split_once("expected one of ")
+                .or_else(|| rest.split_once("expected "))
+                .map(|(_, list)| list)?;
+            let candidates: Vec<&str> = expected
+                .split([',', ' '])
+                .map(|c| c.trim_matches(|c| c == '`' || c == ' '))
+                .filter(|c| !c.is_empty() && *c != "or")
+                .collect();
+            return Some(match did_you_mean(word, candidates.iter().copied()) {
+                Some(m) => format!("did you mean `{m}`?"),
+                None => format!("expected one of {}", candidates.join(", ")),
+            });
+        }
+    }
+    if msg.starts_with("missing field `") {
+        return Some("add the field; docs/policy.md lists every field".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_library_prefix() {
+        assert_eq!(
+            strip_location("error: line 9 column 5: unknown field `x`"),
+            "unknown field `x`"
+        );
+        assert_eq!(strip_location("plain"), "plain");
+    }
+
+    #[test]
+    fn hints_for_typos() {
+        assert_eq!(
+            hint_for("unknown field `acess`, expected one of paths, access, action").as_deref(),
+            Some("did you mean `access`?")
+        );
+        assert_eq!(
+            hint_for("unknown variant `enforc`, expected one of `enforce`, `audit`, `learn`")
+                .as_deref(),
+            Some("did you mean `enforce`?")
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Syscall names: the ones `hardening` may deny, and the ones each rule kind needs the
+//! seccomp filter to send to the agent.
+
+use std::collections::BTreeSet;
+
+/// Syscalls a workload can be denied outright. Names as in `<asm/unistd.h>` on x86_64/arm64;
+/// a name not here is refused so a typo cannot leave a hole that looks closed.
+pub const HARDENABLE: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "chroot",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "fanotify_init",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "get_mempolicy",
+    "init_module",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "memfd_create",
+    "memfd_secret",
+    "migrate_pages",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "move_pages",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "personality",
+    "pidfd_getfd",
+    "pivot_root",
+    "process_madvise",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "query_module",
+    "quotactl",
+    "quotactl_fd",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setdomainname",
+    "sethostname",
+    "setns",
+    "settimeofday",
+    "stime",
+    "swapoff",
+    "swapon",
+    "sysfs",
+    "syslog",
+    "umount",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vhangup",
+    "vm86",
+    "vm86old",
+];
+
+pub(crate) const FILE_OPEN: &[&str] = &["open", "openat", "openat2", "creat"];
+pub(crate) const FILE_DELETE: &[&str] = &[
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "rename",
+    "renameat",
+    "renameat2",
+];
+pub(crate) const FILE_CHMOD: &[&str] = &["chmod", "fchmod", "fchmodat", "fchmodat2"];
+pub(crate) const EXEC: &[&str] = &["execve", "execveat"];
+pub(crate) const EGRESS: &[&str] = &["connect", "sendto", "sendmsg", "sendmmsg"];
+pub(crate) const INGRESS: &[&str] = &["accept", "accept4", "recvfrom", "recvmsg"];
+
+/// What the NRI plugin must put in a workload's seccomp filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeccompPlan {
+    /// SCMP_ACT_NOTIFY: the agent decides each call.
+    pub notify: BTreeSet<&'static str>,
+    /// SCMP_ACT_ERRNO(EPERM): denied in the kernel, no agent involved.
+    pub errno: BTreeSet<String>,
+}
+
+impl SeccompPlan {
+    pub fn is_empty(&self) -> bool {
+        self.notify.is_empty() && self.errno.is_empty()
+    }
+}

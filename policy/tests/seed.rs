@@ -1,0 +1,217 @@
+//! The seed nginx policy: its decisions and its alert, byte for byte.
+
+use rampart_policy::*;
+
+const SEED: &str = include_str!("../examples/disallow-etc-access-for-nginx.yaml");
+const SEED_FILE: &str = "examples/disallow-etc-access-for-nginx.yaml";
+
+fn nginx() -> Workload {
+    Workload {
+        namespace: "default".into(),
+        pod_name: "vulnerable-nginx-pod".into(),
+        container_name: "nginx".into(),
+        image: "docker.io/library/nginx:1.25".into(),
+        ..Workload::default()
+    }
+}
+
+fn view(w: &Workload) -> WorkloadView {
+    let policies = parse_str(SEED_FILE, SEED).expect("seed parses");
+    assert_eq!(policies.len(), 1);
+    assert_eq!(policies[0].name(), "DisallowEtcAccessForNginx");
+    Snapshot::new(policies).unwrap().for_workload(w)
+}
+
+fn read(path: &str, process: &str) -> Operation<'static> {
+    // Tests only: leak to get 'static strs for a compact helper.
+    Operation::FileAccess {
+        path: Box::leak(path.to_owned().into_boxed_str()),
+        access: Access::Read,
+        process: Box::leak(process.to_owned().into_boxed_str()),
+    }
+}
+
+#[test]
+fn seed_loads_from_disk_too() {
+    let p = load_file(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/disallow-etc-access-for-nginx.yaml"
+    )))
+    .unwrap();
+    assert_eq!(p.len(), 1);
+}
+
+#[test]
+fn cat_reading_passwd_is_blocked() {
+    let v = view(&nginx());
+    let d = v.decide(&read("/etc/passwd", "/usr/bin/cat"));
+    assert_eq!(d.verdict, Verdict::Block);
+    assert_eq!(d.policy_name(), Some("DisallowEtcAccessForNginx"));
+    assert_eq!(d.rule_id(), Some("files[0]"));
+    assert_eq!(d.severity(), Some(Severity::High));
+    assert_eq!(d.response(), Some(Response::Block));
+}
+
+#[test]
+fn nginx_reading_passwd_and_its_config_is_allowed() {
+    let v = view(&nginx());
+    for p in [
+        "/etc/passwd",
+        "/etc/nginx/nginx.conf",
+        "/etc/nginx/conf.d/default.conf",
+    ] {
+        let d = v.decide(&read(p, "/usr/sbin/nginx"));
+        assert_eq!(d.verdict, Verdict::Allow, "{p}");
+        // The allow names itself, for `rampartctl explain`.
+        assert_eq!(d.rule_id(), Some("files[1]"));
+    }
+}
+
+#[test]
+fn nginx_reading_other_etc_files_is_blocked() {
+    let v = view(&nginx());
+    let d = v.decide(&read("/etc/shadow", "/usr/sbin/nginx"));
+    assert_eq!(d.verdict, Verdict::Block);
+}
+
+#[test]
+fn cat_reading_hostname_is_blocked_as_written() {
+    // The seed blocks every read of /etc/** by anything but nginx; /etc/hostname included.
+    let v = view(&nginx());
+    assert_eq!(
+        v.decide(&read("/etc/hostname", "/bin/cat")).verdict,
+        Verdict::Block
+    );
+}
+
+#[test]
+fn writes_and_other_dirs_are_not_covered() {
+    let v = view(&nginx());
+    assert!(
+        v.decide(&read("/usr/share/nginx/html/index.html", "/bin/cat"))
+            .is_allow()
+    );
+    let w = Operation::FileAccess {
+        path: "/etc/passwd",
+        access: Access::Write,
+        process: "/bin/cat",
+    };
+    assert!(v.decide(&w).is_allow());
+}
+
+#[test]
+fn path_tricks_do_not_bypass() {
+    let v = view(&nginx());
+    for p in [
+        "/etc/../etc/passwd",
+        "//etc///passwd",
+        "/etc/./passwd",
+        "/etc/passwd/",
+        "/tmp/../etc/passwd",
+        "/../../etc/passwd",
+    ] {
+        assert_eq!(
+            v.decide(&read(p, "/bin/cat")).verdict,
+            Verdict::Block,
+            "{p}"
+        );
+    }
+    // And nginx's own exception survives the same tricks in the process path.
+    assert!(
+        v.decide(&read("/etc/./passwd", "/usr//sbin/nginx"))
+            .is_allow()
+    );
+    // Not /etc: a sibling with the same prefix, and a relative path (caller must resolve).
+    assert!(v.decide(&read("/etcetera", "/bin/cat")).is_allow());
+    assert!(v.decide(&read("/etcetera/passwd", "/bin/cat")).is_allow());
+    assert!(v.decide(&read("etc/passwd", "/bin/cat")).is_allow());
+}
+
+#[test]
+fn unknown_process_gets_no_exception() {
+    let v = view(&nginx());
+    assert_eq!(v.decide(&read("/etc/passwd", "")).verdict, Verdict::Block);
+}
+
+#[test]
+fn other_containers_are_unaffected() {
+    let mut w = nginx();
+    w.container_name = "sidecar".into();
+    let v = view(&w);
+    assert!(v.is_empty());
+    assert!(v.decide(&read("/etc/passwd", "/bin/cat")).is_allow());
+    assert!(v.seccomp_plan().is_empty());
+}
+
+#[test]
+fn seed_needs_open_notifications_only() {
+    let plan = view(&nginx()).seccomp_plan();
+    let notify: Vec<_> = plan.notify.iter().copied().collect();
+    assert_eq!(notify, ["creat", "open", "openat", "openat2"]);
+    assert!(plan.errno.is_empty());
+}
+
+#[test]
+fn alert_json_is_byte_for_byte() {
+    let w = nginx();
+    let v = view(&w);
+    let op = read("/etc/passwd", "/usr/bin/cat");
+    let d = v.decide(&op);
+    let ts = Timestamp::parse("2023-10-27T10:30:00Z").unwrap();
+    let mut a = Alert::from_decision(&d, &w, &op, ts).unwrap();
+    // The design's example has only the core fields.
+    a.namespace = None;
+    a.process_path = None;
+    a.rule_id = None;
+    assert_eq!(
+        a.to_json(),
+        r#"{"timestamp":"2023-10-27T10:30:00Z","eventType":"FileAccess","policyName":"DisallowEtcAccessForNginx","podName":"vulnerable-nginx-pod","containerName":"nginx","filePath":"/etc/passwd","action":"Blocked","severity":"High","message":"File access to /etc/passwd by nginx container is prohibited by policy."}"#
+    );
+    let back: Alert = serde_json::from_str(&a.to_json()).unwrap();
+    assert_eq!(back, a);
+}
+
+#[test]
+fn alert_extras_and_journal_fields() {
+    let w = nginx();
+    let v = view(&w);
+    let op = read("/etc/passwd", "/usr/bin/cat");
+    let d = v.decide(&op);
+    let ts = Timestamp::parse("2023-10-27T12:30:00+02:00").unwrap();
+    let mut a = Alert::from_decision(&d, &w, &op, ts).unwrap();
+    a.pid = Some(4242);
+    a.container_id = Some("abc123".into());
+    a.node_name = Some("node-1".into());
+    a.args = Some(vec!["cat".into(), "/etc/passwd".into()]);
+    a.enforcer = Some("seccomp".into());
+    let json = a.to_json();
+    assert!(
+        json.starts_with(r#"{"timestamp":"2023-10-27T10:30:00Z","eventType":"FileAccess""#),
+        "{json}"
+    );
+    assert!(json.ends_with(r#","namespace":"default","containerId":"abc123","nodeName":"node-1","pid":4242,"processPath":"/usr/bin/cat","args":["cat","/etc/passwd"],"enforcer":"seccomp","ruleId":"files[0]"}"#), "{json}");
+    let f = a.journal_fields();
+    let get = |k: &str| f.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("MESSAGE"), Some(json.as_str()));
+    assert_eq!(get("PRIORITY"), Some("3"));
+    assert_eq!(get("RAMPART_POLICY"), Some("DisallowEtcAccessForNginx"));
+    assert_eq!(get("RAMPART_ACTION"), Some("Blocked"));
+    assert_eq!(get("RAMPART_SEVERITY"), Some("High"));
+    assert_eq!(get("RAMPART_POD"), Some("vulnerable-nginx-pod"));
+    assert_eq!(get("RAMPART_CONTAINER"), Some("nginx"));
+    assert_eq!(get("RAMPART_NAMESPACE"), Some("default"));
+    assert_eq!(get("RAMPART_EVENT_TYPE"), Some("FileAccess"));
+    assert_eq!(get("RAMPART_FILE_PATH"), Some("/etc/passwd"));
+    assert_eq!(get("RAMPART_PID"), Some("4242"));
+    assert_eq!(get("RAMPART_ARGS"), Some(r#"["cat","/etc/passwd"]"#));
+    assert_eq!(get("RAMPART_SYSCALL"), None);
+}
+
+#[test]
+fn allow_makes_no_alert() {
+    let w = nginx();
+    let v = view(&w);
+    let op = read("/etc/passwd", "/usr/sbin/nginx");
+    let d = v.decide(&op);
+    assert!(Alert::from_decision(&d, &w, &op, Timestamp::now()).is_none());
+}

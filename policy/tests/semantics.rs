@@ -1,0 +1,510 @@
+//! Selectors, rule kinds, modes and how overlapping policies combine.
+
+use std::collections::BTreeMap;
+
+use rampart_policy::*;
+
+fn snapshot(yaml: &str) -> Snapshot {
+    let p = parse_str("t.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
+    Snapshot::new(p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn policy(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: rampart.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+    )
+}
+
+fn wl(ns: &str, pod: &str, container: &str, image: &str, labels: &[(&str, &str)]) -> Workload {
+    Workload {
+        namespace: ns.into(),
+        pod_name: pod.into(),
+        container_name: container.into(),
+        image: image.into(),
+        pod_labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn read<'a>(path: &'a str, process: &'a str) -> Operation<'a> {
+    Operation::FileAccess {
+        path,
+        access: Access::Read,
+        process,
+    }
+}
+
+const BLOCK_SHADOW: &str = "  files:\n    - {paths: [/etc/shadow], action: block}\n";
+
+#[test]
+fn selector_fields_and_globs() {
+    let s = snapshot(&policy(
+        "Sel",
+        &format!(
+            "  selector:\n    namespaces: [prod, \"team-*\"]\n    podNames: [\"web-*\"]\n    containerNames: [app]\n    images: [\"registry.local/*:v1.*\"]\n{BLOCK_SHADOW}"
+        ),
+    ));
+    let yes = wl("team-a", "web-1", "app", "registry.local/web/app:v1.2", &[]);
+    assert_eq!(
+        s.for_workload(&yes).policy_names().collect::<Vec<_>>(),
+        ["Sel"]
+    );
+    for no in [
+        wl("dev", "web-1", "app", "registry.local/web/app:v1.2", &[]),
+        wl("prod", "db-1", "app", "registry.local/web/app:v1.2", &[]),
+        wl(
+            "prod",
+            "web-1",
+            "sidecar",
+            "registry.local/web/app:v1.2",
+            &[],
+        ),
+        wl("prod", "web-1", "app", "registry.local/web/app:v2.0", &[]),
+    ] {
+        assert!(s.for_workload(&no).is_empty(), "{no:?}");
+    }
+}
+
+#[test]
+fn label_selector_semantics() {
+    let s = snapshot(&policy(
+        "Labels",
+        &format!(
+            "  selector:\n    podLabels:\n      matchLabels: {{app: web}}\n      matchExpressions:\n        - {{key: tier, operator: In, values: [front, edge]}}\n        - {{key: env, operator: NotIn, values: [dev]}}\n        - {{key: team, operator: Exists}}\n        - {{key: legacy, operator: DoesNotExist}}\n{BLOCK_SHADOW}"
+        ),
+    ));
+    let m = |labels: &[(&str, &str)]| !s.for_workload(&wl("ns", "p", "c", "i", labels)).is_empty();
+    let base = [("app", "web"), ("tier", "edge"), ("team", "x")];
+    assert!(m(&base));
+    // NotIn matches a pod without the label, as in Kubernetes.
+    assert!(m(&[
+        ("app", "web"),
+        ("tier", "front"),
+        ("team", "x"),
+        ("env", "prod")
+    ]));
+    assert!(!m(&[
+        ("app", "web"),
+        ("tier", "front"),
+        ("team", "x"),
+        ("env", "dev")
+    ]));
+    assert!(!m(&[("app", "db"), ("tier", "edge"), ("team", "x")]));
+    assert!(!m(&[("app", "web"), ("tier", "back"), ("team", "x")]));
+    assert!(!m(&[("app", "web"), ("tier", "edge")]));
+    assert!(!m(&[
+        ("app", "web"),
+        ("tier", "edge"),
+        ("team", "x"),
+        ("legacy", "1")
+    ]));
+}
+
+#[test]
+fn no_selector_means_every_workload() {
+    let s = snapshot(&policy("All", BLOCK_SHADOW));
+    assert!(!s.for_workload(&Workload::default()).is_empty());
+}
+
+#[test]
+fn block_beats_alert_beats_allow_across_policies() {
+    let s = snapshot(&format!(
+        "{}{}{}",
+        policy(
+            "A-allow",
+            "  files:\n    - {paths: [\"/data/**\"], action: allow}\n"
+        ),
+        policy(
+            "B-alert",
+            "  files:\n    - {paths: [\"/data/secret/**\"], action: alert}\n"
+        ),
+        policy(
+            "C-block",
+            "  files:\n    - {paths: [\"/data/**\"], action: block}\n"
+        ),
+    ));
+    let v = s.for_workload(&Workload::default());
+    // An allow in one policy never carves out of another policy's block.
+    let d = v.decide(&read("/data/secret/key", "/bin/app"));
+    assert_eq!(d.verdict, Verdict::Block);
+    assert_eq!(d.policy_name(), Some("C-block"));
+}
+
+#[test]
+fn alert_beats_allow_across_policies() {
+    let s = snapshot(&format!(
+        "{}{}",
+        policy(
+            "A-allow",
+            "  files:\n    - {paths: [\"/data/**\"], action: allow}\n"
+        ),
+        policy(
+            "B-alert",
+            "  files:\n    - {paths: [\"/data/**\"], action: alert}\n"
+        ),
+    ));
+    let v = s.for_workload(&Workload::default());
+    let d = v.decide(&read("/data/x", "/bin/app"));
+    assert_eq!(d.verdict, Verdict::Alert);
+    assert_eq!(d.policy_name(), Some("B-alert"));
+}
+
+#[test]
+fn most_specific_names_the_decision() {
+    let s = snapshot(&format!(
+        "{}{}",
+        policy(
+            "Broad",
+            "  severity: Critical\n  files:\n    - {id: etc, paths: [\"/etc/**\"], action: block}\n"
+        ),
+        policy(
+            "Narrow",
+            "  severity: Low\n  files:\n    - {id: ssl, paths: [\"/etc/ssl/**\"], action: block}\n"
+        ),
+    ));
+    let v = s.for_workload(&Workload::default());
+    let d = v.decide(&read("/etc/ssl/private/key.pem", "/bin/cat"));
+    assert_eq!(
+        (d.policy_name(), d.rule_id()),
+        (Some("Narrow"), Some("ssl"))
+    );
+    let d = v.decide(&read("/etc/hosts", "/bin/cat"));
+    assert_eq!((d.policy_name(), d.rule_id()), (Some("Broad"), Some("etc")));
+}
+
+#[test]
+fn same_specificity_prefers_severity_then_name() {
+    let s = snapshot(&format!(
+        "{}{}{}",
+        policy(
+            "Z",
+            "  severity: High\n  files:\n    - {paths: [\"/x/**\"], action: block}\n"
+        ),
+        policy(
+            "B",
+            "  severity: Low\n  files:\n    - {paths: [\"/x/**\"], action: block}\n"
+        ),
+        policy(
+            "A",
+            "  severity: Low\n  files:\n    - {paths: [\"/x/**\"], action: block}\n"
+        ),
+    ));
+    let v = s.for_workload(&Workload::default());
+    assert_eq!(v.decide(&read("/x/y", "")).policy_name(), Some("Z"));
+    let s = snapshot(&format!(
+        "{}{}",
+        policy("B", "  files:\n    - {paths: [\"/x/**\"], action: block}\n"),
+        policy("A", "  files:\n    - {paths: [\"/x/**\"], action: block}\n"),
+    ));
+    let v = s.for_workload(&Workload::default());
+    assert_eq!(v.decide(&read("/x/y", "")).policy_name(), Some("A"));
+}
+
+#[test]
+fn audit_mode_turns_block_into_alert_and_enforce_still_wins() {
+    let s = snapshot(&policy(
+        "Audit",
+        "  mode: audit\n  files:\n    - {paths: [\"/etc/**\"], action: block}\n",
+    ));
+    let v = s.for_workload(&Workload::default());
+    let d = v.decide(&read("/etc/passwd", "/bin/cat"));
+    assert_eq!(d.verdict, Verdict::Alert);
+    assert_eq!(d.response(), None);
+    let w = Workload::default();
+    let op = read("/etc/passwd", "/bin/cat");
+    let a = Alert::from_decision(&d, &w, &op, Timestamp::now()).unwrap();
+    assert_eq!(a.action, AlertAction::Alerted);
+    assert_eq!(
+        a.message,
+        "File access to /etc/passwd by - container is reported by policy Audit."
+    );
+
+    let s = snapshot(&format!(
+        "{}{}",
+        policy(
+            "Audit",
+            "  mode: audit\n  files:\n    - {paths: [\"/etc/**\"], action: block}\n"
+        ),
+        policy(
+            "Enforce",
+            "  files:\n    - {paths: [\"/etc/**\"], action: block}\n"
+        ),
+    ));
+    let v = s.for_workload(&Workload::default());
+    let d = v.decide(&read("/etc/passwd", "/bin/cat"));
+    assert_eq!(
+        (d.verdict, d.policy_name()),
+        (Verdict::Block, Some("Enforce"))
+    );
+}
+
+#[test]
+fn learn_mode_decides_nothing_but_flags_learning() {
+    let s = snapshot(&policy(
+        "Learn",
+        "  mode: learn\n  files:\n    - {paths: [\"/etc/**\"], action: block}\n",
+    ));
+    let v = s.for_workload(&Workload::default());
+    assert!(v.learning());
+    assert!(v.is_empty());
+    assert!(v.decide(&read("/etc/passwd", "/bin/cat")).is_allow());
+}
+
+#[test]
+fn access_kinds_and_integrity() {
+    let s = snapshot(&policy(
+        "Fim",
+        "  severity: Critical\n  files:\n    - {paths: [\"/var/log/**\"], access: [delete, chmod], action: block}\n  integrity:\n    - paths: [\"/usr/bin/**\"]\n      exceptProcesses: [/usr/bin/dpkg]\n      action: alert\n",
+    ));
+    let v = s.for_workload(&Workload::default());
+    let op = |path, access, process| Operation::FileAccess {
+        path,
+        access,
+        process,
+    };
+    assert!(
+        v.decide(&op("/var/log/app.log", Access::Write, "/app"))
+            .is_allow()
+    );
+    assert_eq!(
+        v.decide(&op("/var/log/app.log", Access::Delete, "/app"))
+            .verdict,
+        Verdict::Block
+    );
+    assert_eq!(
+        v.decide(&op("/var/log/app.log", Access::Chmod, "/app"))
+            .verdict,
+        Verdict::Block
+    );
+    // Reading a watched file is fine; writing it is reported as integrity.
+    assert!(
+        v.decide(&op("/usr/bin/ls", Access::Read, "/app"))
+            .is_allow()
+    );
+    let w = Workload::default();
+    let o = op("/usr/bin/ls", Access::Write, "/app");
+    let d = v.decide(&o);
+    assert_eq!(
+        (d.verdict, d.rule_kind()),
+        (Verdict::Alert, Some(RuleKind::Integrity))
+    );
+    let a = Alert::from_decision(&d, &w, &o, Timestamp::now()).unwrap();
+    assert_eq!(a.event_type, EventType::FileIntegrity);
+    assert!(
+        v.decide(&op("/usr/bin/ls", Access::Write, "/usr/bin/dpkg"))
+            .is_allow()
+    );
+    let iw = Operation::IntegrityWrite {
+        path: "/usr/bin/../bin/ls",
+        process: "",
+    };
+    assert_eq!(v.decide(&iw).verdict, Verdict::Alert);
+}
+
+#[test]
+fn process_allow_list_and_deny_list() {
+    let s = snapshot(&format!(
+        "{}{}",
+        policy(
+            "OnlyNginx",
+            "  response: kill-process\n  processes:\n    - allowOnly: [/usr/sbin/nginx, /docker-entrypoint.sh, \"/docker-entrypoint.d/*\"]\n      action: block\n",
+        ),
+        policy(
+            "NoShells",
+            "  processes:\n    - {paths: [/bin/sh, /bin/bash, /usr/bin/curl], action: alert, response: kill-pod}\n",
+        ),
+    ));
+    let v = s.for_workload(&Workload::default());
+    let exec = |path| Operation::Exec { path };
+    assert!(v.decide(&exec("/usr/sbin/nginx")).is_allow());
+    assert!(
+        v.decide(&exec("/docker-entrypoint.d/10-listen.sh"))
+            .is_allow()
+    );
+    let d = v.decide(&exec("/usr/bin/id"));
+    assert_eq!(
+        (d.verdict, d.response()),
+        (Verdict::Block, Some(Response::KillProcess))
+    );
+    // A relative path is not on the allow-list either.
+    assert_eq!(v.decide(&exec("usr/sbin/nginx")).verdict, Verdict::Block);
+    let w = Workload::default();
+    let a = Alert::from_decision(&d, &w, &exec("/usr/bin/id"), Timestamp::now()).unwrap();
+    assert_eq!(
+        (a.action, a.event_type),
+        (AlertAction::ProcessKilled, EventType::ProcessExecution)
+    );
+    // Both match /bin/sh: the block of the allow-list outranks the alert of the deny-list.
+    let d = v.decide(&exec("/bin/sh"));
+    assert_eq!(
+        (d.verdict, d.policy_name()),
+        (Verdict::Block, Some("OnlyNginx"))
+    );
+    let plan = v.seccomp_plan();
+    assert!(plan.notify.contains("execve") && plan.notify.contains("execveat"));
+}
+
+#[test]
+fn process_allow_rule_carves_out_of_same_policy() {
+    let s = snapshot(&policy(
+        "Tools",
+        "  processes:\n    - {paths: [\"/usr/bin/*\"], action: block}\n    - {paths: [/usr/bin/env], action: allow}\n",
+    ));
+    let v = s.for_workload(&Workload::default());
+    assert!(
+        v.decide(&Operation::Exec {
+            path: "/usr/bin/env"
+        })
+        .is_allow()
+    );
+    assert_eq!(
+        v.decide(&Operation::Exec {
+            path: "/usr/bin/id"
+        })
+        .verdict,
+        Verdict::Block
+    );
+    // `*` does not cross `/`.
+    assert!(
+        v.decide(&Operation::Exec {
+            path: "/usr/bin/x/y"
+        })
+        .is_allow()
+    );
+}
+
+#[test]
+fn network_cidr_port_protocol_direction() {
+    let s = snapshot(&policy(
+        "Egress",
+        "  network:\n    - {id: all, cidrs: [\"0.0.0.0/0\", \"::/0\"], action: block}\n    - {id: dns, cidrs: [10.96.0.10/32], ports: [53], protocols: [udp], action: allow}\n    - {id: web, cidrs: [\"10.0.0.0/8\", \"fd00::/8\"], ports: [443, \"8000-8080\"], protocols: [tcp], action: allow}\n    - {id: in, direction: ingress, ports: [22], action: alert}\n",
+    ));
+    let v = s.for_workload(&Workload::default());
+    let c = |addr: &str, port, protocol| Operation::Connect {
+        direction: Direction::Egress,
+        address: addr.parse().unwrap(),
+        port,
+        protocol,
+        process: "/app",
+    };
+    assert!(v.decide(&c("10.96.0.10", 53, Protocol::Udp)).is_allow());
+    assert_eq!(
+        v.decide(&c("10.96.0.10", 53, Protocol::Tcp)).verdict,
+        Verdict::Block
+    );
+    assert!(v.decide(&c("10.1.2.3", 443, Protocol::Tcp)).is_allow());
+    assert!(v.decide(&c("10.1.2.3", 8080, Protocol::Tcp)).is_allow());
+    assert_eq!(
+        v.decide(&c("10.1.2.3", 8081, Protocol::Tcp)).verdict,
+        Verdict::Block
+    );
+    assert!(v.decide(&c("fd00::1", 8000, Protocol::Tcp)).is_allow());
+    let d = v.decide(&c("93.184.216.34", 443, Protocol::Tcp));
+    assert_eq!((d.verdict, d.rule_id()), (Verdict::Block, Some("all")));
+    let w = Workload {
+        container_name: "app".into(),
+        ..Workload::default()
+    };
+    let op = c("93.184.216.34", 443, Protocol::Tcp);
+    let a = Alert::from_decision(&d, &w, &op, Timestamp::now()).unwrap();
+    assert_eq!(a.event_type, EventType::NetworkConnection);
+    assert_eq!(
+        a.message,
+        "Network connection with 93.184.216.34:443/tcp by app container is prohibited by policy."
+    );
+    assert_eq!(
+        (a.remote_address.as_deref(), a.remote_port),
+        (Some("93.184.216.34"), Some(443))
+    );
+    let ingress = Operation::Connect {
+        direction: Direction::Ingress,
+        address: "192.0.2.1".parse().unwrap(),
+        port: 22,
+        protocol: Protocol::Tcp,
+        process: "/usr/sbin/sshd",
+    };
+    assert_eq!(v.decide(&ingress).verdict, Verdict::Alert);
+    let plan = v.seccomp_plan();
+    assert!(plan.notify.contains("connect") && plan.notify.contains("accept4"));
+}
+
+#[test]
+fn hardening_and_drift() {
+    let s = snapshot(&format!(
+        "{}{}",
+        policy(
+            "Hard",
+            "  hardening:\n    syscalls: [io_uring_setup, io_uring_enter, io_uring_register, bpf, ptrace]\n  drift: {action: block, response: kill-pod}\n",
+        ),
+        policy(
+            "Watch",
+            "  hardening: {syscalls: [unshare], action: alert}\n"
+        ),
+    ));
+    let v = s.for_workload(&Workload::default());
+    let d = v.decide(&Operation::Syscall { name: "bpf" });
+    assert_eq!(
+        (d.verdict, d.rule_id()),
+        (Verdict::Block, Some("hardening"))
+    );
+    assert!(v.decide(&Operation::Syscall { name: "read" }).is_allow());
+    assert_eq!(
+        v.decide(&Operation::Syscall { name: "unshare" }).verdict,
+        Verdict::Alert
+    );
+    let d = v.decide(&Operation::Drift { path: "/tmp/x" });
+    assert_eq!(
+        (d.verdict, d.response()),
+        (Verdict::Block, Some(Response::KillPod))
+    );
+    let plan = v.seccomp_plan();
+    assert!(plan.errno.contains("bpf") && plan.errno.contains("io_uring_setup"));
+    assert!(!plan.notify.contains("bpf"));
+    assert!(plan.notify.contains("unshare"));
+    assert!(plan.notify.contains("execve"));
+}
+
+#[test]
+fn message_templates_rule_over_policy_over_default() {
+    let s = snapshot(&policy(
+        "Msg",
+        "  message: \"{policy}: {process} touched {path} in {namespace}/{pod}\"\n  files:\n    - {paths: [/a], action: block}\n    - {paths: [/b], action: block, message: \"rule {rule} ({severity})\"}\n",
+    ));
+    let w = wl("ns", "pod", "c", "img", &[]);
+    let v = s.for_workload(&w);
+    let op = read("/a", "/bin/cat");
+    assert_eq!(
+        v.decide(&op).message(&w, &op),
+        "Msg: /bin/cat touched /a in ns/pod"
+    );
+    let op = read("/b", "/bin/cat");
+    assert_eq!(v.decide(&op).message(&w, &op), "rule files[1] (Medium)");
+}
+
+#[test]
+fn load_dir_reads_yaml_files_in_order() {
+    let dir = std::env::temp_dir().join(format!("rampart-policy-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("b.yaml"), policy("B", BLOCK_SHADOW)).unwrap();
+    std::fs::write(
+        dir.join("a.yml"),
+        format!(
+            "{}{}",
+            policy("A1", BLOCK_SHADOW),
+            policy("A2", BLOCK_SHADOW)
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a policy").unwrap();
+    std::fs::write(dir.join(".hidden.yaml"), "junk: [").unwrap();
+    let p = load_dir(&dir).unwrap();
+    let names: Vec<_> = p.iter().map(|p| p.name().to_owned()).collect();
+    assert_eq!(names, ["A1", "A2", "B"]);
+    std::fs::write(dir.join("c.yaml"), "apiVersion: x\n").unwrap();
+    let e = load_dir(&dir).unwrap_err();
+    assert!(e.to_string().contains("c.yaml:"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(matches!(load_dir(&dir), Err(Error::ReadDir { .. })));
+}

@@ -1,0 +1,150 @@
+//! What the node tests share: finding the node, and the agent's code serving a listener socket in
+//! this test process under compiled policies, with a Localhost seccomp profile that sends the
+//! chosen syscalls to it.
+//!
+//! Needs root and the node (`make node-up`). Under `make test` (RAMPART_NODE_TESTS=1) a missing
+//! node fails the test instead of skipping it.
+
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rampart_integration::cri::Cri;
+use rampart_policy::{Snapshot, parse_str};
+use rampart_protos::agent;
+use rampart_seccomp::listener::Listener;
+use rampart_seccomp::policy_handler::{PolicyHandler, Reporter};
+use rampart_seccomp::supervisor::{self, Handler};
+use rampart_seccomp::workload::Workload;
+
+/// The seed policy: DisallowEtcAccessForNginx.
+pub const SEED: &str = include_str!("../../../config/examples/disallow-etc-access-for-nginx.yaml");
+
+/// What the seed scenario's profile sends to the agent.
+pub const NOTIFY_OPEN_EXEC: &[&str] = &["open", "openat", "openat2", "creat", "execve", "execveat"];
+
+/// The hardening rule rampart-nri injects: io_uring is refused by the kernel, no agent involved
+/// (its opens would never reach a seccomp filter).
+pub const DENY_IO_URING: &str = r#"{"names":["io_uring_setup","io_uring_enter","io_uring_register"],"action":"SCMP_ACT_ERRNO","errnoRet":1}"#;
+
+/// Every event the agent reported.
+#[derive(Default)]
+pub struct Collect(pub Mutex<Vec<agent::Event>>);
+
+impl Reporter for Collect {
+    fn report(&self, event: agent::Event) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+impl Collect {
+    pub fn all(&self) -> Vec<agent::Event> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// The node's CRI, or None (skip) when the test can't run here and isn't required to.
+pub async fn node() -> Option<Cri> {
+    let required = std::env::var_os("RAMPART_NODE_TESTS").is_some();
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            !required,
+            "RAMPART_NODE_TESTS is set but the tests do not run as root"
+        );
+        eprintln!("skipped: needs root and the node (run `make node-up`, or `make test`)");
+        return None;
+    }
+    match Cri::connect_default().await {
+        Ok(cri) => Some(cri),
+        Err(e) if !required => {
+            eprintln!("skipped: {e}");
+            None
+        }
+        Err(e) => panic!("RAMPART_NODE_TESTS is set but the node is not reachable: {e}"),
+    }
+}
+
+/// The agent's listener, PolicyHandler and supervisors, serving a socket in a directory of its
+/// own. Stops accepting (and removes the directory) when dropped; supervisors end with their
+/// containers.
+pub struct Agent {
+    pub dir: PathBuf,
+    pub sock: PathBuf,
+    pub events: Arc<Collect>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Agent {
+    /// Compiles `policies` (file name, YAML) into one snapshot and starts serving. Call from a
+    /// multi-threaded tokio runtime.
+    pub fn start(policies: &[(&str, &str)]) -> Agent {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = PathBuf::from(format!(
+            "/run/rampart-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("seccomp.sock");
+        let parsed = policies
+            .iter()
+            .flat_map(|(name, yaml)| parse_str(name, yaml).unwrap())
+            .collect::<Vec<_>>();
+        let snapshot = Snapshot::new(parsed).unwrap();
+        let events = Arc::new(Collect::default());
+        let handler: Arc<dyn Handler> = Arc::new(PolicyHandler::new(1, snapshot, events.clone()));
+        let listener = Listener::bind(&sock).unwrap();
+        let accept = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(incoming) => {
+                        let handler = handler.clone();
+                        tokio::spawn(async move {
+                            let h = incoming.handoff().await.unwrap();
+                            let w = Arc::new(Workload::from_state(&h.state));
+                            supervisor::spawn(h.notify_fd, w, handler).unwrap();
+                        });
+                    }
+                    Err(e) => eprintln!("listener: {e}"),
+                }
+            }
+        });
+        Agent {
+            dir,
+            sock,
+            events,
+            accept,
+        }
+    }
+
+    /// Writes a Localhost profile (default allow, x86_64 only) that notifies `notify` to this
+    /// agent, plus `extra_rules` (JSON objects of the profile's `syscalls` list), and returns its
+    /// path.
+    pub fn profile(&self, notify: &[&str], extra_rules: &[&str]) -> PathBuf {
+        let path = self.dir.join("profile.json");
+        let names = serde_json::to_string(notify).unwrap();
+        let mut rules = vec![format!(r#"{{"names":{names},"action":"SCMP_ACT_NOTIFY"}}"#)];
+        rules.extend(extra_rules.iter().map(|r| r.to_string()));
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+                "listenerPath":"{}","listenerMetadata":"rampart-test","syscalls":[{}]}}"#,
+                self.sock.display(),
+                rules.join(",")
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.accept.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
