@@ -1,0 +1,232 @@
+//! rampart as an operator runs it: rampartd, rampart-seccomp and rampart-nri started by
+//! `scripts/rampart` on the real node, containerd running runc through rampart-runc. The seed
+//! scenario end to end: the nginx pod is protected at creation, `cat /etc/passwd` in it gets
+//! "Permission denied", and the seed's JSON record lands in journald with its fields. Then the
+//! policy file is edited: a broken edit is rejected while the old policy keeps deciding, and a
+//! switch to audit mode lets the read through with an Alerted record.
+//!
+//! Needs root and the node (`make node-up`, with `make build` done first so rampart-runc is
+//! installed). Under `make test` (RAMPART_NODE_TESTS=1) a missing node fails instead of skipping.
+//! This is the only test that starts rampart's daemons; it stops them when done.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rampart_integration::cri::{ContainerSpec, Cri, PodSpec, TestPod, unique_name};
+
+const SEED: &str = include_str!("../../config/examples/disallow-etc-access-for-nginx.yaml");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+async fn node() -> Option<Cri> {
+    let required = std::env::var_os("RAMPART_NODE_TESTS").is_some();
+    if !nix::unistd::geteuid().is_root() {
+        assert!(!required, "RAMPART_NODE_TESTS is set but the tests do not run as root");
+        eprintln!("skipped: needs root and the node (run `make node-up`, or `make test`)");
+        return None;
+    }
+    match Cri::connect_default().await {
+        Ok(cri) => Some(cri),
+        Err(e) if !required => {
+            eprintln!("skipped: {e}");
+            None
+        }
+        Err(e) => panic!("RAMPART_NODE_TESTS is set but the node is not reachable: {e}"),
+    }
+}
+
+/// rampart's daemons for the duration of the test, on a policy directory of its own.
+struct Rampart {
+    policy_dir: PathBuf,
+}
+
+impl Rampart {
+    fn up(policy_dir: &Path) -> Rampart {
+        // Daemons left running (by `make demo`, say) would read another policy directory.
+        let _ = Command::new(repo().join("scripts/rampart")).arg("down").status();
+        let out = Command::new(repo().join("scripts/rampart"))
+            .arg("up")
+            .env("RAMPART_POLICY_DIR", policy_dir)
+            .output()
+            .expect("scripts/rampart runs");
+        assert!(
+            out.status.success(),
+            "scripts/rampart up failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Rampart {
+            policy_dir: policy_dir.to_owned(),
+        }
+    }
+}
+
+impl Drop for Rampart {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/rampart")).arg("down").status();
+        let _ = std::fs::remove_dir_all(&self.policy_dir);
+    }
+}
+
+/// rampart's records for `pod` with `action` since the test began, as journald returns them.
+fn records(pod: &str, action: &str, since: u64) -> Vec<serde_json::Value> {
+    let out = Command::new("journalctl")
+        .args(["--no-pager", "-o", "json", "--since"])
+        .arg(format!("@{since}"))
+        .arg("SYSLOG_IDENTIFIER=rampart")
+        .arg(format!("RAMPART_POD={pod}"))
+        .arg(format!("RAMPART_ACTION={action}"))
+        .output()
+        .expect("journalctl runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn wait_for_record(pod: &str, action: &str, since: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(r) = records(pod, action, since).pop() {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {action} record for {pod} reached journald"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_scenario_end_to_end() {
+    let Some(cri) = node().await else { return };
+    assert!(
+        Path::new("/var/lib/rampart-node/bin/rampart-runc").exists()
+            || std::env::var_os("RAMPART_NODE_DIR").is_some(),
+        "containerd is not running runc through rampart-runc: run `make build` before `make node-up`"
+    );
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let policy_dir = std::env::temp_dir().join(format!("rampart-policies-{}", std::process::id()));
+    std::fs::create_dir_all(&policy_dir).unwrap();
+    let policy_file = policy_dir.join("seed.yaml");
+    std::fs::write(&policy_file, SEED).unwrap();
+    let _rampart = Rampart::up(&policy_dir);
+
+    let pod_name = unique_name("vulnerable-nginx");
+    let pod = TestPod::run(
+        &cri,
+        &PodSpec::new(&pod_name).namespace("rampart-test").label("app", "nginx"),
+        &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")],
+    )
+    .await
+    .expect("nginx starts under rampart");
+
+    // Protected at creation: rampart-nri asked rampartd and annotated the container.
+    let status = cri
+        .container_status(pod.container_id("nginx").unwrap())
+        .await
+        .unwrap();
+    let spec = status.runtime_spec().expect("verbose status has the runtime spec");
+    let seccomp = spec["annotations"]["rampart.dev/seccomp"]
+        .as_str()
+        .expect("rampart-nri added the seccomp annotation");
+    assert!(seccomp.contains("openat"), "{seccomp}");
+    assert_eq!(
+        spec["annotations"]["rampart.dev/policies"],
+        "DisallowEtcAccessForNginx"
+    );
+
+    // The attack.
+    let cat = pod.exec("nginx", &["cat", "/etc/passwd"]).await.unwrap();
+    assert_ne!(cat.exit_code, 0, "{cat:?}");
+    assert!(!cat.stdout_text().contains("root:x:0:0"), "{cat:?}");
+    assert!(
+        String::from_utf8_lossy(&cat.stderr).contains("Permission denied"),
+        "{cat:?}"
+    );
+
+    // The seed's record, in journald: JSON in MESSAGE, every field a journal field too.
+    let r = wait_for_record(&pod_name, "Blocked", since);
+    let alert: serde_json::Value =
+        serde_json::from_str(r["MESSAGE"].as_str().unwrap()).expect("MESSAGE is the alert JSON");
+    for (k, v) in [
+        ("eventType", "FileAccess"),
+        ("policyName", "DisallowEtcAccessForNginx"),
+        ("podName", pod_name.as_str()),
+        ("containerName", "nginx"),
+        ("filePath", "/etc/passwd"),
+        ("action", "Blocked"),
+        ("severity", "High"),
+        (
+            "message",
+            "File access to /etc/passwd by nginx container is prohibited by policy.",
+        ),
+        ("namespace", "rampart-test"),
+        ("enforcer", "seccomp-notify"),
+    ] {
+        assert_eq!(alert[k], v, "alert field {k}: {alert}");
+    }
+    // The seed's fields come first, in the seed's order (checked on the text: a JSON map
+    // would sort them).
+    let text = r["MESSAGE"].as_str().unwrap();
+    let at = |k: &str| text.find(&format!("\"{k}\":")).unwrap_or(usize::MAX);
+    let order = [
+        "timestamp",
+        "eventType",
+        "policyName",
+        "podName",
+        "containerName",
+        "filePath",
+        "action",
+        "severity",
+        "message",
+        "namespace",
+    ];
+    assert!(
+        order.windows(2).all(|w| at(w[0]) < at(w[1])),
+        "fields out of order: {text}"
+    );
+    assert_eq!(r["RAMPART_POLICY"], "DisallowEtcAccessForNginx");
+    assert_eq!(r["RAMPART_FILE_PATH"], "/etc/passwd");
+    assert_eq!(r["PRIORITY"], "3", "High is syslog err");
+
+    // nginx is unaffected.
+    let www = pod.exec("nginx", &["cat", "/etc/hostname"]).await.unwrap();
+    assert_eq!(www.exit_code, 0, "{www:?}");
+
+    // A broken edit: rejected, and the old policy keeps deciding.
+    std::fs::write(&policy_file, SEED.replace("access: [read]", "acess: [read]")).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let again = pod.exec("nginx", &["cat", "/etc/passwd"]).await.unwrap();
+    assert_ne!(again.exit_code, 0, "a broken edit must not lift the block: {again:?}");
+
+    // Audit mode: the read goes through and is reported as Alerted.
+    std::fs::write(
+        &policy_file,
+        SEED.replace("  mode: enforce\n", "  mode: audit\n"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = pod.exec("nginx", &["cat", "/etc/passwd"]).await.unwrap();
+        if out.exit_code == 0 {
+            assert!(out.stdout_text().contains("root:x:0:0"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "audit mode never took effect");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = wait_for_record(&pod_name, "Alerted", since);
+    let alert: serde_json::Value = serde_json::from_str(r["MESSAGE"].as_str().unwrap()).unwrap();
+    assert_eq!(alert["action"], "Alerted");
+    assert_eq!(alert["filePath"], "/etc/passwd");
+
+    pod.remove().await.unwrap();
+}
