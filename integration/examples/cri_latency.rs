@@ -17,10 +17,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(30);
     let cri = Cri::connect_default().await?;
     let pod = cri
-        .run_pod(&PodSpec::new(unique_name("bench")).namespace("rampart-bench").label("app", "nginx"))
+        .run_pod(
+            &PodSpec::new(unique_name("bench"))
+                .namespace("rampart-bench")
+                .label("app", "nginx"),
+        )
         .await?;
     let (mut runtime, _) = cri.raw();
-    let spec = ContainerSpec::new("nginx", "rampart.local/busybox:latest").command(["sleep", "3600"]);
+    let spec =
+        ContainerSpec::new("nginx", "rampart.local/busybox:latest").command(["sleep", "3600"]);
     let mut samples = Vec::with_capacity(n);
     // One untimed round warms caches (image metadata, snapshotter).
     for i in 0..=n {
@@ -51,7 +56,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{{\"arm\":\"{arm}\",\"n\":{n},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"samples_ms\":[{}]}}",
         pct(0.5),
         pct(0.99),
-        samples.iter().map(|d| format!("{:.2}", ms(*d))).collect::<Vec<_>>().join(",")
+        samples
+            .iter()
+            .map(|d| format!("{:.2}", ms(*d)))
+            .collect::<Vec<_>>()
+            .join(",")
     );
     Ok(())
 }

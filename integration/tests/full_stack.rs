@@ -16,15 +16,30 @@ use std::time::{Duration, Instant};
 use rampart_integration::cri::{ContainerSpec, Cri, PodSpec, TestPod, unique_name};
 
 const SEED: &str = include_str!("../../config/examples/disallow-etc-access-for-nginx.yaml");
+const KILL_SHADOW_READERS: &str = "apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: KillShadowReaders}
+spec:
+  selector: {containerNames: [nginx]}
+  severity: Critical
+  files:
+    - {paths: [/etc/shadow], access: [read], action: block, response: kill-process}
+";
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 async fn node() -> Option<Cri> {
     let required = std::env::var_os("RAMPART_NODE_TESTS").is_some();
     if !nix::unistd::geteuid().is_root() {
-        assert!(!required, "RAMPART_NODE_TESTS is set but the tests do not run as root");
+        assert!(
+            !required,
+            "RAMPART_NODE_TESTS is set but the tests do not run as root"
+        );
         eprintln!("skipped: needs root and the node (run `make node-up`, or `make test`)");
         return None;
     }
@@ -46,7 +61,9 @@ struct Rampart {
 impl Rampart {
     fn up(policy_dir: &Path) -> Rampart {
         // Daemons left running (by `make demo`, say) would read another policy directory.
-        let _ = Command::new(repo().join("scripts/rampart")).arg("down").status();
+        let _ = Command::new(repo().join("scripts/rampart"))
+            .arg("down")
+            .status();
         let out = Command::new(repo().join("scripts/rampart"))
             .arg("up")
             .env("RAMPART_POLICY_DIR", policy_dir)
@@ -66,7 +83,9 @@ impl Rampart {
 
 impl Drop for Rampart {
     fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/rampart")).arg("down").status();
+        let _ = Command::new(repo().join("scripts/rampart"))
+            .arg("down")
+            .status();
         let _ = std::fs::remove_dir_all(&self.policy_dir);
     }
 }
@@ -122,7 +141,9 @@ async fn the_seed_scenario_end_to_end() {
     let pod_name = unique_name("vulnerable-nginx");
     let pod = TestPod::run(
         &cri,
-        &PodSpec::new(&pod_name).namespace("rampart-test").label("app", "nginx"),
+        &PodSpec::new(&pod_name)
+            .namespace("rampart-test")
+            .label("app", "nginx"),
         &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")],
     )
     .await
@@ -133,7 +154,9 @@ async fn the_seed_scenario_end_to_end() {
         .container_status(pod.container_id("nginx").unwrap())
         .await
         .unwrap();
-    let spec = status.runtime_spec().expect("verbose status has the runtime spec");
+    let spec = status
+        .runtime_spec()
+        .expect("verbose status has the runtime spec");
     let seccomp = spec["annotations"]["rampart.dev/seccomp"]
         .as_str()
         .expect("rampart-nri added the seccomp annotation");
@@ -201,11 +224,40 @@ async fn the_seed_scenario_end_to_end() {
     let www = pod.exec("nginx", &["cat", "/etc/hostname"]).await.unwrap();
     assert_eq!(www.exit_code, 0, "{www:?}");
 
+    // A second policy, added while everything runs: reading /etc/shadow kills the process.
+    std::fs::write(policy_dir.join("kill.yaml"), KILL_SHADOW_READERS).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = pod
+            .exec("nginx", &["sh", "-c", "cat /etc/shadow; echo exit=$?"])
+            .await
+            .unwrap();
+        if out.stdout_text().contains("exit=137") {
+            assert!(!out.stdout_text().contains("root:"), "{out:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the kill-process policy never took effect: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = wait_for_record(&pod_name, "ProcessKilled", since);
+    assert_eq!(r["RAMPART_POLICY"], "KillShadowReaders");
+    assert_eq!(r["RAMPART_SEVERITY"], "Critical");
+
     // A broken edit: rejected, and the old policy keeps deciding.
-    std::fs::write(&policy_file, SEED.replace("access: [read]", "acess: [read]")).unwrap();
+    std::fs::write(
+        &policy_file,
+        SEED.replace("access: [read]", "acess: [read]"),
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_secs(1));
     let again = pod.exec("nginx", &["cat", "/etc/passwd"]).await.unwrap();
-    assert_ne!(again.exit_code, 0, "a broken edit must not lift the block: {again:?}");
+    assert_ne!(
+        again.exit_code, 0,
+        "a broken edit must not lift the block: {again:?}"
+    );
 
     // Audit mode: the read goes through and is reported as Alerted.
     std::fs::write(

@@ -12,6 +12,7 @@ pub mod fifo_open;
 pub mod handle_connect;
 pub mod handle_exec;
 pub mod handle_open;
+pub mod kill_process;
 pub mod listener;
 pub mod memory;
 pub mod policy_handler;

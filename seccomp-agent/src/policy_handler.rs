@@ -8,14 +8,16 @@ use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rampart_policy::{Decision, EventType, Operation, Snapshot, Verdict, WorkloadView};
+use rampart_policy::{Decision, EventType, Operation, Response, Snapshot, Verdict, WorkloadView};
 use rampart_protos::agent;
 use tracing::{debug, warn};
 
+use crate::kill_process;
 use crate::memory::TaskMemory;
 use crate::supervisor::{Answer, Handler, Phase};
 use crate::sys::notify::{self, Notification};
 use crate::syscall::{Call, decode};
+use crate::task::TaskInfo;
 use crate::workload::Workload;
 use crate::{handle_connect, handle_exec, handle_open};
 
@@ -184,7 +186,21 @@ impl Handler for PolicyHandler {
             }
         };
         if let Some(r) = outcome.report {
-            self.reporter.report(event(w, n.pid, &r));
+            let mut ev = event(w, n.pid, &r);
+            match r.decision.response() {
+                Some(Response::KillProcess) => match kill_tgid(n.pid)
+                    .and_then(|tgid| kill_process::kill(fd, n.id, tgid).map_err(|e| e.to_string()))
+                {
+                    Ok(()) => ev.action = "ProcessKilled".into(),
+                    Err(e) => {
+                        warn!(pid = n.pid, error = %e, "kill-process response failed; the call is still denied")
+                    }
+                },
+                // rampartd stops the pod's containers through the runtime when it sees this.
+                Some(Response::KillPod) => ev.action = "PodKilled".into(),
+                _ => {}
+            }
+            self.reporter.report(ev);
         }
         outcome.answer
     }
@@ -230,6 +246,13 @@ fn event(w: &Workload, pid: u32, r: &Report<'_>) -> agent::Event {
             ..Default::default()
         }),
     }
+}
+
+/// The thread group of task `tid` (notifications name the calling thread).
+fn kill_tgid(tid: u32) -> Result<u32, String> {
+    TaskInfo::read(tid)
+        .map(|t| t.tgid)
+        .map_err(|e| e.to_string())
 }
 
 /// The executable of task `pid`, as the container names it ("" if unknown).

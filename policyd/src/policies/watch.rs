@@ -58,14 +58,9 @@ pub fn watch(dir: &Path) -> Result<mpsc::Receiver<BTreeSet<PathBuf>>, WatchError
                 }
                 None => return,
             }
-            loop {
-                match tokio::time::timeout(QUIET, stream.next()).await {
-                    Ok(Some(Ok(ev))) => {
-                        if let Some(name) = ev.name {
-                            changed.insert(dir.join(name));
-                        }
-                    }
-                    Ok(Some(Err(_))) | Ok(None) | Err(_) => break,
+            while let Ok(Some(Ok(ev))) = tokio::time::timeout(QUIET, stream.next()).await {
+                if let Some(name) = ev.name {
+                    changed.insert(dir.join(name));
                 }
             }
             if tx.send(changed).await.is_err() {
