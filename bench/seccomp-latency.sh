@@ -23,7 +23,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 NODE_DIR=${RAMPART_NODE_DIR:-/var/lib/rampart-node}
 export RAMPART_CRI_SOCKET=${RAMPART_CRI_SOCKET:-$NODE_DIR/containerd.sock}
 NS=rampart-bench
-ROUNDS=3
+ROUNDS=5
 DOC=0
 N_OPEN=${N_OPEN:-20000}
 N_GETPID=${N_GETPID:-2000000}
@@ -177,12 +177,29 @@ non-notified syscalls ≤ 1.02×: **${getpid_ratio}×**, $(met "$getpid_ratio" 1
 EOF
 )
 
-agent_counts=$(tr '\n' ';' < "$work/agent.out" | sed 's/;$//; s/;/; /g')
+agent_counts=$(grep -v '^handle ' "$work/agent.out" | tr '\n' ';' | sed 's/;$//; s/;/; /g')
+# "handle openat n N p50 X p99 Y": the PolicyHandler's own time per notification.
+handle_p50() { awk -v s="$1" '$1 == "handle" && $2 == s {print $6}' "$work/agent.out"; }
+handle_p99() { awk -v s="$1" '$1 == "handle" && $2 == s {print $8}' "$work/agent.out"; }
+h_open=$(handle_p50 openat); h_exec=$(handle_p50 execve); h_conn=$(handle_p50 connect)
+o_native=$(p50 open none); o_floor=$(p50 open floor); o_agent=$(p50 open agent)
+where=$(cat <<EOF
+Where the time goes (p50, allowed openat): native open+close $(fmt "$o_native"); the notification
+round trip (floor − native) $(fmt $((o_floor - o_native))); the PolicyHandler's own work per openat
+notification, measured inside the agent around \`Handler::handle\` (read arguments, resolve in the
+container, policy, emulated open), $(fmt "${h_open:-0}") (p99 $(fmt "$(handle_p99 openat)")); the rest
+of agent − floor, $(fmt $((o_agent - o_floor - ${h_open:-0}))), is outside \`handle\`: the ADDFD ioctl,
+reporting, and scheduling. Same split for execve: handle $(fmt "${h_exec:-0}"); connect: handle
+$(fmt "${h_conn:-0}").
+EOF
+)
 floor_counts=$(tr '\n' ';' < "$work/floor.out" | sed 's/;$//; s/;/; /g')
 env_line="$(date -u +%Y-%m-%d), kernel $(uname -r), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average $load_before before, $load_after after; $ROUNDS rounds, medians of per-round p50/p99; N: open $N_OPEN, exec $N_EXEC, connect $N_CONNECT, getpid $N_GETPID per round. Agent: ${agent_counts:-no output}. Floor: ${floor_counts:-no output}."
 
 echo
 echo "$table"
+echo
+echo "$where"
 echo
 echo "$env_line"
 
@@ -200,8 +217,13 @@ execve/execveat and connect/sendto/sendmsg/sendmmsg to the agent's code (listene
 \`bench/continue-supervisor.c\`, which answers every notification with CONTINUE (the floor: the
 notification round trip and nothing else). Both supervisors set SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP.
 Every call is timed inside the pod by \`rampart-probe\` with clock_gettime(CLOCK_MONOTONIC).
+The machine is shared (2 vCPUs, other builds running; see the load average below): compare columns
+within one run, not across runs. getpid is not notified: whatever it costs under the floor is the
+filter's own cost in the kernel, the same with or without an agent.
 
 $table
+
+$where
 
 $env_line
 EOF

@@ -7,6 +7,7 @@
  * "err <ERRNO>" when it was refused, and exit 0 if the content was read, 1 if refused
  * (2: usage or setup error):
  *   open PATH                      open(2)
+ *   open-path PATH                 open(2) with O_PATH (reports "ok 0" when it got a descriptor)
  *   openat DIRPATH RELPATH         openat(2) relative to a dirfd on DIRPATH
  *   openat2 PATH [in-root|beneath|none]
  *                                  openat2(2); in-root/beneath start from a dirfd on "/"
@@ -56,7 +57,7 @@ static const char *ename(int e) {
 
 static int usage(void) {
   fprintf(stderr,
-          "usage: rampart-probe open PATH | openat DIRPATH RELPATH | openat2 PATH [in-root|beneath|none]\n"
+          "usage: rampart-probe open PATH | open-path PATH | openat DIRPATH RELPATH | openat2 PATH [in-root|beneath|none]\n"
           "       | race PATH DECOY N | execveat-memfd | io_uring PATH | hardlink PATH LINK | open32 PATH\n"
           "       | bench-open PATH N | bench-open-deny PATH N | bench-getpid N | bench-exec N\n"
           "       | bench-connect IP PORT N | nop\n");
@@ -90,6 +91,17 @@ static long openat2_raw(int dirfd, const char *path, uint64_t flags, uint64_t re
 
 static int cmd_open(const char *path) { return report_fd(open(path, O_RDONLY | O_CLOEXEC), NULL); }
 
+static int cmd_open_path(const char *path) {
+  int fd = open(path, O_PATH | O_CLOEXEC);
+  if (fd < 0) {
+    printf("err %s\n", ename(errno));
+    return 1;
+  }
+  close(fd);
+  printf("ok 0\n");
+  return 0;
+}
+
 static int cmd_openat(const char *dir, const char *rel) {
   int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (d < 0) {
@@ -106,7 +118,7 @@ static int cmd_openat2(const char *path, const char *mode) {
   else if (strcmp(mode, "beneath") == 0) resolve = RESOLVE_BENEATH;
   else if (strcmp(mode, "none") != 0) return usage();
   if (resolve) {
-    dirfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    dirfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0) {
       printf("err %s opening /\n", ename(errno));
       return 2;
@@ -440,6 +452,7 @@ int main(int argc, char **argv) {
   const char *c = argv[1];
   if (!strcmp(c, "nop")) return 0;
   if (!strcmp(c, "open") && argc == 3) return cmd_open(argv[2]);
+  if (!strcmp(c, "open-path") && argc == 3) return cmd_open_path(argv[2]);
   if (!strcmp(c, "openat") && argc == 4) return cmd_openat(argv[2], argv[3]);
   if (!strcmp(c, "openat2") && (argc == 3 || argc == 4))
     return cmd_openat2(argv[2], argc == 4 ? argv[3] : "none");

@@ -11,6 +11,9 @@ use serde_json::{Map, Value, json};
 
 pub const ACT_NOTIFY: &str = "SCMP_ACT_NOTIFY";
 pub const ACT_ERRNO: &str = "SCMP_ACT_ERRNO";
+/// Denied whenever opens are notified: see `merge`.
+pub const IO_URING_SYSCALLS: [&str; 3] = ["io_uring_setup", "io_uring_enter", "io_uring_register"];
+const OPEN_SYSCALLS: [&str; 4] = ["open", "openat", "openat2", "creat"];
 /// Always notified along with anything else: see `merge`.
 pub const EXEC_SYSCALLS: [&str; 2] = ["execve", "execveat"];
 
@@ -56,10 +59,11 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
             )));
         }
     };
-    if let Some(existing) = profile.get("listenerPath").and_then(Value::as_str) {
-        if !existing.is_empty() && existing != add.listener_path {
-            return Err(MergeError::ListenerTaken(existing.to_owned()));
-        }
+    if let Some(existing) = profile.get("listenerPath").and_then(Value::as_str)
+        && !existing.is_empty()
+        && existing != add.listener_path
+    {
+        return Err(MergeError::ListenerTaken(existing.to_owned()));
     }
     let default_allows = profile
         .get("defaultAction")
@@ -77,7 +81,20 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
     };
 
     // Denials win over notification: a syscall in both lists is denied.
-    let deny: Vec<&str> = add.deny.iter().map(String::as_str).collect();
+    let mut deny: Vec<&str> = add.deny.iter().map(String::as_str).collect();
+    // io_uring's operations are not syscalls: an IORING_OP_OPENAT never reaches the filter, so a
+    // workload whose opens are decided by the agent must not have io_uring at all.
+    if add
+        .notify
+        .iter()
+        .any(|n| OPEN_SYSCALLS.contains(&n.as_str()))
+    {
+        for s in IO_URING_SYSCALLS {
+            if !deny.contains(&s) {
+                deny.push(s);
+            }
+        }
+    }
     let mut notify: Vec<&str> = add.notify.iter().map(String::as_str).collect();
     // The agent treats everything before a task's first execve as runc's own setup (reading
     // /etc/passwd for the user, opening its exec FIFO) and decides by policy from that execve on:
@@ -278,6 +295,20 @@ mod tests {
             action_of(&p, "execve").is_empty(),
             "no agent involved: nothing to notify"
         );
+    }
+
+    #[test]
+    fn io_uring_is_denied_whenever_opens_are_notified() {
+        let p = merge(None, &add()).unwrap();
+        for s in IO_URING_SYSCALLS {
+            assert_eq!(action_of(&p, s), [ACT_ERRNO], "{s}");
+        }
+        let execs_only = Additions {
+            notify: vec!["execve".into()],
+            deny: vec![],
+            ..add()
+        };
+        assert!(action_of(&merge(None, &execs_only).unwrap(), "io_uring_setup").is_empty());
     }
 
     #[test]

@@ -688,7 +688,11 @@ impl<'v> Decision<'v> {
                 process: proc_,
                 ..
             } => {
-                address = a.to_string();
+                // Brackets keep `{address}:{port}` readable for IPv6.
+                address = match a {
+                    IpAddr::V4(v4) => v4.to_string(),
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                };
                 port = po.to_string();
                 (addr_s, port_s, proto, process) = (&address, &port, pr.as_str(), proc_);
             }

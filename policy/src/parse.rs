@@ -141,14 +141,20 @@ fn yaml_diagnostic(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
     }
 }
 
-/// The YAML library prefixes `error: line N column M: `; we print the place ourselves.
+/// The YAML library puts the place in the text (`error: line N column M: ` before, or
+/// ` at line N, column M` after); we print the place ourselves, in front.
 fn strip_location(s: &str) -> String {
     let s = s.lines().next().unwrap_or("").trim();
-    let s = s.strip_prefix("error: ").unwrap_or(s);
+    let mut s = s.strip_prefix("error: ").unwrap_or(s);
     if let Some(rest) = s.strip_prefix("line ")
         && let Some((_, msg)) = rest.split_once(": ")
     {
-        return msg.to_owned();
+        s = msg;
+    }
+    if let Some(i) = s.rfind(" at line ")
+        && s[i..].contains(", column ")
+    {
+        s = &s[..i];
     }
     s.to_owned()
 }
@@ -168,14 +174,19 @@ fn hint_for(msg: &str) -> Option<String> {
                 .map(|c| c.trim_matches(|c| c == '`' || c == ' '))
                 .filter(|c| !c.is_empty() && *c != "or")
                 .collect();
-            return Some(match did_you_mean(word, candidates.iter().copied()) {
-                Some(m) => format!("did you mean `{m}`?"),
-                None => format!("expected one of {}", candidates.join(", ")),
-            });
+            // Without a close match the message's own list is the hint.
+            return did_you_mean(word, candidates.iter().copied())
+                .map(|m| format!("did you mean `{m}`?"));
         }
     }
     if msg.starts_with("missing field `") {
         return Some("add the field; docs/policy.md lists every field".into());
+    }
+    if msg.contains("expected sequence") {
+        return Some("this field takes a list: write `[a, b]` or one `- item` per line".into());
+    }
+    if msg.contains("expected mapping") {
+        return Some("this field takes a mapping: `key: value` lines or `{key: value}`".into());
     }
     None
 }
@@ -191,6 +202,10 @@ mod tests {
             "unknown field `x`"
         );
         assert_eq!(strip_location("plain"), "plain");
+        assert_eq!(
+            strip_location("unknown field `x`, expected a at line 7, column 7"),
+            "unknown field `x`, expected a"
+        );
     }
 
     #[test]

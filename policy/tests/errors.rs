@@ -49,6 +49,24 @@ fn unknown_variant_with_suggestion() {
 }
 
 #[test]
+fn scalar_where_a_list_belongs() {
+    let y = with_spec(
+        "  files:\n    - paths: [\"/etc/**\"]\n      access: read\n      action: block\n",
+    );
+    let d = one(&y);
+    assert_eq!((d.line, d.column), (7, 15), "{d}");
+    assert!(d.hint.as_deref().unwrap().contains("list"), "{d}");
+}
+
+#[test]
+fn unknown_field_without_close_match_has_no_bogus_hint() {
+    let d = one(&with_spec("  zzzzzz: 1\n"));
+    assert_eq!((d.line, d.column), (5, 3), "{d}");
+    assert!(d.message.contains("expected one of selector"), "{d}");
+    assert_eq!(d.hint, None);
+}
+
+#[test]
 fn missing_field() {
     let d = one(&with_spec("  files:\n    - paths: [\"/etc/**\"]\n"));
     assert_eq!(d.line, 6, "{d}");

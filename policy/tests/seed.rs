@@ -2,8 +2,9 @@
 
 use rampart_policy::*;
 
-const SEED: &str = include_str!("../examples/disallow-etc-access-for-nginx.yaml");
-const SEED_FILE: &str = "examples/disallow-etc-access-for-nginx.yaml";
+// The one copy of the seed, shipped for operators in config/examples/.
+const SEED: &str = include_str!("../../config/examples/disallow-etc-access-for-nginx.yaml");
+const SEED_FILE: &str = "config/examples/disallow-etc-access-for-nginx.yaml";
 
 fn nginx() -> Workload {
     Workload {
@@ -35,7 +36,7 @@ fn read(path: &str, process: &str) -> Operation<'static> {
 fn seed_loads_from_disk_too() {
     let p = load_file(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/examples/disallow-etc-access-for-nginx.yaml"
+        "/../config/examples/disallow-etc-access-for-nginx.yaml"
     )))
     .unwrap();
     assert_eq!(p.len(), 1);
@@ -75,11 +76,23 @@ fn nginx_reading_other_etc_files_is_blocked() {
 }
 
 #[test]
-fn cat_reading_hostname_is_blocked_as_written() {
-    // The seed blocks every read of /etc/** by anything but nginx; /etc/hostname included.
+fn runtime_managed_files_stay_readable_by_everyone() {
+    // The runtime writes hostname, hosts and resolv.conf for the pod; DNS and logging need them.
     let v = view(&nginx());
+    for f in ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"] {
+        assert_eq!(
+            v.decide(&read(f, "/bin/cat")).verdict,
+            Verdict::Allow,
+            "{f}"
+        );
+    }
+    // What nginx needs to resolve its `user` directive, and nothing more for other processes.
     assert_eq!(
-        v.decide(&read("/etc/hostname", "/bin/cat")).verdict,
+        v.decide(&read("/etc/group", "/usr/sbin/nginx")).verdict,
+        Verdict::Allow
+    );
+    assert_eq!(
+        v.decide(&read("/etc/group", "/bin/cat")).verdict,
         Verdict::Block
     );
 }

@@ -401,6 +401,13 @@ fn network_cidr_port_protocol_direction() {
         Verdict::Block
     );
     assert!(v.decide(&c("fd00::1", 8000, Protocol::Tcp)).is_allow());
+    let op6 = c("2001:db8::1", 443, Protocol::Tcp);
+    let d6 = v.decide(&op6);
+    assert_eq!(d6.verdict, Verdict::Block);
+    assert_eq!(
+        d6.message(&Workload::default(), &op6),
+        "Network connection with [2001:db8::1]:443/tcp by - container is prohibited by policy."
+    );
     let d = v.decide(&c("93.184.216.34", 443, Protocol::Tcp));
     assert_eq!((d.verdict, d.rule_id()), (Verdict::Block, Some("all")));
     let w = Workload {

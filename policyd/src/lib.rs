@@ -12,3 +12,4 @@ pub mod policies;
 pub mod registry;
 pub mod response;
 pub mod sink;
+pub mod status_source;

@@ -16,6 +16,7 @@ use rampartd::policies::{FileOutcome, PolicyStore, watch};
 use rampartd::registry::Registry;
 use rampartd::response::{PodKiller, PodRef};
 use rampartd::sink::journald;
+use rampartd::status_source::DaemonStatus;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
@@ -169,6 +170,9 @@ async fn main() -> Result<()> {
         args.alerts_json.as_deref(),
     )
     .context("cannot open the alerts JSON file")?;
+    let status = Arc::new(DaemonStatus::new(pipeline.stats()));
+    status.refresh(&store);
+    daemon.set_status_source(status.clone());
     let killer = Arc::new(PodKiller::new(args.cri_socket.clone()));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -177,8 +181,8 @@ async fn main() -> Result<()> {
     loop {
         tokio::select! {
             Some(reported) = events.recv() => {
-                if let Some(alert) = pipeline.handle(&reported, Instant::now()) {
-                    if alert.action == AlertAction::PodKilled {
+                if let Some(alert) = pipeline.handle(&reported, Instant::now())
+                    && alert.action == AlertAction::PodKilled {
                         let killer = killer.clone();
                         let (ns, pod) = (alert.namespace.clone().unwrap_or_default(), alert.pod_name.clone());
                         tokio::spawn(async move {
@@ -188,7 +192,6 @@ async fn main() -> Result<()> {
                             }
                         });
                     }
-                }
             }
             Some(paths) = changes.recv() => {
                 let mut changed = false;
@@ -201,6 +204,7 @@ async fn main() -> Result<()> {
                     let version = publish(&store, &daemon, &planner);
                     info!(version, policies = store.compiled().len(), "policies reloaded");
                 }
+                status.refresh(&store);
             }
             _ = tick.tick() => pipeline.tick(Instant::now()),
             _ = sigterm.recv() => break,

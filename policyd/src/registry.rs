@@ -123,10 +123,10 @@ impl Containers {
 
     /// The container an event names: by container id if it has one, else by cgroup id.
     pub fn resolve(&self, container_id: &str, cgroup_id: u64) -> Option<Arc<ContainerEntry>> {
-        if !container_id.is_empty() {
-            if let Some(e) = self.by_container_id(container_id) {
-                return Some(e);
-            }
+        if !container_id.is_empty()
+            && let Some(e) = self.by_container_id(container_id)
+        {
+            return Some(e);
         }
         (cgroup_id != 0)
             .then(|| self.by_cgroup_id(cgroup_id))

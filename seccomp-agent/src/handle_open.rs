@@ -89,6 +89,13 @@ pub fn handle<'v>(
     };
     let cloexec = *flags & libc::O_CLOEXEC as u64 != 0;
     let result = outcome(decision, w, &op, subject, DENY, || {
+        // The kernel cannot inject an O_PATH descriptor (ADDFD's fget() refuses them), so an
+        // allowed O_PATH open runs in the kernel. A path swapped after this check gains nothing:
+        // an O_PATH descriptor reads no content, and both ways of using one for that (reopening it
+        // through /proc/self/fd, fexecve) are themselves notified and decided on the real file.
+        if *flags & libc::O_PATH as u64 != 0 {
+            return Answer::Continue;
+        }
         if let Object::Existing { fd, .. } = &object {
             let fifo = fstat(fd.as_fd())
                 .map(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFIFO.bits())

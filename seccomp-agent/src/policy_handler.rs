@@ -65,10 +65,10 @@ impl PolicyHandler {
             (s.0, s.1.clone())
         };
         let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((v, view)) = views.get(&w.container_id) {
-            if *v == version {
-                return view.clone();
-            }
+        if let Some((v, view)) = views.get(&w.container_id)
+            && *v == version
+        {
+            return view.clone();
         }
         let view = Arc::new(snapshot.for_workload(&w.policy_workload()));
         views.insert(w.container_id.clone(), (version, view.clone()));

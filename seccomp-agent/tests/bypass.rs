@@ -223,8 +223,6 @@ async fn i386_open_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "agent bug: an allowed O_PATH open fails with EBADF (SECCOMP_IOCTL_NOTIF_ADDFD takes \
-            the source fd with fget(), which refuses O_PATH files)"]
 async fn o_path_open_of_an_allowed_directory_works() {
     let Some(cri) = node().await else { return };
     let (_agent, pod) = nginx_under(&cri, &[("seed.yaml", SEED)]).await;

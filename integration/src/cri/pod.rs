@@ -232,10 +232,10 @@ impl Cri {
         match self.start_all(&pod, containers, opts).await {
             Ok(running) => Ok(running),
             Err(e) => {
-                if !opts.keep_on_failure {
-                    if let Err(cleanup) = self.remove_pod(&pod.id).await {
-                        tracing::warn!(pod_id = %pod.id, error = %cleanup, "could not remove failed pod");
-                    }
+                if !opts.keep_on_failure
+                    && let Err(cleanup) = self.remove_pod(&pod.id).await
+                {
+                    tracing::warn!(pod_id = %pod.id, error = %cleanup, "could not remove failed pod");
                 }
                 Err(e)
             }

@@ -12,11 +12,11 @@ use rampart_nri::runc_wrapper::{find_runc, prepare_bundle};
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let inv = runc_args::parse(&args);
-    if let (true, Some(bundle)) = (inv.creates_container(), inv.bundle.as_deref()) {
-        if let Err(e) = prepare_bundle(bundle) {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
+    if let (true, Some(bundle)) = (inv.creates_container(), inv.bundle.as_deref())
+        && let Err(e) = prepare_bundle(bundle)
+    {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
     }
     let runc = match find_runc(
         std::env::var_os("RAMPART_RUNC").map(PathBuf::from),

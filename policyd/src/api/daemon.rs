@@ -15,7 +15,7 @@ use rampart_protos::agent::{
 use tokio::sync::{mpsc, watch};
 
 use super::service::DaemonService;
-use super::status::{AlertCounters, StatusSource, unix_ms};
+use super::status::{StatusSource, unix_ms};
 use super::{ApiError, CallContext, Peer};
 use crate::registry::{ContainerEntry, Registry};
 
@@ -231,7 +231,7 @@ impl Daemon {
         let alerts = source
             .as_ref()
             .map(|s| s.alert_counters())
-            .unwrap_or(AlertCounters::default());
+            .unwrap_or_default();
         StatusResponse {
             daemon_version: self.info.version.clone(),
             node_name: self.info.node_name.clone(),

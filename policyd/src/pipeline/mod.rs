@@ -172,11 +172,11 @@ impl Pipeline {
 
     fn write(&mut self, alert: &Alert, repeats: Option<u64>) {
         self.stats.written.fetch_add(1, Ordering::Relaxed);
-        if let Some(json) = &mut self.json {
-            if let Err(e) = json.write(&alert.to_json()) {
-                self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
-                error!(error = %e, sink = %json.describe(), "writing an alert failed");
-            }
+        if let Some(json) = &mut self.json
+            && let Err(e) = json.write(&alert.to_json())
+        {
+            self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+            error!(error = %e, sink = %json.describe(), "writing an alert failed");
         }
         if let Some(journal) = &mut self.journal {
             let mut fields = alert.journal_fields();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rampart_policy::{Policy, Snapshot, parse_str};
-use rampart_protos::agent::PolicySource;
+use rampart_protos::agent::{PolicyLoadError, PolicySource, PolicyStatus};
 
 /// What happened to one file on (re)load.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,7 @@ pub enum FileOutcome {
 struct LoadedFile {
     content: String,
     policies: Vec<Policy>,
+    loaded_at: std::time::SystemTime,
 }
 
 #[derive(Debug)]
@@ -102,9 +103,14 @@ impl PolicyStore {
             Err(e) => return self.reject(path, e.to_string()),
         };
         let names = policies.iter().map(|p| p.name().to_owned()).collect();
-        let previous = self
-            .files
-            .insert(path.to_owned(), LoadedFile { content, policies });
+        let previous = self.files.insert(
+            path.to_owned(),
+            LoadedFile {
+                content,
+                policies,
+                loaded_at: std::time::SystemTime::now(),
+            },
+        );
         if let Err(e) = self.recompile() {
             match previous {
                 Some(prev) => self.files.insert(path.to_owned(), prev),
@@ -150,6 +156,47 @@ impl PolicyStore {
     /// Files whose current version is rejected, with why.
     pub fn errors(&self) -> &BTreeMap<PathBuf, String> {
         &self.errors
+    }
+
+    /// Every policy in force, for `rampartctl status`.
+    pub fn statuses(&self) -> Vec<PolicyStatus> {
+        use std::hash::{Hash, Hasher};
+        let mut out: Vec<PolicyStatus> = self
+            .files
+            .iter()
+            .flat_map(|(path, f)| {
+                // Tells versions of a file apart; not a cryptographic digest.
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                f.content.hash(&mut h);
+                let hash = format!("{:016x}", h.finish());
+                f.policies.iter().map(move |p| {
+                    let mode = serde_json::to_value(p.doc.spec.value.mode)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    PolicyStatus {
+                        name: p.name().to_owned(),
+                        file: path.display().to_string(),
+                        mode,
+                        content_hash: hash.clone(),
+                        loaded_at_ms: crate::api::status::unix_ms(f.loaded_at),
+                    }
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Files whose current version is rejected, for `rampartctl status`.
+    pub fn load_errors(&self) -> Vec<PolicyLoadError> {
+        self.errors
+            .iter()
+            .map(|(p, e)| PolicyLoadError {
+                file: p.display().to_string(),
+                message: e.clone(),
+            })
+            .collect()
     }
 
     /// (file, policy names) in force.
