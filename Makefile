@@ -5,7 +5,7 @@ CARGO_FLAGS ?=
 export RAMPART_NODE_DIR ?= /var/lib/rampart-node
 export RAMPART_CRI_SOCKET ?= $(RAMPART_NODE_DIR)/containerd.sock
 
-.PHONY: all setup build demo test unit lint node-up node-down node-status node-purge clean
+.PHONY: all setup build demo test unit lint fuzz-smoke node-up node-down node-status node-purge clean
 
 all: build
 
@@ -28,6 +28,10 @@ test: build
 ## unit: tests that need neither root nor the node
 unit:
 	$(CARGO) test $(CARGO_FLAGS) --workspace
+
+## fuzz-smoke: a short run of every fuzz target (needs nightly; skipped without it)
+fuzz-smoke:
+	scripts/fuzz-smoke
 
 lint:
 	$(CARGO) fmt --all -- --check
