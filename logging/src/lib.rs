@@ -36,6 +36,7 @@ pub fn init(identifier: &str, force_stderr: bool) -> Destination {
         }
         None => {
             let _ = tracing_subscriber::fmt()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_env_filter(filter())
                 .with_writer(std::io::stderr)
                 .try_init();

@@ -433,12 +433,51 @@ static ONE_PLUGIN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Registers RampartHandler (backed by `daemon`) on the node's NRI socket under its own name, and
 /// returns once the runtime has synchronized it.
+/// containerd runs runc through rampart-runc on this node, so a protected test pod needs a seccomp
+/// agent at its filter's listenerPath: one in this test process, answering CONTINUE, at a socket
+/// of the test's own (never the node's /run/rampart/seccomp.sock).
+fn test_agent() -> InjectConfig {
+    let sock =
+        std::env::temp_dir().join(format!("rampart-inject-agent-{}.sock", std::process::id()));
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    let path = sock.clone();
+    // Its own thread and runtime: each #[tokio::test] has a runtime that ends with the test.
+    STARTED.call_once(move || {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("test agent runtime");
+            rt.block_on(async move {
+                let listener = Listener::bind(&path).expect("test agent socket");
+                ready_tx.send(()).unwrap();
+                loop {
+                    let Ok(incoming) = listener.accept().await else {
+                        continue;
+                    };
+                    tokio::spawn(async move {
+                        if let Ok(h) = incoming.handoff().await {
+                            let w = Arc::new(NotifyWorkload::from_state(&h.state));
+                            let handler: Arc<dyn NotifyHandler> =
+                                Arc::new(RecordingHandler(Arc::new(Recorder::default())));
+                            let _ = supervisor::spawn(h.notify_fd, w, handler);
+                        }
+                    });
+                }
+            });
+        });
+        ready_rx.recv().expect("test agent started");
+    });
+    InjectConfig {
+        seccomp_socket: sock.display().to_string(),
+        ..InjectConfig::default()
+    }
+}
+
 async fn start_plugin(
     daemon: Arc<StandInDaemon>,
     name: &str,
     index: &str,
 ) -> tokio::task::JoinHandle<()> {
-    let handler = RampartHandler::new(daemon, InjectConfig::default());
+    let handler = RampartHandler::new(daemon, test_agent());
     let name = format!("rampart{name}{}", std::process::id());
     let config = PluginConfig::new(NRI_SOCKET, name, index).unwrap();
     let synced = Arc::new(tokio::sync::Notify::new());
@@ -481,7 +520,7 @@ async fn cri_pods_get_the_annotation_only_when_scoped() {
     }
     let pid = std::process::id();
     let daemon = Arc::new(StandInDaemon::default());
-    let handler = RampartHandler::new(daemon.clone(), InjectConfig::default());
+    let handler = RampartHandler::new(daemon.clone(), test_agent());
     let config = PluginConfig::new(NRI_SOCKET, format!("rampartinject{pid}"), "92").unwrap();
     let synced = Arc::new(tokio::sync::Notify::new());
     let plugin = Plugin::new(
@@ -529,7 +568,7 @@ async fn cri_pods_get_the_annotation_only_when_scoped() {
         let add: Additions = serde_json::from_str(seccomp).map_err(|e| e.to_string())?;
         assert_eq!(add.notify, ["openat", "execve"]);
         assert_eq!(add.deny, ["io_uring_setup"]);
-        assert_eq!(add.listener_path, "/run/rampart/seccomp.sock");
+        assert_eq!(add.listener_path, test_agent().seccomp_socket);
         assert_eq!(
             add.listener_metadata,
             format!("rampart/v1 {NAMESPACE}/inject-nginx-{pid}/main")

@@ -52,7 +52,7 @@ fn skip_reason() -> Option<String> {
     None
 }
 
-/// The plugin binary, its stdout collected line by line.
+/// The plugin binary, its log (stderr, with --log-stderr) collected line by line.
 struct PluginProcess {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
@@ -72,12 +72,12 @@ impl PluginProcess {
                 index,
             ])
             .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start rampart-nri");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().expect("piped stdout");
+        let out = child.stderr.take().expect("piped stderr");
         let sink = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
