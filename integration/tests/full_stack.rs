@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rampart_integration::cri::{ContainerSpec, Cri, PodSpec, TestPod, unique_name};
+use rampart_integration::cri::{ContainerSpec, PodSpec, TestPod, test_node, unique_name};
 
 const SEED: &str = include_str!("../../config/examples/disallow-etc-access-for-nginx.yaml");
 const KILL_SHADOW_READERS: &str = "apiVersion: rampart.dev/v1alpha1
@@ -31,26 +31,6 @@ fn repo() -> PathBuf {
         .parent()
         .unwrap()
         .to_owned()
-}
-
-async fn node() -> Option<Cri> {
-    let required = std::env::var_os("RAMPART_NODE_TESTS").is_some();
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            !required,
-            "RAMPART_NODE_TESTS is set but the tests do not run as root"
-        );
-        eprintln!("skipped: needs root and the node (run `make node-up`, or `make test`)");
-        return None;
-    }
-    match Cri::connect_default().await {
-        Ok(cri) => Some(cri),
-        Err(e) if !required => {
-            eprintln!("skipped: {e}");
-            None
-        }
-        Err(e) => panic!("RAMPART_NODE_TESTS is set but the node is not reachable: {e}"),
-    }
 }
 
 /// rampart's daemons for the duration of the test, on a policy directory of its own.
@@ -122,7 +102,7 @@ fn wait_for_record(pod: &str, action: &str, since: u64) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_scenario_end_to_end() {
-    let Some(cri) = node().await else { return };
+    let Some(cri) = test_node().await else { return };
     assert!(
         Path::new("/var/lib/rampart-node/bin/rampart-runc").exists()
             || std::env::var_os("RAMPART_NODE_DIR").is_some(),

@@ -10,27 +10,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use rampart_integration::cri::{ContainerSpec, Cri, PodSpec, TestPod, unique_name};
-
-async fn node() -> Option<Cri> {
-    let required = std::env::var_os("RAMPART_NODE_TESTS").is_some();
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            !required,
-            "RAMPART_NODE_TESTS is set but the tests do not run as root"
-        );
-        eprintln!("skipped: needs root and the node (run `make node-up`, or `make test`)");
-        return None;
-    }
-    match Cri::connect_default().await {
-        Ok(cri) => Some(cri),
-        Err(e) if !required => {
-            eprintln!("skipped: {e}");
-            None
-        }
-        Err(e) => panic!("RAMPART_NODE_TESTS is set but the node is not reachable: {e}"),
-    }
-}
+use rampart_integration::cri::{ContainerSpec, PodSpec, TestPod, test_node, unique_name};
 
 /// A minimal HTTP/1.0 GET from the host to the pod, retried while nginx starts.
 fn http_get(ip: IpAddr, path: &str) -> String {
@@ -58,7 +38,7 @@ fn http_get(ip: IpAddr, path: &str) -> String {
 
 #[tokio::test]
 async fn nginx_serves_on_its_own_pod_ip_and_reads_etc_passwd() {
-    let Some(cri) = node().await else { return };
+    let Some(cri) = test_node().await else { return };
     let name = unique_name("nginx");
     let pod = TestPod::run(
         &cri,
@@ -133,7 +113,7 @@ async fn nginx_serves_on_its_own_pod_ip_and_reads_etc_passwd() {
 
 #[tokio::test]
 async fn exec_reports_exit_code_stdout_and_stderr() {
-    let Some(cri) = node().await else { return };
+    let Some(cri) = test_node().await else { return };
     let pod = TestPod::run(
         &cri,
         &PodSpec::new(unique_name("busybox")).namespace("rampart-test"),

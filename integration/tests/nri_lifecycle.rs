@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rampart_integration::cri::{ContainerSpec, Cri, PodSpec, TestPod, unique_name};
+use rampart_integration::cri::{ContainerSpec, Cri, PodSpec, TestPod, test_node, unique_name};
 
 const SEED: &str = include_str!("../../config/examples/disallow-etc-access-for-nginx.yaml");
 
@@ -26,26 +26,6 @@ fn node_dir() -> PathBuf {
     std::env::var_os("RAMPART_NODE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/lib/rampart-node"))
-}
-
-async fn node() -> Option<Cri> {
-    let required = std::env::var_os("RAMPART_NODE_TESTS").is_some();
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            !required,
-            "RAMPART_NODE_TESTS is set but the tests do not run as root"
-        );
-        eprintln!("skipped: needs root and the node (run `make node-up`, or `make test`)");
-        return None;
-    }
-    match Cri::connect_default().await {
-        Ok(cri) => Some(cri),
-        Err(e) if !required => {
-            eprintln!("skipped: {e}");
-            None
-        }
-        Err(e) => panic!("RAMPART_NODE_TESTS is set but the node is not reachable: {e}"),
-    }
 }
 
 fn script(args: &[&str], policy_dir: &Path) {
@@ -103,7 +83,7 @@ impl Drop for Down {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synchronize_binds_running_containers_and_a_containerd_restart_is_survived() {
-    let Some(cri) = node().await else { return };
+    let Some(cri) = test_node().await else { return };
     let policy_dir = std::env::temp_dir().join(format!("rampart-lifecycle-{}", std::process::id()));
     std::fs::create_dir_all(&policy_dir).unwrap();
     std::fs::write(policy_dir.join("seed.yaml"), SEED).unwrap();

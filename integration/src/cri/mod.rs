@@ -48,7 +48,7 @@ pub use spec::{
 pub use status::{
     ContainerFilter, ContainerState, ContainerStatus, ContainerSummary, PodFilter, PodSummary,
 };
-pub use test_pod::{TestPod, unique_name};
+pub use test_pod::{TestPod, test_node, unique_name};
 
 /// The generated CRI types, for what this module does not wrap.
 pub use k8s_cri::v1 as api;

@@ -129,6 +129,38 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", &id[..8])
 }
 
+/// The node's CRI for a test, or None when the test can't run here and isn't required to (it
+/// prints why). Under `make test` (RAMPART_NODE_TESTS set) a missing node or missing root is a
+/// failure, not a skip: a skipped node test there would hide a broken node.
+pub async fn test_node() -> Option<Cri> {
+    let required = std::env::var_os("RAMPART_NODE_TESTS").is_some();
+    // The effective uid (second field of Uid:), without a dependency for one call.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        assert!(
+            !required,
+            "RAMPART_NODE_TESTS is set but the tests do not run as root"
+        );
+        eprintln!("skipped: needs root and the node (run `make node-up`, or `make test`)");
+        return None;
+    }
+    match Cri::connect_default().await {
+        Ok(cri) => Some(cri),
+        Err(e) if !required => {
+            eprintln!("skipped: {e}");
+            None
+        }
+        Err(e) => panic!("RAMPART_NODE_TESTS is set but the node is not reachable: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rampart_integration::cri::Cri;
 use rampart_policy::{Snapshot, parse_str};
 use rampart_protos::agent;
 use rampart_seccomp::listener::Listener;
@@ -46,26 +45,7 @@ impl Collect {
     }
 }
 
-/// The node's CRI, or None (skip) when the test can't run here and isn't required to.
-pub async fn node() -> Option<Cri> {
-    let required = std::env::var_os("RAMPART_NODE_TESTS").is_some();
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            !required,
-            "RAMPART_NODE_TESTS is set but the tests do not run as root"
-        );
-        eprintln!("skipped: needs root and the node (run `make node-up`, or `make test`)");
-        return None;
-    }
-    match Cri::connect_default().await {
-        Ok(cri) => Some(cri),
-        Err(e) if !required => {
-            eprintln!("skipped: {e}");
-            None
-        }
-        Err(e) => panic!("RAMPART_NODE_TESTS is set but the node is not reachable: {e}"),
-    }
-}
+pub use rampart_integration::cri::test_node as node;
 
 /// The agent's listener, PolicyHandler and supervisors, serving a socket in a directory of its
 /// own. Stops accepting (and removes the directory) when dropped; supervisors end with their
