@@ -1,7 +1,6 @@
 //! The plugin's ttrpc client for the runtime's service (mux connection 2): RegisterPlugin and
 //! UpdateContainers.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,9 +11,9 @@ use rampart_protos::nri::{
 use tokio::sync::oneshot;
 
 use crate::mux::{ConnWriter, VirtualConn};
-use crate::ttrpc::{self, Decoded, Decoder, TtrpcError};
+use crate::ttrpc::{self, Decoder, TtrpcError};
 
-type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<ttrpc::Response>>>>;
+type Pending = ttrpc::PendingCalls;
 
 /// A unary ttrpc client on one virtual connection. Cheap to clone.
 #[derive(Clone)]
@@ -148,46 +147,7 @@ async fn read_responses(
     let mut decoder = Decoder::default();
     while let Some(chunk) = rx.recv().await {
         decoder.push(&chunk);
-        while let Some(decoded) = decoder.next_message() {
-            let (stream_id, rsp) = match decoded {
-                Decoded::Message(m) if m.msg_type == ttrpc::TYPE_RESPONSE => {
-                    match ttrpc::Response::decode(m.payload) {
-                        Ok(rsp) => (m.stream_id, rsp),
-                        Err(e) => {
-                            tracing::warn!(stream = m.stream_id, error = %e, "undecodable ttrpc response from the runtime");
-                            (
-                                m.stream_id,
-                                ttrpc::Response::error(ttrpc::code::INTERNAL, e.to_string()),
-                            )
-                        }
-                    }
-                }
-                Decoded::Message(m) => {
-                    tracing::warn!(
-                        stream = m.stream_id,
-                        msg_type = m.msg_type,
-                        "ignoring non-response ttrpc message on the runtime connection"
-                    );
-                    continue;
-                }
-                Decoded::Oversized { stream_id, len, .. } => (
-                    stream_id,
-                    ttrpc::Response::error(
-                        ttrpc::code::RESOURCE_EXHAUSTED,
-                        format!("response of {len} bytes is too large"),
-                    ),
-                ),
-            };
-            match pending.lock().expect("pending lock").remove(&stream_id) {
-                Some(tx) => {
-                    let _ = tx.send(rsp);
-                }
-                None => tracing::warn!(
-                    stream = stream_id,
-                    "ttrpc response for no pending call (timed out?)"
-                ),
-            }
-        }
+        ttrpc::dispatch_responses(&mut decoder, &pending);
     }
     // Trunk gone: dropping the senders fails every pending call with Closed.
     pending.lock().expect("pending lock").clear();

@@ -258,6 +258,57 @@ impl Decoder {
     }
 }
 
+/// Calls waiting for their response, by stream id.
+pub type PendingCalls = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<u32, tokio::sync::oneshot::Sender<Response>>>,
+>;
+
+/// Hands every complete response in `decoder` to the call waiting on its stream id. Responses
+/// that can't be decoded, or are too large, reach their caller as an error status, so a call
+/// never waits on an answer that came. The client side of every ttrpc connection uses this.
+pub fn dispatch_responses(decoder: &mut Decoder, pending: &PendingCalls) {
+    while let Some(decoded) = decoder.next_message() {
+        let (stream_id, rsp) = match decoded {
+            Decoded::Message(m) if m.msg_type == TYPE_RESPONSE => {
+                match <Response as prost::Message>::decode(m.payload) {
+                    Ok(rsp) => (m.stream_id, rsp),
+                    Err(e) => (
+                        m.stream_id,
+                        Response::error(
+                            code::INTERNAL,
+                            format!("undecodable ttrpc response envelope: {e}"),
+                        ),
+                    ),
+                }
+            }
+            Decoded::Message(m) => {
+                tracing::warn!(
+                    stream = m.stream_id,
+                    msg_type = m.msg_type,
+                    "ignoring a ttrpc message that is not a response"
+                );
+                continue;
+            }
+            Decoded::Oversized { stream_id, len, .. } => (
+                stream_id,
+                Response::error(
+                    code::RESOURCE_EXHAUSTED,
+                    format!("response of {len} bytes is too large"),
+                ),
+            ),
+        };
+        match pending.lock().expect("pending lock").remove(&stream_id) {
+            Some(tx) => {
+                let _ = tx.send(rsp);
+            }
+            None => tracing::debug!(
+                stream = stream_id,
+                "ttrpc response for no pending call (it timed out)"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

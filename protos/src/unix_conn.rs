@@ -1,10 +1,9 @@
 //! A unary ttrpc client on one unix stream: concurrent calls share the connection, told apart by
 //! their (odd) stream ids. [`crate::client::DaemonClient`] reconnects around it.
 
-use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
@@ -14,9 +13,9 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::ttrpc::{self, Decoded, Decoder, TtrpcError};
+use crate::ttrpc::{self, Decoder, TtrpcError};
 
-type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<ttrpc::Response>>>>;
+type Pending = ttrpc::PendingCalls;
 
 /// One connection. Dropping it closes the stream and fails its pending calls.
 pub struct UnixConn {
@@ -159,46 +158,7 @@ async fn read_responses(mut rd: OwnedReadHalf, pending: Pending, closed: Arc<Ato
             }
         };
         decoder.push(&buf[..n]);
-        while let Some(decoded) = decoder.next_message() {
-            let (stream_id, rsp) = match decoded {
-                Decoded::Message(m) if m.msg_type == ttrpc::TYPE_RESPONSE => {
-                    match ttrpc::Response::decode(m.payload) {
-                        Ok(rsp) => (m.stream_id, rsp),
-                        Err(e) => (
-                            m.stream_id,
-                            ttrpc::Response::error(
-                                ttrpc::code::INTERNAL,
-                                format!("undecodable ttrpc response envelope: {e}"),
-                            ),
-                        ),
-                    }
-                }
-                Decoded::Message(m) => {
-                    tracing::warn!(
-                        stream = m.stream_id,
-                        msg_type = m.msg_type,
-                        "ignoring a ttrpc message that is not a response"
-                    );
-                    continue;
-                }
-                Decoded::Oversized { stream_id, len, .. } => (
-                    stream_id,
-                    ttrpc::Response::error(
-                        ttrpc::code::RESOURCE_EXHAUSTED,
-                        format!("response of {len} bytes is too large"),
-                    ),
-                ),
-            };
-            match pending.lock().expect("pending lock").remove(&stream_id) {
-                Some(tx) => {
-                    let _ = tx.send(rsp);
-                }
-                None => tracing::debug!(
-                    stream = stream_id,
-                    "ttrpc response for no pending call (it timed out)"
-                ),
-            }
-        }
+        ttrpc::dispatch_responses(&mut decoder, &pending);
     }
     closed.store(true, Ordering::SeqCst);
     // Dropping the senders fails every pending call with Closed.
