@@ -309,6 +309,41 @@ pub fn dispatch_responses(decoder: &mut Decoder, pending: &PendingCalls) {
     }
 }
 
+/// Waits for the response to one call and turns it into the caller's answer: the decoded
+/// payload, or the error status, a timeout, or a closed connection. The caller removes its
+/// pending entry on a timeout (no response will come to take it out).
+pub async fn await_response<Rsp: prost::Message + Default>(
+    rx: tokio::sync::oneshot::Receiver<Response>,
+    timeout: std::time::Duration,
+    service: &str,
+    method: &str,
+) -> Result<Rsp, TtrpcError> {
+    let rsp = match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(rsp)) => rsp,
+        Ok(Err(_)) => return Err(TtrpcError::Closed(format!("{service}.{method}"))),
+        Err(_) => {
+            return Err(TtrpcError::Timeout {
+                service: service.into(),
+                method: method.into(),
+                after: timeout,
+            });
+        }
+    };
+    let status = rsp.status.unwrap_or_default();
+    if status.code != code::OK {
+        return Err(TtrpcError::Status {
+            service: service.into(),
+            method: method.into(),
+            code: status.code,
+            message: status.message,
+        });
+    }
+    Rsp::decode(rsp.payload.as_slice()).map_err(|source| TtrpcError::Decode {
+        what: "response payload",
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

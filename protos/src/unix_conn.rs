@@ -101,31 +101,11 @@ impl UnixConn {
             forget();
             return Err(TtrpcError::Closed(name()));
         }
-        let rsp = match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(rsp)) => rsp,
-            Ok(Err(_)) => return Err(TtrpcError::Closed(name())),
-            Err(_) => {
-                forget();
-                return Err(TtrpcError::Timeout {
-                    service: service.into(),
-                    method: method.into(),
-                    after: timeout,
-                });
-            }
-        };
-        let status = rsp.status.unwrap_or_default();
-        if status.code != ttrpc::code::OK {
-            return Err(TtrpcError::Status {
-                service: service.into(),
-                method: method.into(),
-                code: status.code,
-                message: status.message,
-            });
+        let rsp = ttrpc::await_response(rx, timeout, service, method).await;
+        if matches!(rsp, Err(TtrpcError::Timeout { .. })) {
+            forget();
         }
-        Rsp::decode(rsp.payload.as_slice()).map_err(|source| TtrpcError::Decode {
-            what: "response payload",
-            source,
-        })
+        rsp
     }
 }
 
