@@ -162,7 +162,7 @@ mod tests {
             &Container::default(),
             Injection::Annotation,
             SOCK,
-            &ExistingSeccomp::Unknown,
+            &ExistingSeccomp::Unknown("test".into()),
         )
         .unwrap();
         assert_eq!(
@@ -231,10 +231,10 @@ mod tests {
             &Container::default(),
             Injection::Adjustment,
             SOCK,
-            &ExistingSeccomp::Unknown,
+            &ExistingSeccomp::Unknown("test".into()),
         )
         .unwrap_err();
-        assert!(matches!(err, PolicyError::Unknown));
+        assert!(matches!(err, PolicyError::Unknown(_)));
     }
 
     #[test]
@@ -245,7 +245,7 @@ mod tests {
             &smuggling(),
             Injection::Annotation,
             SOCK,
-            &ExistingSeccomp::Unknown,
+            &ExistingSeccomp::Unknown("test".into()),
         )
         .unwrap();
         let add: Additions = serde_json::from_str(&adj.annotations[SECCOMP_ANNOTATION]).unwrap();
@@ -283,7 +283,7 @@ mod tests {
             &Container::default(),
             Injection::Adjustment,
             SOCK,
-            &ExistingSeccomp::Unknown,
+            &ExistingSeccomp::Unknown("test".into()),
         )
         .unwrap();
         assert!(adj.linux.is_none());

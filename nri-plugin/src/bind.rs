@@ -63,6 +63,7 @@ impl<D: Daemon> Binder<D> {
             }
         };
         let sent = req.clone();
+        let started = std::time::Instant::now();
         let res = tokio::time::timeout(self.timeout, self.daemon.bind(req))
             .await
             .unwrap_or(Err(DaemonError::Timeout {
@@ -71,7 +72,7 @@ impl<D: Daemon> Binder<D> {
             }));
         match res {
             Ok(()) => {
-                tracing::info!(container_id = %c.id, cgroup_id = sent.cgroup_id, pid = c.pid, "bound");
+                tracing::info!(container_id = %c.id, cgroup_id = sent.cgroup_id, pid = c.pid, bind_us = started.elapsed().as_micros() as u64, "bound");
                 Some(sent)
             }
             Err(e) => {

@@ -15,9 +15,12 @@
 //! - [`runc_args`], [`runc_wrapper`]: `rampart-runc`, which applies them on runtimes whose NRI
 //!   cannot adjust seccomp (NRI < 0.10).
 //!
-//! No `unsafe`: tokio's unix stream is all the system access it needs.
+//! - [`preconnected`]: the socket a runtime hands a plugin it starts from its plugin_path.
+//!
+//! `unsafe` only in [`preconnected`] (owning the inherited fd); tokio's unix stream is all the
+//! other system access it needs.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod adjust;
 pub mod bind;
@@ -31,6 +34,8 @@ pub mod log_handler;
 pub mod mode;
 pub mod mux;
 pub mod plugin;
+#[allow(unsafe_code)]
+pub mod preconnected;
 pub mod required;
 pub mod runc_args;
 pub mod runc_wrapper;

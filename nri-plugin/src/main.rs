@@ -1,6 +1,7 @@
-//! rampart-nri: runs the NRI plugin against a runtime's NRI socket. With `--log-only` it only
-//! logs events (to see NRI working); otherwise it injects what rampartd plans, and refuses to start
-//! without rampartd.
+//! rampart-nri: runs the NRI plugin against a runtime's NRI socket (external plugin), or on the
+//! socket the runtime passed when it started it from its plugin_path (pre-registered plugin:
+//! `NRI_PLUGIN_SOCKET` set). With `--log-only` it only logs events (to see NRI working); otherwise
+//! it injects what rampartd plans.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use rampart_nri::inject::{
 use rampart_nri::log_handler::LogHandler;
 use rampart_nri::mode::SeccompMode;
 use rampart_nri::plugin::DEFAULT_SOCKET;
+use rampart_nri::preconnected::{self, Preconnected};
 use rampart_nri::{Handler, Plugin, PluginConfig};
 use rampart_protos::agent::{AgentKind, HelloRequest};
 use tokio::signal::unix::{SignalKind, signal};
@@ -64,7 +66,25 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     rampart_logging::init("rampart-nri", args.log_stderr);
-    let config = match PluginConfig::new(&args.socket, &args.name, &args.index) {
+    // Before anything else: a runtime that started us waits for the registration (5 s default).
+    let pre = match preconnected::from_env() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("rampart-nri: {e}");
+            tracing::error!(error = %e, "cannot use the pre-connected NRI socket");
+            return ExitCode::from(2);
+        }
+    };
+    // The runtime knows a plugin it started by its file name; register under that.
+    let name = pre
+        .as_ref()
+        .and_then(|p| p.name.clone())
+        .unwrap_or(args.name.clone());
+    let index = pre
+        .as_ref()
+        .and_then(|p| p.index.clone())
+        .unwrap_or(args.index.clone());
+    let config = match PluginConfig::new(&args.socket, &name, &index) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rampart-nri: {e}");
@@ -72,7 +92,7 @@ async fn main() -> ExitCode {
         }
     };
     if args.log_only {
-        return serve(config, LogHandler).await;
+        return serve(config, LogHandler, pre).await;
     }
     let inject = InjectConfig {
         seccomp_socket: args.seccomp_socket,
@@ -81,31 +101,33 @@ async fn main() -> ExitCode {
         daemon_timeout: Duration::from_millis(args.daemon_timeout_ms),
         ..Default::default()
     };
-    let client = RampartdClient::new(&args.daemon, inject.daemon_timeout);
+    let client = Arc::new(RampartdClient::new(&args.daemon, inject.daemon_timeout));
     // Without rampartd every container would start unprotected (or, with --require-protection,
-    // not at all): say so now rather than at the first pod. The plugin still starts: rampartd
-    // may come up later, and each container creation asks again.
-    if let Err(e) = client
-        .client()
-        .hello(
-            HelloRequest {
-                kind: AgentKind::Nri as i32,
-                version: env!("CARGO_PKG_VERSION").into(),
-                pid: std::process::id(),
-                enforcers: vec![format!("seccomp-inject-{:?}", inject.mode).to_lowercase()],
-            },
-            Duration::from_secs(2),
-        )
-        .await
-    {
-        tracing::error!(error = %e, daemon = %args.daemon.display(), "rampartd not reachable at start: containers created before it answers follow the failure policy");
-    }
-    serve(config, RampartHandler::new(Arc::new(client), inject)).await
+    // not at all): say so now rather than at the first pod. In the background: registration must
+    // not wait for it, and each container creation asks rampartd again anyway.
+    let hello = client.clone();
+    let enforcer = format!("seccomp-inject-{:?}", inject.mode).to_lowercase();
+    let daemon = args.daemon.clone();
+    tokio::spawn(async move {
+        let req = HelloRequest {
+            kind: AgentKind::Nri as i32,
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            enforcers: vec![enforcer],
+        };
+        if let Err(e) = hello.client().hello(req, Duration::from_secs(2)).await {
+            tracing::error!(error = %e, daemon = %daemon.display(), "rampartd not reachable at start: containers created before it answers follow the failure policy");
+        }
+    });
+    serve(config, RampartHandler::new(client, inject), pre).await
 }
 
-async fn serve<H: Handler>(config: PluginConfig, handler: H) -> ExitCode {
-    tracing::info!(socket = %config.socket.display(), plugin = %format!("{}-{}", config.index, config.name), "starting");
-    let plugin = Plugin::new(config, handler);
+async fn serve<H: Handler>(
+    config: PluginConfig,
+    handler: H,
+    pre: Option<Preconnected>,
+) -> ExitCode {
+    let plugin_name = format!("{}-{}", config.index, config.name);
     let (mut term, mut int) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -116,10 +138,31 @@ async fn serve<H: Handler>(config: PluginConfig, handler: H) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let socket_display = config.socket.display().to_string();
+    let plugin = Plugin::new(config, handler);
+    let Some(pre) = pre else {
+        tracing::info!(socket = %socket_display, plugin = %plugin_name, "starting as an external plugin");
+        tokio::select! {
+            _ = plugin.run() => {}
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        }
+        return ExitCode::SUCCESS;
+    };
+    tracing::info!(plugin = %plugin_name, "starting as a pre-registered plugin on the runtime's connection ({}=fd)", preconnected::SOCKET_ENV);
     tokio::select! {
-        _ = plugin.run() => {}
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        end = plugin.run_preconnected(pre.socket) => match end {
+            // The runtime starts its plugin_path plugins again when it restarts.
+            Ok(end) => {
+                tracing::info!(reason = %end.reason, "the runtime closed the connection; exiting");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "pre-registered session failed");
+                ExitCode::FAILURE
+            }
+        },
+        _ = term.recv() => { tracing::info!("SIGTERM: stopping"); ExitCode::SUCCESS }
+        _ = int.recv() => { tracing::info!("SIGINT: stopping"); ExitCode::SUCCESS }
     }
-    ExitCode::SUCCESS
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::handler::Handler;
-use crate::stub::{self, StubError};
+use crate::stub::{self, SessionEnd, StubError};
 
 /// Where NRI-enabled runtimes listen for external plugins.
 pub const DEFAULT_SOCKET: &str = "/var/run/nri/nri.sock";
@@ -66,6 +66,21 @@ impl<H: Handler> Plugin<H> {
             config,
             handler: Arc::new(handler),
         }
+    }
+
+    /// Pre-registered mode: serves the one connection the runtime handed this plugin when it
+    /// started it, until the runtime closes it. No reconnecting: the runtime starts its
+    /// plugin_path plugins again when it starts.
+    pub async fn run_preconnected(
+        &self,
+        socket: std::os::unix::net::UnixStream,
+    ) -> Result<SessionEnd, StubError> {
+        socket
+            .set_nonblocking(true)
+            .map_err(StubError::Preconnected)?;
+        let trunk = tokio::net::UnixStream::from_std(socket).map_err(StubError::Preconnected)?;
+        let c = &self.config;
+        stub::run_connection(trunk, &c.name, &c.index, self.handler.clone()).await
     }
 
     /// Runs until the future is dropped.

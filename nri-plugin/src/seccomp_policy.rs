@@ -3,42 +3,110 @@
 //! JSON shape, so both modes narrow a profile the same way.
 //!
 //! NRI replaces rather than patches, so the plugin must know the container's own profile. NRI's
-//! `Container.linux` has `seccomp_profile` (7: RuntimeDefault/Unconfined/Localhost) and
-//! `seccomp_policy` (8: the resolved filter) on containerd/nri main; `rampart-protos` carries
-//! neither yet, and the containerd 2.2 code read for this (internal/nri/container_linux.go) sends
-//! only `seccomp_profile`. Without the resolved filter rampart refuses to adjust (replacing
-//! RuntimeDefault with an allow-all profile would widen what the container may do).
+//! `Container.linux` carries two fields for it (NRI >= 0.10): `seccomp_policy` (8, the resolved
+//! filter) and `seccomp_profile` (7, the kind CRI asked for: RuntimeDefault, Unconfined or
+//! Localhost with the profile's path). [`existing`] uses the first that tells the whole profile:
+//! the resolved filter; else Unconfined (nothing to keep); else a Localhost profile read from its
+//! file on the node, as containerd itself reads it. RuntimeDefault without the resolved filter
+//! stays unknown: containerd 2.2 (internal/nri/container_linux.go) sends only the kind, and the
+//! runtime's default rules depend on its version and the container's capabilities, so rampart
+//! refuses to adjust rather than replace RuntimeDefault with a guess (an allow-all base would
+//! widen what the container may do).
 
+use std::path::Path;
+
+use rampart_protos::nri::security_profile::ProfileType;
 use rampart_protos::nri::{Container, LinuxSeccomp, LinuxSeccompArg, LinuxSyscall, OptionalUInt32};
 use serde_json::{Map, Value, json};
 
 use crate::seccomp_merge::{self, Additions, MergeError};
 
+/// OCI `linux.seccomp` fields NRI's LinuxSeccomp carries.
+const OCI_FIELDS: [&str; 7] = [
+    "defaultAction",
+    "defaultErrnoRet",
+    "architectures",
+    "flags",
+    "listenerPath",
+    "listenerMetadata",
+    "syscalls",
+];
+
 /// What the runtime told us about the container's own seccomp profile.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExistingSeccomp {
-    /// The resolved filter (NRI `Container.linux.seccomp_policy`).
+    /// The resolved filter (NRI `Container.linux.seccomp_policy`, or a Localhost profile's file).
     Policy(LinuxSeccomp),
     /// The container runs without seccomp: rampart's profile may start from allow-all.
     Unconfined,
-    /// The runtime did not say: the merge cannot be done without widening or guessing.
-    Unknown,
+    /// The merge cannot be done without widening or guessing; says why.
+    Unknown(String),
 }
 
-/// The container's profile as NRI reports it. Today always `Unknown`: see the module docs for the
-/// proto fields this needs.
-pub fn existing(_c: &Container) -> ExistingSeccomp {
-    ExistingSeccomp::Unknown
+/// The container's profile as NRI reports it (see the module docs for the order).
+pub fn existing(c: &Container) -> ExistingSeccomp {
+    let Some(linux) = &c.linux else {
+        return ExistingSeccomp::Unknown("the runtime sent no Linux container data".into());
+    };
+    if let Some(p) = &linux.seccomp_policy {
+        return ExistingSeccomp::Policy(p.clone());
+    }
+    let Some(profile) = &linux.seccomp_profile else {
+        return ExistingSeccomp::Unknown(
+            "the runtime sent neither Container.linux.seccomp_policy nor seccomp_profile (NRI < \
+             0.10?)"
+                .into(),
+        );
+    };
+    match profile.profile_type() {
+        ProfileType::Unconfined => ExistingSeccomp::Unconfined,
+        ProfileType::Localhost => match localhost(Path::new(&profile.localhost_ref)) {
+            Ok(p) => ExistingSeccomp::Policy(p),
+            Err(why) => ExistingSeccomp::Unknown(why),
+        },
+        ProfileType::RuntimeDefault => ExistingSeccomp::Unknown(
+            "the container uses the runtime's default profile (RuntimeDefault) and the runtime \
+             sent only that kind, not its rules (Container.linux.seccomp_policy)"
+                .into(),
+        ),
+    }
+}
+
+/// A Localhost profile, read from the node as the runtime reads it: OCI `linux.seccomp` JSON
+/// whose unknown fields the runtime ignores (Go's JSON decoding), so they are dropped here too.
+fn localhost(path: &Path) -> Result<LinuxSeccomp, String> {
+    if !path.is_absolute() {
+        return Err(format!(
+            "the Localhost seccomp profile {path:?} is not an absolute path"
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read the container's Localhost seccomp profile {}: {e} (does rampart-nri see \
+             the node's filesystem?)",
+            path.display()
+        )
+    })?;
+    let mut v: Value = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "the Localhost seccomp profile {} is not JSON: {e}",
+            path.display()
+        )
+    })?;
+    if let Value::Object(o) = &mut v {
+        o.retain(|k, _| OCI_FIELDS.contains(&k.as_str()));
+    }
+    from_oci(&v).map_err(|e| format!("the Localhost seccomp profile {}: {e}", path.display()))
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error(
-        "the runtime did not send the container's seccomp profile (NRI Container.linux.\
-         seccomp_policy), and an NRI seccomp adjustment replaces the whole profile; run \
-         rampart-nri with --seccomp-mode annotation and rampart-runc as the runtime's BinaryName"
+        "an NRI seccomp adjustment replaces the container's whole seccomp profile, and rampart \
+         cannot tell that profile: {0}; run rampart-nri with --seccomp-mode annotation and \
+         rampart-runc as the runtime's BinaryName"
     )]
-    Unknown,
+    Unknown(String),
     #[error(transparent)]
     Merge(#[from] MergeError),
     #[error("the merged seccomp profile does not fit NRI's LinuxSeccomp: {0}")]
@@ -50,7 +118,7 @@ pub fn adjusted(existing: &ExistingSeccomp, add: &Additions) -> Result<LinuxSecc
     let base = match existing {
         ExistingSeccomp::Policy(p) => Some(to_oci(p)),
         ExistingSeccomp::Unconfined => None,
-        ExistingSeccomp::Unknown => return Err(PolicyError::Unknown),
+        ExistingSeccomp::Unknown(why) => return Err(PolicyError::Unknown(why.clone())),
     };
     let merged = seccomp_merge::merge(base.as_ref(), add)?;
     from_oci(&merged)
@@ -109,16 +177,7 @@ pub fn from_oci(v: &Value) -> Result<LinuxSeccomp, PolicyError> {
     let shape = |what: &str| PolicyError::Shape(what.to_owned());
     let o = v.as_object().ok_or_else(|| shape("not an object"))?;
     for k in o.keys() {
-        if !matches!(
-            k.as_str(),
-            "defaultAction"
-                | "defaultErrnoRet"
-                | "architectures"
-                | "flags"
-                | "listenerPath"
-                | "listenerMetadata"
-                | "syscalls"
-        ) {
+        if !OCI_FIELDS.contains(&k.as_str()) {
             return Err(shape(&format!("field {k} has no NRI equivalent")));
         }
     }
@@ -198,6 +257,7 @@ pub fn from_oci(v: &Value) -> Result<LinuxSeccomp, PolicyError> {
 mod tests {
     use super::*;
     use crate::seccomp_merge::{ACT_ERRNO, ACT_NOTIFY};
+    use rampart_protos::nri::{LinuxContainer, SecurityProfile};
 
     fn add() -> Additions {
         Additions {
@@ -280,8 +340,8 @@ mod tests {
 
     #[test]
     fn unknown_profile_is_refused_not_widened() {
-        let err = adjusted(&ExistingSeccomp::Unknown, &add()).unwrap_err();
-        assert!(matches!(err, PolicyError::Unknown));
+        let err = adjusted(&ExistingSeccomp::Unknown("test".into()), &add()).unwrap_err();
+        assert!(matches!(err, PolicyError::Unknown(_)));
         assert!(
             err.to_string().contains("--seccomp-mode annotation"),
             "{err}"
@@ -302,5 +362,93 @@ mod tests {
     fn fields_nri_cannot_carry_are_an_error() {
         let v = json!({"defaultAction": "SCMP_ACT_ALLOW", "futureField": 1});
         assert!(matches!(from_oci(&v), Err(PolicyError::Shape(_))));
+    }
+
+    fn with_linux(linux: LinuxContainer) -> Container {
+        Container {
+            linux: Some(linux),
+            ..Default::default()
+        }
+    }
+
+    fn profile(t: ProfileType, localhost_ref: &str) -> Option<SecurityProfile> {
+        Some(SecurityProfile {
+            profile_type: t as i32,
+            localhost_ref: localhost_ref.into(),
+        })
+    }
+
+    #[test]
+    fn existing_prefers_the_resolved_policy() {
+        let c = with_linux(LinuxContainer {
+            seccomp_profile: profile(ProfileType::RuntimeDefault, ""),
+            seccomp_policy: Some(runtime_default_like()),
+            ..Default::default()
+        });
+        assert_eq!(
+            existing(&c),
+            ExistingSeccomp::Policy(runtime_default_like())
+        );
+    }
+
+    #[test]
+    fn existing_from_the_profile_kind() {
+        let kind = |t, r: &str| {
+            existing(&with_linux(LinuxContainer {
+                seccomp_profile: profile(t, r),
+                ..Default::default()
+            }))
+        };
+        assert_eq!(
+            kind(ProfileType::Unconfined, ""),
+            ExistingSeccomp::Unconfined
+        );
+        assert!(
+            matches!(kind(ProfileType::RuntimeDefault, ""), ExistingSeccomp::Unknown(w) if w.contains("RuntimeDefault"))
+        );
+        assert!(matches!(
+            kind(ProfileType::Localhost, "/nonexistent/rampart/profile.json"),
+            ExistingSeccomp::Unknown(w) if w.contains("cannot read")
+        ));
+        assert!(matches!(
+            kind(ProfileType::Localhost, "relative.json"),
+            ExistingSeccomp::Unknown(w) if w.contains("absolute")
+        ));
+        // NRI < 0.10 sends neither field.
+        assert!(matches!(
+            existing(&with_linux(LinuxContainer::default())),
+            ExistingSeccomp::Unknown(_)
+        ));
+        assert!(matches!(
+            existing(&Container::default()),
+            ExistingSeccomp::Unknown(_)
+        ));
+    }
+
+    #[test]
+    fn existing_reads_a_localhost_profile_as_the_runtime_does() {
+        let dir = std::env::temp_dir().join(format!("rampart-localhost-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("profile.json");
+        // Docker-format extras (archMap) are ignored by the runtime's decoder, and so here.
+        std::fs::write(
+            &path,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","archMap":[{"architecture":"x"}],
+               "syscalls":[{"names":["read","openat"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        )
+        .unwrap();
+        let got = existing(&with_linux(LinuxContainer {
+            seccomp_profile: profile(ProfileType::Localhost, path.to_str().unwrap()),
+            ..Default::default()
+        }));
+        let ExistingSeccomp::Policy(p) = got else {
+            panic!("expected the file's policy, got {got:?}");
+        };
+        assert_eq!(p.default_action, "SCMP_ACT_ERRNO");
+        assert_eq!(p.syscalls[0].names, ["read", "openat"]);
+        let merged = adjusted(&ExistingSeccomp::Policy(p), &add()).unwrap();
+        assert_eq!(actions(&merged, "openat"), [ACT_NOTIFY]);
+        assert_eq!(actions(&merged, "read"), ["SCMP_ACT_ALLOW"]);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -46,6 +46,8 @@ pub enum StubError {
     },
     #[error(transparent)]
     Mux(#[from] crate::mux::MuxError),
+    #[error("cannot use the socket the runtime passed (pre-registered plugin): {0}")]
+    Preconnected(#[source] std::io::Error),
 }
 
 /// How a connection ended.

@@ -1,18 +1,32 @@
 //! The plugin against a scripted runtime on a private socket: registration, Configure's event
 //! mask, chunked Synchronize, StateChange dispatch, UNIMPLEMENTED for NRI 0.10's per-event RPCs,
 //! and reconnecting after the runtime drops the connection. Runs anywhere, no root needed.
+//!
+//! `adjustment_mode_against_a_scripted_nri_0_10_runtime` plays a containerd 2.2 / NRI 0.10
+//! runtime for rampart's real handler. It is a STAND-IN: this machine has containerd 2.1.9 (NRI
+//! 0.8/0.9) and no containerd >= 2.2 is installable here (Debian's sid/trixie/bookworm carry
+//! 2.1.9 at most), so adjustment mode has never met a real NRI 0.10 runtime. What it proves: the
+//! mode is picked from Configure, and the CreateContainer answer on the wire is a merged
+//! LinuxSeccomp adjustment in NRI's field numbers.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
+use rampart_nri::adjust::POLICIES_ANNOTATION;
+use rampart_nri::daemon::stand_in::{POLICY_NAME, StandInDaemon};
+use rampart_nri::inject::{DEFAULT_SECCOMP_SOCKET, InjectConfig, RampartHandler, SUBSCRIBED};
 use rampart_nri::mux::{ConnWriter, Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN};
+use rampart_nri::nri::security_profile::ProfileType;
 use rampart_nri::nri::{
     self, ConfigureRequest, ConfigureResponse, Container, ContainerUpdate, CreateContainerRequest,
-    CreateContainerResponse, Event, PodSandbox, RegisterPluginRequest, StateChangeEvent,
+    CreateContainerResponse, Event, LinuxContainer, LinuxSeccomp, LinuxSeccompArg, LinuxSyscall,
+    OptionalUInt32, PodSandbox, RegisterPluginRequest, SecurityProfile, StateChangeEvent,
     SynchronizeRequest, SynchronizeResponse,
 };
+use rampart_nri::runc_wrapper::SECCOMP_ANNOTATION;
+use rampart_nri::seccomp_merge::{ACT_ERRNO, ACT_NOTIFY};
 use rampart_nri::ttrpc::{self, Decoded, Decoder, code};
 use rampart_nri::{CreateReply, EventMask, Handler, HandlerResult, Plugin, PluginConfig};
 use tokio::net::UnixListener;
@@ -165,7 +179,11 @@ fn pod(name: &str) -> PodSandbox {
 }
 
 fn socket_path() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rampart-nri-fake-{}", std::process::id()));
+    socket_path_for("main")
+}
+
+fn socket_path_for(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rampart-nri-fake-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("nri.sock");
     let _ = std::fs::remove_file(&p);
@@ -258,6 +276,193 @@ async fn plugin_speaks_nri_to_a_scripted_runtime_and_reconnects() {
     drop(rt);
     let mut rt = RuntimeSide::accept(&listener).await;
     assert_eq!(rt.expect_register().await.plugin_name, "rampart");
+
+    running.abort();
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A RuntimeDefault-like profile, as a runtime that resolves it would send in
+/// `Container.linux.seccomp_policy`: errno by default, an allow list, one rule with arguments.
+fn runtime_default_like() -> LinuxSeccomp {
+    LinuxSeccomp {
+        default_action: "SCMP_ACT_ERRNO".into(),
+        default_errno: Some(OptionalUInt32 { value: 1 }),
+        architectures: vec!["SCMP_ARCH_X86_64".into()],
+        syscalls: vec![
+            LinuxSyscall {
+                names: vec![
+                    "read".into(),
+                    "write".into(),
+                    "openat".into(),
+                    "execve".into(),
+                ],
+                action: "SCMP_ACT_ALLOW".into(),
+                ..Default::default()
+            },
+            LinuxSyscall {
+                names: vec!["personality".into()],
+                action: "SCMP_ACT_ALLOW".into(),
+                args: vec![LinuxSeccompArg {
+                    index: 0,
+                    value: 8,
+                    value_two: 0,
+                    op: "SCMP_CMP_EQ".into(),
+                }],
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+fn labelled_pod(name: &str, app: &str) -> PodSandbox {
+    PodSandbox {
+        labels: [("app".to_string(), app.to_string())].into(),
+        namespace: "shop".into(),
+        ..pod(name)
+    }
+}
+
+fn container_with(pod: &PodSandbox, name: &str, linux: LinuxContainer) -> Container {
+    Container {
+        id: format!("{}-{name}", pod.id),
+        pod_sandbox_id: pod.id.clone(),
+        name: name.into(),
+        linux: Some(linux),
+        ..Default::default()
+    }
+}
+
+fn actions(p: &LinuxSeccomp, syscall: &str) -> Vec<String> {
+    p.syscalls
+        .iter()
+        .filter(|s| s.names.iter().any(|n| n == syscall))
+        .map(|s| s.action.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn adjustment_mode_against_a_scripted_nri_0_10_runtime() {
+    let path = socket_path_for("v010");
+    let listener = UnixListener::bind(&path).unwrap();
+    let daemon = Arc::new(StandInDaemon::default());
+    let handler = RampartHandler::new(daemon.clone(), InjectConfig::default());
+    let plugin = Plugin::new(PluginConfig::new(&path, "rampart", "10").unwrap(), handler);
+    let running = tokio::spawn(async move { plugin.run().await });
+
+    let mut rt = RuntimeSide::accept(&listener).await;
+    rt.expect_register().await;
+    let cfg = ConfigureRequest {
+        runtime_name: "containerd".into(),
+        runtime_version: "v2.2.0".into(),
+        nri_version: "v0.10.0".into(),
+        ..Default::default()
+    };
+    let rsp: ConfigureResponse = ok_payload(rt.call("Configure", cfg.encode_to_vec()).await);
+    assert_eq!(rsp.events, EventMask::of(SUBSCRIBED).bits());
+    let sync = SynchronizeRequest::default();
+    let _: SynchronizeResponse = ok_payload(rt.call("Synchronize", sync.encode_to_vec()).await);
+
+    // A scoped container whose runtime sent its resolved profile.
+    let web = labelled_pod("web", "nginx");
+    let create = CreateContainerRequest {
+        pod: Some(web.clone()),
+        container: Some(container_with(
+            &web,
+            "nginx",
+            LinuxContainer {
+                seccomp_profile: Some(SecurityProfile::default()), // RuntimeDefault
+                seccomp_policy: Some(runtime_default_like()),
+                ..Default::default()
+            },
+        )),
+    };
+    let rsp: CreateContainerResponse =
+        ok_payload(rt.call("CreateContainer", create.encode_to_vec()).await);
+    let adj = rsp.adjust.expect("a scoped container is adjusted");
+    assert!(
+        !adj.annotations.contains_key(SECCOMP_ANNOTATION),
+        "adjustment mode must not use the rampart-runc annotation"
+    );
+    assert_eq!(adj.annotations[POLICIES_ANNOTATION], POLICY_NAME);
+    let p = adj
+        .linux
+        .and_then(|l| l.seccomp_policy)
+        .expect("LinuxContainerAdjustment.seccomp_policy is set");
+    assert_eq!(p.listener_path, DEFAULT_SECCOMP_SOCKET);
+    assert_eq!(p.listener_metadata, "rampart/v1 shop/web/nginx");
+    // The planned syscalls (stand-in: openat, execve) are notified where the profile allowed them.
+    assert_eq!(actions(&p, "openat"), [ACT_NOTIFY]);
+    assert_eq!(actions(&p, "execve"), [ACT_NOTIFY]);
+    // Everything else is the container's own profile.
+    assert_eq!(p.default_action, "SCMP_ACT_ERRNO");
+    assert_eq!(p.default_errno, Some(OptionalUInt32 { value: 1 }));
+    assert_eq!(p.architectures, ["SCMP_ARCH_X86_64"]);
+    assert_eq!(actions(&p, "read"), ["SCMP_ACT_ALLOW"]);
+    assert_eq!(actions(&p, "write"), ["SCMP_ACT_ALLOW"]);
+    let personality = p.syscalls.iter().find(|s| s.names == ["personality"]);
+    assert_eq!(personality.unwrap().args[0].value, 8);
+    // io_uring_setup (the plan's deny) is refused by the default already: no rule, not notified.
+    assert!(actions(&p, "io_uring_setup").is_empty());
+
+    // An unscoped container, also with a profile: no adjustment at all.
+    let db = labelled_pod("db", "redis");
+    let create = CreateContainerRequest {
+        pod: Some(db.clone()),
+        container: Some(container_with(
+            &db,
+            "redis",
+            LinuxContainer {
+                seccomp_policy: Some(runtime_default_like()),
+                ..Default::default()
+            },
+        )),
+    };
+    let rsp: CreateContainerResponse =
+        ok_payload(rt.call("CreateContainer", create.encode_to_vec()).await);
+    assert_eq!(rsp.adjust, None, "an unscoped container is never touched");
+
+    // What containerd 2.2 actually sends for RuntimeDefault: the kind only. rampart cannot merge
+    // without the rules, so (not required) the container starts unprotected, unchanged.
+    let web2 = labelled_pod("web2", "nginx");
+    let create = CreateContainerRequest {
+        pod: Some(web2.clone()),
+        container: Some(container_with(
+            &web2,
+            "nginx",
+            LinuxContainer {
+                seccomp_profile: Some(SecurityProfile::default()),
+                ..Default::default()
+            },
+        )),
+    };
+    let rsp: CreateContainerResponse =
+        ok_payload(rt.call("CreateContainer", create.encode_to_vec()).await);
+    assert_eq!(rsp.adjust, None);
+
+    // Unconfined: rampart's rules on an allow-all base.
+    let web3 = labelled_pod("web3", "nginx");
+    let create = CreateContainerRequest {
+        pod: Some(web3.clone()),
+        container: Some(container_with(
+            &web3,
+            "nginx",
+            LinuxContainer {
+                seccomp_profile: Some(SecurityProfile {
+                    profile_type: ProfileType::Unconfined as i32,
+                    localhost_ref: String::new(),
+                }),
+                ..Default::default()
+            },
+        )),
+    };
+    let rsp: CreateContainerResponse =
+        ok_payload(rt.call("CreateContainer", create.encode_to_vec()).await);
+    let p = rsp.adjust.unwrap().linux.unwrap().seccomp_policy.unwrap();
+    assert_eq!(p.default_action, "SCMP_ACT_ALLOW");
+    assert_eq!(actions(&p, "openat"), [ACT_NOTIFY]);
+    assert_eq!(actions(&p, "io_uring_setup"), [ACT_ERRNO]);
+    assert_eq!(daemon.plans.lock().unwrap().len(), 4);
 
     running.abort();
     let _ = std::fs::remove_file(&path);

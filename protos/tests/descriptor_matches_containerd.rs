@@ -14,6 +14,9 @@ const CONTAINERD: &str = "/usr/bin/containerd";
 const NEWER_THAN_V0_8: &[&str] = &[
     "ConfigureRequest.NRI_version",
     "LinuxContainerAdjustment.seccomp_policy",
+    "LinuxContainer.seccomp_profile",
+    "LinuxContainer.seccomp_policy",
+    "SecurityProfile",
     "LinuxSeccomp",
     "LinuxSyscall",
     "LinuxSeccompArg",
