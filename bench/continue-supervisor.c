@@ -2,8 +2,12 @@
  * continue-supervisor: the floor of seccomp user-notify latency, for bench/seccomp-latency.sh.
  * Serves an OCI seccomp listenerPath like rampart-seccomp does (runc connects, sends its state
  * JSON with the notify fd attached), and answers every notification with CONTINUE: no argument
- * reading, no policy, no emulation. One thread per notify fd blocked in RECV, with
- * SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP set, as the agent does.
+ * reading, no policy, no emulation. One thread per notify fd, with
+ * SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP set, waiting in poll() and then taking the notification with
+ * RECV, as the agent's supervisor does. On SIGTERM it prints how many fds had the flag set.
+ *
+ * For experiments: FLOOR_WAIT=recv waits in RECV itself (no poll), FLOOR_SYNC=0 leaves the flag
+ * off.
  *
  *   gcc -O2 -pthread -o continue-supervisor bench/continue-supervisor.c
  *   continue-supervisor SOCKET          (prints the number of handoffs and answers on SIGTERM)
@@ -32,18 +36,29 @@
 #define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
 #endif
 
-static atomic_ulong handoffs, answers;
+static atomic_ulong handoffs, answers, sync_set;
 static const char *sock_path;
+/* FLOOR_WAIT=recv: wait in SECCOMP_IOCTL_NOTIF_RECV instead of poll() then RECV. */
+static int blocking_recv;
+/* FLOOR_SYNC=0: leave SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP off, to see what it is worth. */
+static int sync_wakeup = 1;
 
 static void on_term(int sig) {
   (void)sig;
-  char buf[128];
-  int n = snprintf(buf, sizeof buf, "handoffs %lu\nanswers %lu\n", atomic_load(&handoffs),
-                   atomic_load(&answers));
+  char buf[256];
+  int n = snprintf(buf, sizeof buf, "handoffs %lu\nsync-wake-up %lu\nanswers %lu\nwait %s\n",
+                   atomic_load(&handoffs), atomic_load(&sync_set), atomic_load(&answers),
+                   blocking_recv ? "recv" : "poll");
   if (write(1, buf, (size_t)n) < 0) {
   }
   unlink(sock_path);
   _exit(0);
+}
+
+/* Whether every task of the filter is gone (the fd polls POLLHUP), without waiting. */
+static int hung_up(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) && !(p.revents & POLLIN);
 }
 
 static void *serve(void *arg) {
@@ -51,15 +66,24 @@ static void *serve(void *arg) {
   struct seccomp_notif req;
   struct seccomp_notif_resp resp;
   for (;;) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
+    if (!blocking_recv) {
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      if (poll(&p, 1, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (!(p.revents & POLLIN)) break; /* POLLHUP: every task of the filter is gone */
     }
-    if (!(p.revents & POLLIN)) break; /* POLLHUP: every task of the filter is gone */
     memset(&req, 0, sizeof req);
+    /* Blocking mode waits in RECV itself: one syscall per notification instead of two. RECV
+     * returns ENOENT when the filter has no tasks left (and when a task died before we took its
+     * notification): tell the two apart with a poll that doesn't wait. */
     if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
-      if (errno == EINTR || errno == ENOENT) continue;
+      if (errno == EINTR) continue;
+      if (errno == ENOENT) {
+        if (blocking_recv && hung_up(fd)) break;
+        continue;
+      }
       break;
     }
     memset(&resp, 0, sizeof resp);
@@ -98,9 +122,13 @@ static void handoff(int conn) {
     return;
   }
   /* The flag is the ioctl's value, not a pointer to it. Best effort (kernel >= 6.6). */
-  if (ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) < 0)
-    fprintf(stderr, "continue-supervisor: SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: %s\n",
-            strerror(errno));
+  if (sync_wakeup) {
+    if (ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) < 0)
+      fprintf(stderr, "continue-supervisor: SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: %s\n",
+              strerror(errno));
+    else
+      atomic_fetch_add(&sync_set, 1);
+  }
   atomic_fetch_add(&handoffs, 1);
   pthread_t t;
   pthread_attr_t a;
@@ -118,6 +146,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   sock_path = argv[1];
+  const char *w = getenv("FLOOR_WAIT");
+  blocking_recv = w && !strcmp(w, "recv");
+  const char *sy = getenv("FLOOR_SYNC");
+  sync_wakeup = !(sy && !strcmp(sy, "0"));
   setvbuf(stdout, NULL, _IOLBF, 0);
   signal(SIGTERM, on_term);
   signal(SIGINT, on_term);

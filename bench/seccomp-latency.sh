@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Latency of rampart's seccomp-notify enforcement, measured inside real pods on the local node
 # (scripts/node up) with rampart-probe (images/tools/rampart-probe.c, in the busybox image).
-# In one run, three busybox pods side by side:
-#   none   no seccomp profile: the native baseline
-#   agent  a Localhost profile that notifies open/openat/openat2/creat, execve/execveat and
-#          connect/sendto/sendmsg/sendmmsg to the agent's own code (examples/bench_agent: listener +
-#          PolicyHandler) under bench/seccomp-latency-policy.yaml, the seed policy's rules
-#   floor  the same profile served by bench/continue-supervisor.c, which answers every
-#          notification with CONTINUE: the cost of the notification round trip alone
+# In one run, four busybox pods side by side:
+#   none      no seccomp profile at all (Unconfined): the bare kernel
+#   hardened  RuntimeDefault, containerd's own default profile: the same pod without rampart, as a
+#             hardened cluster runs it (the baseline of the targets)
+#   agent     that same profile with what rampart-nri adds (open/openat/openat2/creat,
+#             execve/execveat and connect/sendto/sendmsg/sendmmsg → SCMP_ACT_NOTIFY to the agent's
+#             own code, examples/bench_agent: listener + PolicyHandler, under
+#             bench/seccomp-latency-policy.yaml, the seed policy's rules; io_uring refused)
+#   floor     the agent's profile served by bench/continue-supervisor.c, which answers every
+#             notification with CONTINUE: the cost of the notification round trip alone
 # Each probe measurement times every call with clock_gettime(CLOCK_MONOTONIC) and reports p50/p99;
 # measurements interleave across the pods and repeat ROUNDS times, and the table shows the median
 # of each round's p50 and p99.
 #
-#   sudo bench/seccomp-latency.sh [--doc] [--rounds N]
+#   bench/seccomp-latency.sh [--doc] [--rounds N]      (as root)
 #     --doc     also write the table into docs/benchmarks.md, section
 #               "## seccomp agent latency (bench/seccomp-latency.sh)" (replaced if present)
 #
-# Needs root, the node, gcc and cargo (builds the agent example in release mode).
+# Needs root, the node, gcc, python3 and cargo (builds the agent example in release mode).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -76,40 +79,61 @@ for s in agent floor; do
   [ -S "$work/$s.sock" ] || { cat "$work/$s.err" >&2; die "the $s supervisor did not come up"; }
 done
 
-# The profile rampart-nri would write for this policy: notify what the agent decides, refuse
-# io_uring (its opens never reach a seccomp filter).
-profile() { # SOCKET OUT
-  cat > "$2" <<EOF
-{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
- "listenerPath":"$1","listenerMetadata":"rampart-bench",
- "syscalls":[
-  {"names":["open","openat","openat2","creat","execve","execveat","connect","sendto","sendmsg","sendmmsg"],"action":"SCMP_ACT_NOTIFY"},
-  {"names":["io_uring_setup","io_uring_enter","io_uring_register"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}
-EOF
-}
-profile "$work/agent.sock" "$work/agent.json"
-profile "$work/floor.sock" "$work/floor.json"
-
-CFGS=(none agent floor)
+CFGS=(none hardened agent floor)
 declare -A POD
-for c in "${CFGS[@]}"; do
-  POD[$c]=bench-$c-$SUFFIX
-  opt=()
-  [ "$c" != none ] && opt=(--seccomp-profile "$work/$c.json")
-  "$K" run "${POD[$c]}" -n "$NS" -c bench --image rampart.local/busybox:latest "${opt[@]}" -- sleep 100000 >/dev/null \
-    || die "pod ${POD[$c]} did not start"
-  pods+=("${POD[$c]}")
+run_pod() { # CONFIG SECCOMP-PROFILE-ARG
+  POD[$1]=bench-$1-$SUFFIX
+  "$K" run "${POD[$1]}" -n "$NS" -c bench --image rampart.local/busybox:latest --seccomp-profile "$2" -- sleep 100000 >/dev/null \
+    || die "pod ${POD[$1]} did not start"
+  pods+=("${POD[$1]}")
+}
+spec_seccomp() { # CONFIG: the seccomp filter the container really runs under, as JSON
+  "$K" inspect "${POD[$1]}" -n "$NS" -c bench \
+    | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["info"]["runtimeSpec"]["linux"].get("seccomp") or {}))'
+}
+run_pod none unconfined
+run_pod hardened runtime-default
+[ "$(spec_seccomp none)" = "{}" ] || die "the unconfined pod has a seccomp filter"
+spec_seccomp hardened > "$work/hardened.json"
+grep -q '"defaultAction": "SCMP_ACT_ERRNO"' "$work/hardened.json" \
+  || die "the RuntimeDefault pod does not run under an allow-list profile: $(head -c 300 "$work/hardened.json")"
+grep -q listenerPath "$work/hardened.json" && die "the RuntimeDefault pod has a seccomp listener"
+
+# What rampart-nri makes of that profile for this policy (nri-plugin/src/seccomp_merge.rs): the
+# decided syscalls leave their allow rules and notify the agent; io_uring is refused (its opens
+# never reach a seccomp filter). Everything else stays as RuntimeDefault has it.
+notified_profile() { # SOCKET OUT
+  python3 - "$work/hardened.json" "$1" "$2" <<'PY'
+import json, sys
+base, sock, out = sys.argv[1:]
+p = json.load(open(base))
+notify = ["open", "openat", "openat2", "creat", "execve", "execveat", "connect", "sendto", "sendmsg", "sendmmsg"]
+refuse = ["io_uring_setup", "io_uring_enter", "io_uring_register"]
+rules = []
+for r in p.get("syscalls", []):
+    names = [n for n in r["names"] if n not in notify and n not in refuse]
+    if names:
+        rules.append(dict(r, names=names))
+rules.append({"names": notify, "action": "SCMP_ACT_NOTIFY"})
+rules.append({"names": refuse, "action": "SCMP_ACT_ERRNO", "errnoRet": 1})
+p["syscalls"] = rules
+p["listenerPath"] = sock
+p["listenerMetadata"] = "rampart-bench"
+json.dump(p, open(out, "w"))
+PY
+}
+notified_profile "$work/agent.sock" "$work/agent.json"
+notified_profile "$work/floor.sock" "$work/floor.json"
+for c in agent floor; do
+  run_pod "$c" "$work/$c.json"
   # What the container really runs under (another NRI plugin could have changed it).
-  listener=$("$K" inspect "${POD[$c]}" -n "$NS" -c bench | grep -o '"listenerPath": *"[^"]*"' | head -1 || true)
-  case $c in
-    none) [ -z "$listener" ] || die "the baseline pod has a seccomp listener ($listener)" ;;
-    *) [[ "$listener" == *"$work/$c.sock"* ]] || die "pod ${POD[$c]} does not use $work/$c.sock ($listener)" ;;
-  esac
+  listener=$(spec_seccomp "$c" | grep -o '"listenerPath": *"[^"]*"' | head -1 || true)
+  [[ "$listener" == *"$work/$c.sock"* ]] || die "pod ${POD[$c]} does not use $work/$c.sock ($listener)"
 done
 "$K" exec "${POD[none]}" -n "$NS" -- /usr/local/bin/rampart-probe nop \
   || die "rampart-probe is not in rampart.local/busybox:latest: run scripts/node up to rebuild the images"
 
-# name | probe arguments for none | for agent | for floor
+# name | probe arguments for none and hardened | for agent | for floor
 BENCHES=(
   "open|bench-open /etc/hostname $N_OPEN|bench-open /etc/hostname $N_OPEN|bench-open /etc/hostname $N_OPEN"
   "open-deny|bench-open /etc/passwd $N_OPEN|bench-open-deny /etc/passwd $N_OPEN|bench-open /etc/passwd $N_OPEN"
@@ -124,7 +148,7 @@ for r in $(seq "$ROUNDS"); do
   for b in "${BENCHES[@]}"; do
     IFS='|' read -r name a_none a_agent a_floor <<<"$b"
     for c in "${CFGS[@]}"; do
-      case $c in none) args=$a_none ;; agent) args=$a_agent ;; floor) args=$a_floor ;; esac
+      case $c in none | hardened) args=$a_none ;; agent) args=$a_agent ;; floor) args=$a_floor ;; esac
       # shellcheck disable=SC2086
       out=$("$K" exec "${POD[$c]}" -n "$NS" --timeout 300 -- /usr/local/bin/rampart-probe $args 2>"$work/probe.err") \
         || { cat "$work/probe.err" >&2; die "round $r, $name in $c: rampart-probe $args failed: $out"; }
@@ -151,46 +175,81 @@ FLOOR_PID=
 
 row() { # NAME LABEL
   local n=$1 label=$2
-  local a50 a99 g50 g99 f50 f99
-  a50=$(p50 "$n" none); a99=$(p99 "$n" none)
+  local u50 u99 h50 h99 g50 g99 f50 f99
+  u50=$(p50 "$n" none); u99=$(p99 "$n" none)
+  h50=$(p50 "$n" hardened); h99=$(p99 "$n" hardened)
   g50=$(p50 "$n" agent); g99=$(p99 "$n" agent)
   f50=$(p50 "$n" floor); f99=$(p99 "$n" floor)
   local r; if [ "$n" = getpid ]; then r=ratio3; else r=ratio; fi
-  echo "| $label | $(fmt "$a50") / $(fmt "$a99") | $(fmt "$g50") / $(fmt "$g99") | **$($r "$g50" "$a50")×** | $(fmt "$f50") / $(fmt "$f99") | $($r "$f50" "$a50")× | $(fmt $((g50 - f50))) |"
+  echo "| $label | $(fmt "$u50") / $(fmt "$u99") | $(fmt "$h50") / $(fmt "$h99") | $(fmt "$g50") / $(fmt "$g99") | **$($r "$g50" "$h50")×** | $($r "$g50" "$u50")× | $(fmt "$f50") / $(fmt "$f99") | $($r "$f50" "$h50")× | $(fmt $((g50 - f50))) |"
 }
 
-open_ratio=$(ratio "$(p50 open agent)" "$(p50 open none)")
-getpid_ratio=$(ratio3 "$(p50 getpid agent)" "$(p50 getpid none)")
+open_ratio=$(ratio "$(p50 open agent)" "$(p50 open hardened)")
+open_ratio_u=$(ratio "$(p50 open agent)" "$(p50 open none)")
+floor_ratio=$(ratio "$(p50 open floor)" "$(p50 open hardened)")
+getpid_ratio=$(ratio3 "$(p50 getpid agent)" "$(p50 getpid hardened)")
+getpid_ratio_u=$(ratio3 "$(p50 getpid agent)" "$(p50 getpid none)")
 met() { awk -v v="$1" -v t="$2" 'BEGIN {print (v <= t) ? "met" : "**not met**"}'; }
 
 table=$(cat <<EOF
-| call (rampart-probe) | no profile p50 / p99 | agent p50 / p99 | agent ÷ native, p50 | CONTINUE floor p50 / p99 | floor ÷ native, p50 | agent − floor, p50 |
-|---|---|---|---|---|---|---|
+| call (rampart-probe) | Unconfined p50 / p99 | RuntimeDefault p50 / p99 | agent p50 / p99 | agent ÷ RuntimeDefault, p50 | agent ÷ Unconfined, p50 | CONTINUE floor p50 / p99 | floor ÷ RuntimeDefault, p50 | agent − floor, p50 |
+|---|---|---|---|---|---|---|---|---|
 $(row open "openat + close, allowed (/etc/hostname; agent: emulated, fd injected)")
-$(row open-deny "openat, denied (/etc/passwd; agent: EACCES; native and floor: open + close)")
+$(row open-deny "openat, denied (/etc/passwd; agent: EACCES; others: open + close)")
 $(row exec "posix_spawn + execve + wait (static binary; agent: decided, CONTINUE)")
 $(row connect "connect to a closed port (agent: decided, CONTINUE; ECONNREFUSED)")
 $(row getpid "getpid (not notified: the filter alone)")
 
-Targets (issue 5): notified openat p50 ≤ 4× native open+close: **${open_ratio}×**, $(met "$open_ratio" 4);
-non-notified syscalls ≤ 1.02×: **${getpid_ratio}×**, $(met "$getpid_ratio" 1.02).
+Targets (issue 5), against the same pod without rampart (RuntimeDefault):
+notified openat p50 ≤ 4× native open+close: **${open_ratio}×**, $(met "$open_ratio" 4)
+(${open_ratio_u}× against Unconfined; the bare CONTINUE floor alone is ${floor_ratio}×);
+non-notified syscalls ≤ 1.02×: **${getpid_ratio}×**, $(met "$getpid_ratio" 1.02)
+(${getpid_ratio_u}× against Unconfined).
 EOF
 )
 
-agent_counts=$(grep -v '^handle ' "$work/agent.out" | tr '\n' ';' | sed 's/;$//; s/;/; /g')
-# "handle openat n N p50 X p99 Y": the PolicyHandler's own time per notification.
+agent_counts=$(grep -v '^handle \|^stage' "$work/agent.out" | tr '\n' ';' | sed 's/;$//; s/;/; /g')
+# "handle KIND n N p50 X p99 Y": the PolicyHandler's own time per notification.
 handle_p50() { awk -v s="$1" '$1 == "handle" && $2 == s {print $6}' "$work/agent.out"; }
 handle_p99() { awk -v s="$1" '$1 == "handle" && $2 == s {print $8}' "$work/agent.out"; }
-h_open=$(handle_p50 openat); h_exec=$(handle_p50 execve); h_conn=$(handle_p50 connect)
-o_native=$(p50 open none); o_floor=$(p50 open floor); o_agent=$(p50 open agent)
+# "stage KIND STAGE n N p50 X mean Y": one stage inside handle.
+stage_p50() { awk -v k="$1" -v s="$2" '$1 == "stage" && $2 == k && $3 == s {print $7}' "$work/agent.out"; }
+h_open=$(handle_p50 openat-allowed); h_deny=$(handle_p50 openat-denied)
+h_exec=$(handle_p50 execve); h_conn=$(handle_p50 connect)
+o_native=$(p50 open hardened); o_floor=$(p50 open floor); o_agent=$(p50 open agent)
+d_floor=$(p50 open-deny floor); d_agent=$(p50 open-deny agent)
+stage_row() { # STAGE WHAT
+  local a d
+  a=$(stage_p50 openat-allowed "$1"); d=$(stage_p50 openat-denied "$1")
+  echo "| $1 | $2 | $(fmt "${a:-0}") | $(fmt "${d:-0}") |"
+}
 where=$(cat <<EOF
-Where the time goes (p50, allowed openat): native open+close $(fmt "$o_native"); the notification
-round trip (floor − native) $(fmt $((o_floor - o_native))); the PolicyHandler's own work per openat
-notification, measured inside the agent around \`Handler::handle\` (read arguments, resolve in the
-container, policy, emulated open), $(fmt "${h_open:-0}") (p99 $(fmt "$(handle_p99 openat)")); the rest
-of agent − floor, $(fmt $((o_agent - o_floor - ${h_open:-0}))), is outside \`handle\`: the ADDFD ioctl,
-reporting, and scheduling. Same split for execve: handle $(fmt "${h_exec:-0}"); connect: handle
-$(fmt "${h_conn:-0}").
+Where the time goes (p50): native open+close $(fmt "$o_native") (RuntimeDefault); the notification
+round trip (floor − native) $(fmt $((o_floor - o_native))); the PolicyHandler's own work, measured inside the
+agent around \`Handler::handle\`: allowed openat $(fmt "${h_open:-0}") (p99 $(fmt "$(handle_p99 openat-allowed)")),
+denied openat $(fmt "${h_deny:-0}") (p99 $(fmt "$(handle_p99 openat-denied)")). The rest of agent − floor,
+allowed $(fmt $((o_agent - o_floor - ${h_open:-0}))), denied $(fmt $((d_agent - d_floor - ${h_deny:-0}))), is outside \`handle\`: for the allowed
+open the SECCOMP_IOCTL_NOTIF_ADDFD round trip (the kernel wakes the task and waits for it to
+install the fd, without SYNC_WAKE_UP's same-CPU switch), closing the agent's copy, and
+scheduling. execve: handle $(fmt "${h_exec:-0}"); connect: handle $(fmt "${h_conn:-0}").
+
+Inside \`handle\`, stage by stage (p50 of each stage over the run's notifications, so the column
+need not add up to the handle p50 exactly; \`seccomp-agent/src/stage_times.rs\`, on only in
+bench_agent; one stage boundary costs $(awk '$1 == "stage-mark-cost" {print $2}' "$work/agent.out") ns):
+
+| stage | what | allowed openat | denied openat |
+|---|---|---|---|
+$(stage_row args "copy the path out of the task (process_vm_readv), NOTIF_ID_VALID")
+$(stage_row view "the container's view of the policy snapshot")
+$(stage_row status "the task's credentials, umask, pids: pread of its cached /proc/<tid>/status")
+$(stage_row exe "the task's executable (readlink of /proc/<tid>/exe)")
+$(stage_row anchor "the task's root (open of /proc/<tid>/root)")
+$(stage_row assume "take on the task's groups/fsuid/fsgid/capabilities (only what differs)")
+$(stage_row lookup "openat2 O_PATH with RESOLVE_IN_ROOT, readlink of the result")
+$(stage_row decide "policy decision (and the alert message when reported)")
+$(stage_row open "the emulated open: reopen through /proc/self/fd with the task's flags")
+$(stage_row restore "give the thread its own credentials back")
+$(stage_row report "the event to the reporter (denied only)")
 EOF
 )
 floor_counts=$(tr '\n' ';' < "$work/floor.out" | sed 's/;$//; s/;/; /g')
@@ -209,17 +268,24 @@ if [ "$DOC" = 1 ]; then
   section=$(cat <<EOF
 $heading
 
-Measured with \`sudo ${CMDLINE% }\` on the local node: three busybox pods side by side, one with no
-seccomp profile (native), one whose Localhost profile notifies open/openat/openat2/creat,
-execve/execveat and connect/sendto/sendmsg/sendmmsg to the agent's code (listener + PolicyHandler,
-\`seccomp-agent/examples/bench_agent.rs\`, release build) under the seed policy's rules
-(\`bench/seccomp-latency-policy.yaml\`), and one with the same profile served by
-\`bench/continue-supervisor.c\`, which answers every notification with CONTINUE (the floor: the
-notification round trip and nothing else). Both supervisors set SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP.
-Every call is timed inside the pod by \`rampart-probe\` with clock_gettime(CLOCK_MONOTONIC).
-The machine is shared (2 vCPUs, other builds running; see the load average below): compare columns
-within one run, not across runs. getpid is not notified: whatever it costs under the floor is the
-filter's own cost in the kernel, the same with or without an agent.
+Measured with \`${CMDLINE% }\` (as root) on the local node, release build. Four busybox pods side
+by side: **Unconfined** (no seccomp profile at all: the bare kernel); **RuntimeDefault**
+(containerd's own default profile: the same pod without rampart, as a hardened cluster runs it,
+and the baseline the targets are about); **agent**: that same RuntimeDefault filter as rampart-nri
+changes it (open/openat/openat2/creat, execve/execveat and connect/sendto/sendmsg/sendmmsg notify the
+agent instead of being allowed; io_uring refused), served by the agent's own code (listener +
+PolicyHandler, \`seccomp-agent/examples/bench_agent.rs\`) under the seed policy's rules
+(\`bench/seccomp-latency-policy.yaml\`); and **floor**: the agent's profile served by
+\`bench/continue-supervisor.c\`, which answers every notification with CONTINUE (the notification
+round trip and nothing else). Both supervisors set SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP and wait in
+poll() then RECV. Every call is timed inside the pod by \`rampart-probe\` with
+clock_gettime(CLOCK_MONOTONIC). The machine is shared (2 vCPUs, other builds running; see the load
+average below): compare columns within one run, not across runs.
+
+getpid is not notified. Against RuntimeDefault it shows what rampart adds to a syscall it does not
+decide (the target's meaning: "unchanged vs the same pod without rampart"); against Unconfined it
+shows what having any seccomp filter costs (the syscall's slow entry path), which RuntimeDefault pays
+as well.
 
 $table
 

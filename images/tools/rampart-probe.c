@@ -16,6 +16,19 @@
  *   execveat-memfd                 copy /bin/busybox into a memfd and fexecve it as `echo drift`
  *   io_uring PATH                  io_uring_setup + IORING_OP_OPENAT via raw syscalls
  *   hardlink PATH LINK             link(PATH, LINK), then open LINK
+ *   link-opath PATH LINK           open(PATH, O_PATH), linkat of /proc/self/fd/N to LINK
+ *                                  (AT_SYMLINK_FOLLOW), then open LINK
+ *   rename PATH NEW                rename(PATH, NEW), then open NEW
+ *   truncate PATH                  truncate(PATH, 0): a write without an open
+ *   race-exec ALLOWED DENIED N     N children each execve a path buffer that a second thread
+ *                                  flips between ALLOWED and DENIED (up to 50 tries each, argv
+ *                                  "x exec-marker"); prints "race-exec allowed A denied D
+ *                                  refused R": children that ran ALLOWED (exit 0), ran DENIED
+ *                                  (busybox: exit 127), or were refused every time
+ *   exec-marker                    exits 0 (what race-exec's allowed exec runs)
+ *   send HOW IP PORT               HOW = connect (TCP) | sendto | sendmsg | sendmmsg (UDP, one
+ *                                  datagram each way of naming the destination); prints
+ *                                  "ok HOW" or "err ERRNO HOW"
  *   open32 PATH                    the i386 open(2) through int $0x80 (the 32-bit ABI)
  * Benchmarks print "<name> n N p50 NS p99 NS mean NS" (ns per call, clock_gettime(MONOTONIC)
  * around each call):
@@ -60,7 +73,9 @@ static int usage(void) {
           "usage: rampart-probe open PATH | open-path PATH | openat DIRPATH RELPATH | openat2 PATH [in-root|beneath|none]\n"
           "       | race PATH DECOY N | execveat-memfd | io_uring PATH | hardlink PATH LINK | open32 PATH\n"
           "       | bench-open PATH N | bench-open-deny PATH N | bench-getpid N | bench-exec N\n"
-          "       | bench-connect IP PORT N | nop\n");
+          "       | bench-connect IP PORT N | nop\n"
+          "       | link-opath PATH LINK | rename PATH NEW | truncate PATH | send HOW IP PORT\n"
+          "       | race-exec ALLOWED DENIED N | exec-marker\n");
   return 2;
 }
 
@@ -297,6 +312,40 @@ static int cmd_hardlink(const char *path, const char *link_path) {
   return report_fd(open(link_path, O_RDONLY | O_CLOEXEC), NULL);
 }
 
+/* Any open descriptor can get a name: linkat through its /proc/self/fd magic link. An O_PATH
+ * open reads nothing, so it is the cheapest descriptor to try it with. */
+static int cmd_link_opath(const char *path, const char *link_path) {
+  int fd = open(path, O_PATH | O_CLOEXEC);
+  if (fd < 0) {
+    printf("err %s open-path\n", ename(errno));
+    return 1;
+  }
+  char own[64];
+  snprintf(own, sizeof own, "/proc/self/fd/%d", fd);
+  if (linkat(AT_FDCWD, own, AT_FDCWD, link_path, AT_SYMLINK_FOLLOW) != 0) {
+    printf("err %s linkat\n", ename(errno));
+    return 1;
+  }
+  return report_fd(open(link_path, O_RDONLY | O_CLOEXEC), NULL);
+}
+
+static int cmd_rename(const char *path, const char *new_path) {
+  if (rename(path, new_path) != 0) {
+    printf("err %s rename\n", ename(errno));
+    return 1;
+  }
+  return report_fd(open(new_path, O_RDONLY | O_CLOEXEC), NULL);
+}
+
+static int cmd_truncate(const char *path) {
+  if (truncate(path, 0) != 0) {
+    printf("err %s truncate\n", ename(errno));
+    return 1;
+  }
+  printf("ok truncated\n");
+  return 0;
+}
+
 /* The 32-bit ABI from this 64-bit process: i386 open is number 5, arguments in ebx, ecx, edx.
  * The path must sit below 4 GiB: a static buffer of this non-PIE static binary does. */
 static char path32[4096];
@@ -436,6 +485,80 @@ static int bench_connect(const char *ip, int port, long n) {
   return bench_report("bench-connect", t, n);
 }
 
+static int cmd_send(const char *how, const char *ip, const char *port_s) {
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port_s))};
+  if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) return usage();
+  int tcp = !strcmp(how, "connect");
+  int s = socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    printf("err %s socket\n", ename(errno));
+    return 1;
+  }
+  char data[] = "rampart";
+  struct iovec iov = {.iov_base = data, .iov_len = sizeof data};
+  struct msghdr mh = {.msg_name = &sa, .msg_namelen = sizeof sa, .msg_iov = &iov, .msg_iovlen = 1};
+  struct mmsghdr mm[2] = {{.msg_hdr = mh}, {.msg_hdr = mh}};
+  long r;
+  if (tcp) r = connect(s, (struct sockaddr *)&sa, sizeof sa);
+  else if (!strcmp(how, "sendto")) r = sendto(s, data, sizeof data, 0, (struct sockaddr *)&sa, sizeof sa);
+  else if (!strcmp(how, "sendmsg")) r = sendmsg(s, &mh, 0);
+  else if (!strcmp(how, "sendmmsg")) r = sendmmsg(s, mm, 2, 0);
+  else return usage();
+  if (r < 0) {
+    printf("err %s %s\n", ename(errno), how);
+    return 1;
+  }
+  printf("ok %s\n", how);
+  return 0;
+}
+
+/* race-exec: the buffer the child execs, and the two paths the flipper writes into it. */
+static char exec_buf[4096];
+static const char *exec_paths[2];
+
+static void *flip_exec(void *arg) {
+  (void)arg;
+  size_t len[2] = {strlen(exec_paths[0]) + 1, strlen(exec_paths[1]) + 1};
+  for (unsigned i = 0;; i++) memcpy(exec_buf, exec_paths[i & 1], len[i & 1]);
+  return NULL;
+}
+
+static int cmd_race_exec(const char *allowed, const char *denied, long n) {
+  if (strlen(allowed) >= sizeof exec_buf || strlen(denied) >= sizeof exec_buf) return usage();
+  exec_paths[0] = allowed;
+  exec_paths[1] = denied;
+  long ran_allowed = 0, ran_denied = 0, refused = 0, other = 0;
+  for (long i = 0; i < n; i++) {
+    pid_t pid = fork();
+    if (pid < 0) {
+      printf("err %s fork\n", ename(errno));
+      return 1;
+    }
+    if (pid == 0) {
+      pthread_t t;
+      strcpy(exec_buf, allowed);
+      if (pthread_create(&t, NULL, flip_exec, NULL) != 0) _exit(101);
+      char *argv[] = {"x", "exec-marker", NULL};
+      for (int k = 0; k < 50; k++) execve(exec_buf, argv, environ);
+      _exit(100);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status)) {
+      other++;
+      continue;
+    }
+    switch (WEXITSTATUS(status)) {
+      case 0: ran_allowed++; break;
+      case 127: ran_denied++; break;
+      case 100: refused++; break;
+      default: other++;
+    }
+  }
+  printf("race-exec allowed %ld denied %ld refused %ld other %ld\n", ran_allowed, ran_denied,
+         refused, other);
+  return 0;
+}
+
 static long num(const char *s) {
   char *end;
   long v = strtol(s, &end, 10);
@@ -461,6 +584,13 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "io_uring") && argc == 3) return cmd_io_uring(argv[2]);
   if (!strcmp(c, "hardlink") && argc == 4) return cmd_hardlink(argv[2], argv[3]);
   if (!strcmp(c, "open32") && argc == 3) return cmd_open32(argv[2]);
+  if (!strcmp(c, "link-opath") && argc == 4) return cmd_link_opath(argv[2], argv[3]);
+  if (!strcmp(c, "rename") && argc == 4) return cmd_rename(argv[2], argv[3]);
+  if (!strcmp(c, "truncate") && argc == 3) return cmd_truncate(argv[2]);
+  if (!strcmp(c, "exec-marker")) return 0;
+  if (!strcmp(c, "race-exec") && argc == 5)
+    return cmd_race_exec(argv[2], argv[3], num(argv[4]));
+  if (!strcmp(c, "send") && argc == 5) return cmd_send(argv[2], argv[3], argv[4]);
   if (!strcmp(c, "bench-open") && argc == 4) return bench_open(argv[2], num(argv[3]), 0);
   if (!strcmp(c, "bench-open-deny") && argc == 4) return bench_open(argv[2], num(argv[3]), 1);
   if (!strcmp(c, "bench-getpid") && argc == 3) return bench_getpid(num(argv[2]));

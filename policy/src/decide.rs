@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+mod moves;
+
 use crate::cidr::Cidr;
 use crate::compile::{CompiledPolicy, ProcessMatcher, RuleKind, RuleMeta, Verdict};
 use crate::error::{Diagnostic, Error};
@@ -164,6 +166,10 @@ pub struct WorkloadView {
     network: Vec<NetEntry>,
     integrity: PathIndex,
     integrity_entries: Vec<Entry>,
+    /// Each file and integrity glob's literal prefix with its owner, for deciding what a
+    /// directory rename moves out of reach (see `moves`).
+    file_scopes: Vec<(moves::Scope, u32)>,
+    integrity_scopes: Vec<(moves::Scope, u32)>,
     learning: bool,
 }
 
@@ -293,6 +299,8 @@ impl WorkloadView {
         let mut integrity = Vec::new();
         let mut integrity_entries = Vec::new();
         let mut network = Vec::new();
+        let mut file_scopes = Vec::new();
+        let mut integrity_scopes = Vec::new();
         let owner = |v: &Vec<Entry>| u32::try_from(v.len()).unwrap_or(u32::MAX);
         for (pi, p) in policies.iter().enumerate() {
             let pi = u32::try_from(pi).unwrap_or(u32::MAX);
@@ -311,6 +319,7 @@ impl WorkloadView {
                 let o = owner(&file_entries);
                 file_entries.push(entry(m.rule, m.access, &m.processes));
                 files.extend(m.paths.iter().map(|g| (g.glob.clone(), o, g.specificity)));
+                file_scopes.extend(m.paths.iter().map(|g| (moves::scope(g.glob.glob()), o)));
             }
             for m in &p.processes {
                 match m {
@@ -328,6 +337,7 @@ impl WorkloadView {
                 let o = owner(&integrity_entries);
                 integrity_entries.push(entry(m.rule, u8::MAX, &m.except));
                 integrity.extend(m.paths.iter().map(|g| (g.glob.clone(), o, g.specificity)));
+                integrity_scopes.extend(m.paths.iter().map(|g| (moves::scope(g.glob.glob()), o)));
             }
             for m in &p.network {
                 network.push(NetEntry {
@@ -354,6 +364,8 @@ impl WorkloadView {
             network,
             integrity: index(&integrity),
             integrity_entries,
+            file_scopes,
+            integrity_scopes,
             policies,
             learning,
         }
@@ -580,17 +592,23 @@ impl WorkloadView {
                 if has(Access::Read) || has(Access::Write) || has(Access::Create) {
                     notify(syscalls::FILE_OPEN);
                 }
+                if has(Access::Write) {
+                    notify(syscalls::FILE_TRUNCATE);
+                }
                 if has(Access::Delete) {
                     notify(syscalls::FILE_DELETE);
                 }
                 if has(Access::Chmod) {
                     notify(syscalls::FILE_CHMOD);
                 }
+                notify(syscalls::FILE_RENAME_LINK);
             }
             if !p.integrity.is_empty() {
                 notify(syscalls::FILE_OPEN);
+                notify(syscalls::FILE_TRUNCATE);
                 notify(syscalls::FILE_DELETE);
                 notify(syscalls::FILE_CHMOD);
+                notify(syscalls::FILE_RENAME_LINK);
             }
             let exec_rules = p.processes.iter().any(|m| match m {
                 ProcessMatcher::Listed { rule, .. } | ProcessMatcher::AllowOnly { rule, .. } => {
@@ -600,11 +618,14 @@ impl WorkloadView {
             if exec_rules || p.drift.is_some() {
                 notify(syscalls::EXEC);
             }
-            for m in p.network.iter().filter(|m| active(m.rule)) {
-                notify(match m.direction {
-                    Direction::Egress => syscalls::EGRESS,
-                    Direction::Ingress => syscalls::INGRESS,
-                });
+            // Ingress is not notified: accept() and recv*() learn the peer only after the kernel
+            // has done the call, too late for a seccomp decision. Ingress rules are for the
+            // kernel auditor's cgroup programs (docs/enforcement.md).
+            if p.network
+                .iter()
+                .any(|m| active(m.rule) && m.direction == Direction::Egress)
+            {
+                notify(syscalls::EGRESS);
             }
             if let Some((rule, names)) = &p.hardening {
                 if p.rules[*rule as usize].verdict == Verdict::Block {
@@ -613,6 +634,14 @@ impl WorkloadView {
                     notify(names);
                 }
             }
+        }
+        if plan
+            .notify
+            .iter()
+            .any(|s| syscalls::FILE_RENAME_LINK.contains(s) || syscalls::FILE_OPEN.contains(s))
+        {
+            plan.errno
+                .extend(syscalls::FILE_SIDE_DOORS.iter().map(|s| (*s).to_owned()));
         }
         // A syscall denied outright for one policy need not also be notified for another.
         let errno = plan.errno.clone();

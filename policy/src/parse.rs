@@ -21,6 +21,41 @@ impl Policy {
         &self.doc.metadata.name.value
     }
 
+    /// What the policy says that rampart can't enforce yet (it loads, but these parts decide
+    /// nothing): today, ingress network rules that block or alert, which need rampart-audit's
+    /// cgroup programs (the seccomp agent can't see a peer before accept() returns).
+    pub fn warnings(&self) -> Vec<Diagnostic> {
+        self.doc
+            .spec
+            .value
+            .network
+            .iter()
+            .filter(|r| {
+                r.value.direction == crate::model::Direction::Ingress
+                    && r.value.action != crate::model::RuleAction::Allow
+            })
+            .map(|r| {
+                let id = r
+                    .value
+                    .id
+                    .as_ref()
+                    .map(|i| format!(" `{}`", i.value))
+                    .unwrap_or_default();
+                Diagnostic::new(
+                    &self.file,
+                    r.line,
+                    r.column,
+                    format!("ingress rule{id} is not enforced: it decides nothing on this version"),
+                )
+                .with_hint(
+                    "the seccomp agent can't see a peer before accept() returns; ingress rules \
+                     need rampart-audit's cgroup programs, which are not built yet \
+                     (docs/enforcement.md)",
+                )
+            })
+            .collect()
+    }
+
     /// `file:line:column` of the policy's name, for messages that talk about the whole policy.
     pub fn location(&self) -> String {
         let n = &self.doc.metadata.name;

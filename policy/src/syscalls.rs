@@ -80,18 +80,24 @@ pub const HARDENABLE: &[&str] = &[
 ];
 
 pub(crate) const FILE_OPEN: &[&str] = &["open", "openat", "openat2", "creat"];
-pub(crate) const FILE_DELETE: &[&str] = &[
-    "unlink",
-    "unlinkat",
-    "rmdir",
-    "rename",
-    "renameat",
-    "renameat2",
-];
+/// Writing without an open.
+pub(crate) const FILE_TRUNCATE: &[&str] = &["truncate"];
+pub(crate) const FILE_DELETE: &[&str] = &["unlink", "unlinkat", "rmdir"];
 pub(crate) const FILE_CHMOD: &[&str] = &["chmod", "fchmod", "fchmodat", "fchmodat2"];
+/// New names for existing content: a guarded file moved or linked elsewhere would leave its
+/// rules behind, so any file rule needs these decided (see `WorkloadView::decide_move`).
+pub(crate) const FILE_RENAME_LINK: &[&str] = &["rename", "renameat", "renameat2", "link", "linkat"];
+/// Ways to reach files that no notified syscall sees: io_uring's operations (IORING_OP_OPENAT,
+/// _RENAMEAT, _LINKAT, ...) never pass the seccomp filter, and open_by_handle_at opens by inode
+/// without a path. A workload whose file syscalls are decided must not have them.
+pub(crate) const FILE_SIDE_DOORS: &[&str] = &[
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "open_by_handle_at",
+];
 pub(crate) const EXEC: &[&str] = &["execve", "execveat"];
 pub(crate) const EGRESS: &[&str] = &["connect", "sendto", "sendmsg", "sendmmsg"];
-pub(crate) const INGRESS: &[&str] = &["accept", "accept4", "recvfrom", "recvmsg"];
 
 /// What the NRI plugin must put in a workload's seccomp filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -157,11 +157,62 @@ fn other_containers_are_unaffected() {
 }
 
 #[test]
-fn seed_needs_open_notifications_only() {
+fn seed_needs_opens_and_new_names_notified_and_side_doors_shut() {
     let plan = view(&nginx()).seccomp_plan();
     let notify: Vec<_> = plan.notify.iter().copied().collect();
-    assert_eq!(notify, ["creat", "open", "openat", "openat2"]);
-    assert!(plan.errno.is_empty());
+    // Opens are decided; renames and links too, or `ln /etc/passwd /tmp/p` would give the file
+    // a name the rule does not cover.
+    assert_eq!(
+        notify,
+        [
+            "creat",
+            "link",
+            "linkat",
+            "open",
+            "openat",
+            "openat2",
+            "rename",
+            "renameat",
+            "renameat2"
+        ]
+    );
+    let errno: Vec<_> = plan.errno.iter().map(String::as_str).collect();
+    assert_eq!(
+        errno,
+        [
+            "io_uring_enter",
+            "io_uring_register",
+            "io_uring_setup",
+            "open_by_handle_at"
+        ]
+    );
+}
+
+#[test]
+fn moving_or_linking_guarded_files_is_decided_by_what_escapes() {
+    let v = view(&nginx());
+    // A hard link or rename of a guarded file to an unguarded name: blocked by the guard.
+    let d = v.decide_move("/etc/passwd", "/tmp/p", false);
+    assert_eq!(d.verdict, Verdict::Block);
+    assert_eq!(d.policy_name(), Some("DisallowEtcAccessForNginx"));
+    // Within the guarded tree nothing escapes.
+    assert!(
+        v.decide_move("/etc/nginx/a.conf", "/etc/nginx/b.conf", false)
+            .is_allow()
+    );
+    // Unguarded files move freely, into guarded places too.
+    assert!(v.decide_move("/tmp/a", "/tmp/b", false).is_allow());
+    assert!(v.decide_move("/tmp/a", "/etc/a", false).is_allow());
+    // Moving a directory that holds guarded files, or one that lies inside the guarded tree.
+    assert_eq!(v.decide_move("/etc", "/x", true).verdict, Verdict::Block);
+    assert_eq!(
+        v.decide_move("/etc/nginx", "/x", true).verdict,
+        Verdict::Block
+    );
+    assert!(
+        v.decide_move("/var/cache/nginx", "/var/cache/x", true)
+            .is_allow()
+    );
 }
 
 #[test]

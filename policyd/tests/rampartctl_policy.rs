@@ -67,6 +67,35 @@ fn lint_of_a_broken_file_exits_1_with_its_place() {
     assert_eq!(v["errors"][0]["column"], 9);
 }
 
+/// A policy that loads but has parts rampart can't enforce says so, without failing the lint.
+#[test]
+fn lint_warns_about_ingress_rules_that_decide_nothing() {
+    let file = data("ingress.yaml");
+    let path = file.to_str().unwrap();
+    let out = rampartctl(&["policy", "lint", path]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{path}:8:7: warning: ingress rule `ssh-in` is not enforced"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("hint: the seccomp agent can't see a peer"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("warning:").count(), 1, "{stdout}");
+
+    let out = rampartctl(&["policy", "lint", "-o", "json", path]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["warnings"][0]["line"], 8);
+    let examples = rampartctl(&["policy", "lint", "-o", "json", examples().to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&examples.stdout).unwrap();
+    assert_eq!(v["warnings"], serde_json::json!([]));
+}
+
 #[test]
 fn lint_of_a_missing_path_exits_1() {
     let out = rampartctl(&["policy", "lint", "/nonexistent/rampart/policy.yaml"]);

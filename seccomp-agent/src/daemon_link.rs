@@ -97,6 +97,14 @@ impl Reporter for QueueReporter {
     }
 }
 
+/// How long the reporting task lets events gather after the first of a batch arrives. While it
+/// waits it is not parked on the channel, so queuing an event wakes nobody: a supervisor thread that
+/// reports (every block and alert) would otherwise wake this task on the other CPU each time,
+/// which costs it about 5 µs in the futex wake alone on the benchmark VM, and the pod more than that
+/// (docs/benchmarks.md). It bounds those wakeups to 1 / REPORT_LINGER and delays an event by as
+/// much at most.
+pub const REPORT_LINGER: Duration = Duration::from_millis(10);
+
 /// The reporter, and the task that sends its events in batches.
 pub fn reporter(
     client: Arc<DaemonClient>,
@@ -112,6 +120,7 @@ pub fn reporter(
         let mut batch = Vec::new();
         while let Some(ev) = rx.recv().await {
             batch.push(ev);
+            tokio::time::sleep(REPORT_LINGER).await;
             while batch.len() < 256 {
                 match rx.try_recv() {
                     Ok(ev) => batch.push(ev),

@@ -5,13 +5,13 @@
 //! permission checks are the task's.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
-use crate::resolve::{Errno, Object};
+use crate::resolve::{Errno, Object, fd_name, self_fd_dir};
 use crate::sys::openat2::openat2;
 
 /// What an open does to the file, for policy: several may hold at once.
@@ -82,8 +82,7 @@ pub fn open(object: Object, flags: u64, mode: u64, umask: u32) -> Result<OwnedFd
 /// Reopens an O_PATH descriptor with real access through /proc/self/fd: the kernel checks
 /// permission again, on the same inode.
 fn reopen(fd: &OwnedFd, flags: i32, fifo: bool) -> Result<OwnedFd, Errno> {
-    let path =
-        CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|_| libc::EINVAL)?;
+    let dir = self_fd_dir().map_err(|e| e.raw_os_error().unwrap_or(libc::EACCES))?;
     // Opening a FIFO blocks until the other end opens; the supervisor thread must not. Open it
     // non-blocking and give the task the blocking mode it asked for afterwards. (A writer with no
     // reader then gets ENXIO instead of waiting: documented in docs/enforcement.md.)
@@ -93,8 +92,9 @@ fn reopen(fd: &OwnedFd, flags: i32, fifo: bool) -> Result<OwnedFd, Errno> {
     } else {
         flags
     };
-    let new = nix::fcntl::open(
-        path.as_c_str(),
+    let new = nix::fcntl::openat(
+        dir,
+        fd_name(fd).as_c_str(),
         OFlag::from_bits_truncate(open_flags | libc::O_CLOEXEC),
         Mode::empty(),
     )

@@ -1,6 +1,10 @@
-//! connect (and sendto with an address): decided on the destination the task passed. An allowed
-//! connect CONTINUEs, so the kernel re-reads the sockaddr; cgroup/connect4/6 BPF, which sees the
-//! address the kernel actually uses, is the backstop (rampart-audit).
+//! connect, and sendto/sendmsg/sendmmsg with destinations: decided on the destinations the task
+//! passed (every one of a sendmmsg; the strictest decides). An allowed call CONTINUEs, so the
+//! kernel re-reads the sockaddr: a task that rewrites it after the check reaches another address.
+//! cgroup/connect4/6 + sendmsg4/6 BPF, which sees the address the kernel actually uses, is the
+//! backstop (rampart-audit; not built yet: docs/enforcement.md lists this as open).
+
+use std::net::SocketAddr;
 
 use rampart_policy::{Direction, EventType, Operation, Protocol, WorkloadView};
 
@@ -12,18 +16,18 @@ use crate::workload::Workload;
 const DENY: i32 = libc::EPERM;
 
 pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
-    let Call::Connect { addr, .. } = call else {
+    let Call::Connect { syscall, addrs, .. } = call else {
         return Outcome::errno(libc::EPERM);
     };
-    // Unix and netlink sockets: no network rule speaks of them.
-    let Some(addr) = addr else {
+    // Unix and netlink sockets, and sends on a connected socket: no destination to decide.
+    if addrs.is_empty() {
         return Outcome {
             answer: Answer::Continue,
             report: None,
         };
-    };
+    }
     let process = process_path(pid);
-    let op = Operation::Connect {
+    let op = |addr: &SocketAddr| Operation::Connect {
         direction: Direction::Egress,
         address: addr.ip(),
         port: addr.port(),
@@ -32,13 +36,19 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
         protocol: Protocol::Tcp,
         process: &process,
     };
-    let decision = view.decide(&op);
+    // The strictest destination decides; the first of equals names it.
+    let (addr, decision) = addrs
+        .iter()
+        .rev()
+        .map(|a| (a, view.decide(&op(a))))
+        .max_by_key(|(_, d)| d.verdict)
+        .expect("addrs is not empty");
     let subject = Subject {
         event_type: EventType::NetworkConnection,
-        syscall: "connect",
+        syscall,
         process: process.clone(),
         path: String::new(),
         remote: addr.to_string(),
     };
-    outcome(decision, w, &op, subject, DENY, || Answer::Continue)
+    outcome(decision, w, &op(addr), subject, DENY, || Answer::Continue)
 }

@@ -1,13 +1,19 @@
 //! execve, execveat: refused before the exec when policy doesn't allow the executable (resolved
 //! inside the container, symlinks followed); allowed ones CONTINUE. A CONTINUE re-reads the path,
-//! so a task that rewrites it after the check could exec something else: the kernel auditor's
-//! check on the file actually executed (fanotify FAN_OPEN_EXEC_PERM) is the backstop.
+//! so a task that rewrites it after the check could exec something else: the exec guard's check
+//! of the file actually opened for exec (fanotify FAN_OPEN_EXEC_PERM, `exec_guard`) is the
+//! backstop, told here which inode this thread may exec.
 //! `fexecve` of a memfd is drift: a binary that is in no image.
 
-use rampart_policy::{EventType, Operation, WorkloadView};
+use std::os::fd::AsFd;
 
+use nix::fcntl::OFlag;
+use rampart_policy::{EventType, Operation, WorkloadView};
+use tracing::warn;
+
+use crate::exec_guard::ExecGuard;
 use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::resolve::{self, OpenRequest};
+use crate::resolve::{self, Object, OpenRequest};
 use crate::supervisor::Answer;
 use crate::syscall::{Call, Dir};
 use crate::task::TaskInfo;
@@ -15,20 +21,33 @@ use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
 
-pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
+pub fn handle<'v>(
+    w: &Workload,
+    view: &'v WorkloadView,
+    pid: u32,
+    call: &Call,
+    guard: Option<&ExecGuard>,
+) -> Outcome<'v> {
     let Call::Exec { dir, path, flags } = call else {
         return Outcome::errno(libc::EPERM);
     };
     let process = process_path(pid);
     let empty_path = path.is_empty() && *flags & libc::AT_EMPTY_PATH as u64 != 0;
-    let target = if empty_path {
+    // The file the exec names, held open: its inode is what the backstop lets through.
+    let (file, target) = if empty_path {
         // fexecve(fd): the descriptor is the program.
         let Dir::Fd(n) = dir else {
             return Outcome::errno(libc::EBADF);
         };
-        match std::fs::read_link(format!("/proc/{pid}/fd/{n}")) {
-            Ok(p) => p.to_string_lossy().into_owned(),
-            Err(_) => return Outcome::errno(libc::EBADF),
+        let link = format!("/proc/{pid}/fd/{n}");
+        let opened = nix::fcntl::open(
+            link.as_str(),
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        );
+        match (opened, std::fs::read_link(&link)) {
+            (Ok(fd), Ok(p)) => (fd, p.to_string_lossy().into_owned()),
+            _ => return Outcome::errno(libc::EBADF),
         }
     } else {
         let Ok(task) = TaskInfo::read(pid) else {
@@ -45,7 +64,10 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
             resolve: 0,
         };
         match resolve::resolve(pid, &task, &req) {
-            Ok((object, _creds)) => object.path().to_string_lossy().into_owned(),
+            Ok((Object::Existing { fd, path }, _creds)) => {
+                (fd, path.to_string_lossy().into_owned())
+            }
+            Ok((Object::ToCreate { .. }, _)) => return Outcome::errno(libc::ENOENT),
             // What the exec would have failed with anyway (ENOENT for a PATH search miss).
             Err(errno) => return Outcome::errno(errno),
         }
@@ -71,5 +93,18 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
         path: target.clone(),
         remote: String::new(),
     };
-    outcome(decision, w, &op, subject, DENY, || Answer::Continue)
+    let result = outcome(decision, w, &op, subject, DENY, || Answer::Continue);
+    if let Some(g) = guard {
+        if matches!(result.answer, Answer::Continue) {
+            // Before the CONTINUE: the kernel's exec open must find the marks and the approval.
+            if let Err(e) = g.watch(pid, w) {
+                warn!(pid, error = %e, "exec backstop: cannot watch this container's mounts; \
+                      its allowed execs rely on the seccomp check alone");
+            }
+            g.approve(pid, file.as_fd());
+        } else {
+            g.revoke(pid);
+        }
+    }
+    result
 }

@@ -10,6 +10,7 @@ use crate::emulate_open::{self, access_of};
 use crate::fifo_open;
 use crate::policy_handler::{Outcome, Subject, outcome, process_path};
 use crate::resolve::{self, Object, OpenRequest};
+use crate::stage_times::{self, Stage};
 use crate::supervisor::Answer;
 use crate::sys::notify::Notification;
 use crate::syscall::Call;
@@ -40,8 +41,10 @@ pub fn handle<'v>(
     let Ok(task) = TaskInfo::read(pid) else {
         return Outcome::errno(libc::EPERM);
     };
+    stage_times::mark(Stage::Status);
     // Before assuming the task's credentials: its /proc/<pid>/exe may not be readable by them.
     let process = process_path(pid);
+    stage_times::mark(Stage::Exe);
     let req = OpenRequest {
         dir: *dir,
         path,
@@ -88,6 +91,7 @@ pub fn handle<'v>(
         remote: String::new(),
     };
     let cloexec = *flags & libc::O_CLOEXEC as u64 != 0;
+    stage_times::mark(Stage::Decide);
     let result = outcome(decision, w, &op, subject, DENY, || {
         // The kernel cannot inject an O_PATH descriptor (ADDFD's fget() refuses them), so an
         // allowed O_PATH open runs in the kernel. A path swapped after this check gains nothing:
@@ -113,11 +117,15 @@ pub fn handle<'v>(
                 };
             }
         }
-        match emulate_open::open(object, *flags, *mode, task.umask) {
+        let answer = match emulate_open::open(object, *flags, *mode, task.umask) {
             Ok(fd) => Answer::Inject { fd, cloexec },
             Err(errno) => Answer::Errno(errno),
-        }
+        };
+        stage_times::mark(Stage::Open);
+        answer
     });
+    stage_times::mark(Stage::Decide);
     drop(creds);
+    stage_times::mark(Stage::Restore);
     result
 }

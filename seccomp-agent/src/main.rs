@@ -9,11 +9,21 @@ use clap::Parser;
 use rampart_protos::agent::{AgentKind, DEFAULT_SOCKET, HelloRequest};
 use rampart_protos::client::DaemonClient;
 use rampart_seccomp::daemon_link;
+use rampart_seccomp::holder_client::{HolderClient, HolderClientError};
+use rampart_seccomp::holder_protocol;
 use rampart_seccomp::listener::Listener;
 use rampart_seccomp::policy_handler::PolicyHandler;
-use rampart_seccomp::supervisor::{self, Handler};
-use rampart_seccomp::workload::Workload;
-use tracing::{error, info, info_span, warn};
+use rampart_seccomp::shutdown::Stopper;
+use rampart_seccomp::supervisor::Handler;
+use rampart_seccomp::takeover::Supervisors;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+/// How long in-flight handoffs from runc may take to be registered when the agent stops.
+const HANDOFF_GRACE: Duration = Duration::from_secs(2);
+/// How long supervisor threads may take to answer the notification they are handling.
+const ANSWER_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +42,13 @@ struct Args {
     /// rampartd's agent API socket.
     #[arg(long, env = "RAMPART_DAEMON_SOCKET", default_value = DEFAULT_SOCKET)]
     daemon: PathBuf,
+    /// The fd holder (rampart-seccomp-holder) that keeps notify fds across agent restarts.
+    #[arg(long, env = "RAMPART_SECCOMP_HOLDER", default_value = holder_protocol::DEFAULT_SOCKET)]
+    holder: PathBuf,
+    /// Don't use the fd holder: an agent restart then fails the notified syscalls of every
+    /// container it supervised (ENOSYS).
+    #[arg(long)]
+    no_holder: bool,
     /// Events held for rampartd while it is away; beyond this they are counted and dropped.
     #[arg(long, default_value_t = 65_536)]
     event_queue: usize,
@@ -62,17 +79,53 @@ async fn main() -> Result<()> {
     let (version, snapshot) = daemon_link::first_snapshot(&client).await;
     let (reporter, report_task) = daemon_link::reporter(client.clone(), args.event_queue);
     let handler = Arc::new(PolicyHandler::new(version, snapshot, Arc::new(reporter)));
+    if let Err(e) = handler.start_exec_guard() {
+        warn!(error = %e, "exec backstop off: cannot create a fanotify group (needs CAP_SYS_ADMIN \
+              and fanotify permission events in the kernel); allowed execs rely on the seccomp \
+              check alone, which a thread rewriting the path can race");
+    }
     tokio::spawn(report_task);
     tokio::spawn(daemon_link::follow_snapshots(
         client.clone(),
         handler.clone(),
     ));
 
+    let holder = if args.no_holder {
+        warn!(
+            "restart survival off: --no-holder given; an agent restart will fail the notified syscalls of every container this agent supervises (ENOSYS)"
+        );
+        None
+    } else {
+        Some(Arc::new(HolderClient::new(&args.holder)))
+    };
+    let stopper = Arc::new(Stopper::new().context("cannot create the stop signal")?);
+    let dyn_handler: Arc<dyn Handler> = handler.clone();
+    let supervisors = Arc::new(Supervisors::new(dyn_handler, holder, stopper.clone()));
+    // Containers started under an earlier agent: their notified syscalls wait in the kernel until
+    // these threads answer.
+    let taken = tokio::task::spawn_blocking({
+        let supervisors = supervisors.clone();
+        move || supervisors.take_over()
+    })
+    .await?;
+    match taken {
+        Ok(_) if args.no_holder => {}
+        Ok(n) => {
+            info!(fds = n, holder = %args.holder.display(), "took over the notify fds the holder held")
+        }
+        // HolderClient has warned ("restart survival off") once already.
+        Err(HolderClientError::Connect { .. }) => {}
+        Err(e) => {
+            warn!(error = %e, "could not take over the notify fds the holder holds; containers started under an earlier agent wait until an agent takes them")
+        }
+    }
+
     let listener = Listener::bind(&args.socket)
         .with_context(|| format!("cannot listen on {}", args.socket.display()))?;
     info!(socket = %args.socket.display(), version, "rampart-seccomp taking notify fds");
-    let dyn_handler: Arc<dyn Handler> = handler.clone();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut handoffs = JoinSet::new();
     loop {
         tokio::select! {
             incoming = listener.accept() => {
@@ -80,25 +133,60 @@ async fn main() -> Result<()> {
                     Ok(i) => i,
                     Err(e) => { warn!(error = %e, "refused a connection"); continue; }
                 };
-                let h = dyn_handler.clone();
-                tokio::spawn(async move {
+                let supervisors = supervisors.clone();
+                handoffs.spawn(async move {
                     match incoming.handoff().await {
                         Ok(handoff) => {
-                            let w = Arc::new(Workload::from_state(&handoff.state));
-                            let _span = info_span!("container", pod = %w.pod_name, namespace = %w.namespace, container = %w.container_name).entered();
-                            info!(pid = w.pid, id = %w.container_id, "supervising a new notify fd");
-                            if let Err(e) = supervisor::spawn(handoff.notify_fd, w, h) {
-                                error!(error = %e, "cannot start a supervisor thread; the container's notified syscalls will fail");
-                            }
+                            let _ = tokio::task::spawn_blocking(move || {
+                                supervisors.supervise_new(&handoff.state, handoff.notify_fd)
+                            })
+                            .await;
                         }
                         Err(e) => warn!(error = %e, "bad handoff from runc"),
                     }
                 });
             }
-            _ = sigterm.recv() => {
-                info!("rampart-seccomp stopping; containers it supervises will fail their notified syscalls until it is back");
-                return Ok(());
-            }
+            Some(_) = handoffs.join_next(), if !handoffs.is_empty() => {}
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
         }
     }
+
+    // Graceful stop: take no new container, finish the handoffs under way, answer what is being
+    // handled, and leave every pending notification queued in the kernel for the next agent.
+    drop(listener);
+    // runc then fails at once ("no such file"), and the next agent's socket is the only one.
+    let _ = std::fs::remove_file(&args.socket);
+    info!(
+        handoffs = handoffs.len(),
+        "rampart-seccomp stopping: no new containers until an agent is back"
+    );
+    if tokio::time::timeout(HANDOFF_GRACE, async {
+        while handoffs.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        warn!(
+            left = handoffs.len(),
+            "handoffs from runc did not finish in time; those containers will fail to start"
+        );
+    }
+    let left = tokio::task::spawn_blocking(move || stopper.stop(ANSWER_GRACE)).await?;
+    if left > 0 {
+        warn!(
+            threads = left,
+            "supervisor threads still busy after {ANSWER_GRACE:?}; the notifications they hold stay unanswered, and their tasks wait until a signal interrupts them"
+        );
+    }
+    if args.no_holder {
+        info!(
+            "rampart-seccomp stopped; the containers it supervised fail their notified syscalls (ENOSYS) from now on"
+        );
+    } else {
+        info!(
+            "rampart-seccomp stopped; pending notifications wait in the kernel for the next agent (the holder keeps the notify fds)"
+        );
+    }
+    Ok(())
 }

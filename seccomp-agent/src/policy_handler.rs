@@ -5,21 +5,26 @@
 
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rampart_policy::{Decision, EventType, Operation, Response, Snapshot, Verdict, WorkloadView};
 use rampart_protos::agent;
 use tracing::{debug, warn};
 
+use crate::exec_guard::{ExecGuard, ExecJudge};
 use crate::kill_process;
 use crate::memory::TaskMemory;
+use crate::stage_times::{self, Stage};
 use crate::supervisor::{Answer, Handler, Phase};
 use crate::sys::notify::{self, Notification};
 use crate::syscall::{Call, decode};
 use crate::task::TaskInfo;
 use crate::workload::Workload;
-use crate::{handle_connect, handle_exec, handle_open};
+use crate::{
+    handle_chmod, handle_connect, handle_exec, handle_hardening, handle_new_name, handle_open,
+    handle_remove, handle_truncate,
+};
 
 /// Where reportable decisions go (rampartd's ReportEvents, batched by the caller). Must not block.
 pub trait Reporter: Send + Sync + 'static {
@@ -31,6 +36,8 @@ pub struct PolicyHandler {
     snapshot: RwLock<(u64, Arc<Snapshot>)>,
     views: Mutex<HashMap<String, (u64, Arc<WorkloadView>)>>,
     reporter: Arc<dyn Reporter>,
+    /// The backstop for allowed execs, when the agent could start it.
+    exec_guard: OnceLock<Arc<ExecGuard>>,
 }
 
 impl PolicyHandler {
@@ -39,7 +46,17 @@ impl PolicyHandler {
             snapshot: RwLock::new((version, Arc::new(snapshot))),
             views: Mutex::new(HashMap::new()),
             reporter,
+            exec_guard: OnceLock::new(),
         }
+    }
+
+    /// Starts the exec backstop (`exec_guard`) with this handler as its judge. Without it, an
+    /// allowed exec can be raced by a thread rewriting the path after the check.
+    pub fn start_exec_guard(self: &Arc<Self>) -> std::io::Result<()> {
+        let judge: Weak<dyn ExecJudge> = Arc::downgrade(self) as Weak<dyn ExecJudge>;
+        let guard = ExecGuard::start(judge)?;
+        let _ = self.exec_guard.set(guard);
+        Ok(())
     }
 
     /// Swaps in a new snapshot; views are rebuilt lazily on each container's next notification.
@@ -159,6 +176,7 @@ impl Handler for PolicyHandler {
                 return Answer::Errno(libc::EPERM);
             }
         };
+        stage_times::mark(Stage::Args);
         if *phase == Phase::RuntimeInit {
             if !matches!(call, Call::Exec { .. }) {
                 // runc's own setup (see `Phase`): let it run as the runtime intended.
@@ -168,22 +186,32 @@ impl Handler for PolicyHandler {
             *phase = Phase::Workload;
         }
         let view = self.view(w);
+        stage_times::mark(Stage::View);
         let outcome = match &call {
             Call::Open { .. } => handle_open::handle(w, &view, fd, n, &call),
-            Call::Exec { .. } => handle_exec::handle(w, &view, n.pid, &call),
-            Call::Connect { .. } => handle_connect::handle(w, &view, n.pid, &call),
-            Call::Other { nr } => {
-                // The filter only notifies what this agent handles; anything else is a filter
-                // this agent did not write. Refuse rather than guess.
-                warn!(
-                    nr,
-                    "notification for a syscall the agent does not handle; answering EPERM"
-                );
-                Outcome {
-                    answer: Answer::Errno(libc::EPERM),
-                    report: None,
-                }
+            Call::Exec { .. } => {
+                handle_exec::handle(w, &view, n.pid, &call, self.exec_guard.get().map(|g| &**g))
             }
+            Call::Connect { .. } => handle_connect::handle(w, &view, n.pid, &call),
+            Call::Remove { .. } => handle_remove::handle(w, &view, n.pid, &call),
+            Call::NewName { .. } => handle_new_name::handle(w, &view, n.pid, &call),
+            Call::Chmod { .. } => handle_chmod::handle(w, &view, n.pid, &call),
+            Call::Truncate { .. } => handle_truncate::handle(w, &view, n.pid, &call),
+            Call::Other { nr } => match handle_hardening::name_of(*nr) {
+                Some(name) => handle_hardening::handle(w, &view, n.pid, name),
+                None => {
+                    // The filter only notifies what this agent handles; anything else is a
+                    // filter this agent did not write. Refuse rather than guess.
+                    warn!(
+                        nr,
+                        "notification for a syscall the agent does not handle; answering EPERM"
+                    );
+                    Outcome {
+                        answer: Answer::Errno(libc::EPERM),
+                        report: None,
+                    }
+                }
+            },
         };
         if let Some(r) = outcome.report {
             let mut ev = event(w, n.pid, &r);
@@ -201,8 +229,35 @@ impl Handler for PolicyHandler {
                 _ => {}
             }
             self.reporter.report(ev);
+            stage_times::mark(Stage::Report);
         }
         outcome.answer
+    }
+}
+
+/// Execs the backstop caught that no seccomp check allowed (a path rewritten after the check):
+/// decided by policy on the file actually opened for exec.
+impl ExecJudge for PolicyHandler {
+    fn judge_exec(&self, w: &Workload, tid: u32, path: &str) -> bool {
+        let view = self.view(w);
+        let op = Operation::Exec { path };
+        let subject = Subject {
+            event_type: EventType::ProcessExecution,
+            syscall: "execve",
+            process: process_path(tid),
+            path: path.to_owned(),
+            remote: String::new(),
+        };
+        let o = outcome(view.decide(&op), w, &op, subject, libc::EACCES, || {
+            Answer::Continue
+        });
+        let allowed = matches!(o.answer, Answer::Continue);
+        if let Some(r) = o.report {
+            let mut ev = event(w, tid, &r);
+            ev.enforcer = "fanotify-exec".to_owned();
+            self.reporter.report(ev);
+        }
+        allowed
     }
 }
 
@@ -257,7 +312,5 @@ fn kill_tgid(tid: u32) -> Result<u32, String> {
 
 /// The executable of task `pid`, as the container names it ("" if unknown).
 pub fn process_path(pid: u32) -> String {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    crate::task::exe_path(pid)
 }

@@ -13,6 +13,10 @@ use crate::task::TaskInfo;
 /// that literally start with one are rewritten; anything else is returned unchanged.
 pub fn rewrite(path: &OsStr, task: &TaskInfo) -> OsString {
     let p = path.as_bytes();
+    if !(p.starts_with(b"/proc/") || p == b"/proc" || p.starts_with(b"/dev/")) {
+        // Nearly every path: nothing to rewrite, and nothing to format.
+        return path.to_owned();
+    }
     let tgid = task.ns_tgid.to_string();
     let replace = |prefix: &[u8], with: String| -> Option<OsString> {
         let rest = p.strip_prefix(prefix)?;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tracing::{debug, error, info_span, warn};
 
+use crate::shutdown::StopSignal;
 use crate::sys::creds;
 use crate::sys::notify::{self, Notification};
 use crate::workload::Workload;
@@ -25,6 +26,9 @@ pub enum Answer {
     Errno(i32),
     /// The agent did the syscall itself (an emulated open): install this fd and return its number.
     Inject { fd: OwnedFd, cloexec: bool },
+    /// The agent did the syscall itself (an emulated unlink, rename, link, chmod, truncate): return
+    /// this value to the task without running it.
+    Done(i64),
     /// Another thread answers it later (an open that waits, such as a FIFO's).
     Deferred,
 }
@@ -52,12 +56,54 @@ pub trait Handler: Send + Sync + 'static {
     ) -> Answer;
 }
 
+/// Who else must hear of one fd's life: the fd holder, which keeps a copy of the fd so that it
+/// outlives an agent restart (see `takeover`).
+pub trait Watcher: Send + 'static {
+    /// The handler moved the fd to `phase`. Called before the notification that moved it is
+    /// answered, so no workload code runs before the watcher knows.
+    fn phase_changed(&mut self, phase: Phase);
+    /// The supervisor closes the fd on purpose, to fail the container's notified syscalls closed
+    /// (ENOSYS): every other copy must be closed too, or those syscalls would wait instead.
+    fn giving_up(&mut self);
+}
+
+/// How one fd is supervised, beyond its handler.
+pub struct Supervision {
+    /// Where the fd's tasks are: `RuntimeInit` for a fresh fd from runc; what the holder recorded
+    /// for an fd taken over from an earlier agent.
+    pub phase: Phase,
+    /// When it fires, the thread answers the notification it is handling, takes no new one and
+    /// ends, leaving pending notifications queued in the kernel for the next agent.
+    pub stop: Option<StopSignal>,
+    pub watcher: Option<Box<dyn Watcher>>,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Self {
+            phase: Phase::RuntimeInit,
+            stop: None,
+            watcher: None,
+        }
+    }
+}
+
 /// Starts supervising `fd` for `workload`. The thread ends when every task that uses the filter
 /// has exited (POLLHUP), closing the fd.
 pub fn spawn(
     fd: OwnedFd,
     workload: Arc<Workload>,
     handler: Arc<dyn Handler>,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    spawn_with(fd, workload, handler, Supervision::default())
+}
+
+/// [`spawn`], with a starting phase, a stop signal and a watcher.
+pub fn spawn_with(
+    fd: OwnedFd,
+    workload: Arc<Workload>,
+    handler: Arc<dyn Handler>,
+    supervision: Supervision,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     // Best effort: older kernels (< 6.6) lack the flag and still work, only slower.
     if let Err(e) = notify::set_sync_wakeup(fd.as_fd()) {
@@ -71,28 +117,47 @@ pub fn spawn(
                 .get(..12)
                 .unwrap_or(&workload.container_id)
         ))
-        .spawn(move || run(fd, &workload, handler.as_ref()))
+        .spawn(move || run(fd, &workload, handler.as_ref(), supervision))
 }
 
-fn run(fd: OwnedFd, workload: &Workload, handler: &dyn Handler) {
+fn run(fd: OwnedFd, workload: &Workload, handler: &dyn Handler, supervision: Supervision) {
     let span = info_span!("notify", pod = %workload.pod_name, namespace = %workload.namespace,
         container = %workload.container_name, pid = workload.pid);
     let _enter = span.enter();
+    let Supervision {
+        mut phase,
+        stop,
+        mut watcher,
+    } = supervision;
+    let give_up = |watcher: &mut Option<Box<dyn Watcher>>, why: &str| {
+        error!("{why}; closing the notify fd (the container's notified syscalls fail)");
+        if let Some(w) = watcher.as_mut() {
+            w.giving_up();
+        }
+    };
     if let Err(e) = creds::private_fs_context() {
         // Without it, emulated opens would apply the agent's umask: refuse to serve.
-        error!(error = %e, "cannot give the supervisor thread its own fs context; closing the notify fd");
+        give_up(
+            &mut watcher,
+            &format!("cannot give the supervisor thread its own fs context: {e}"),
+        );
         return;
     }
-    let mut phase = Phase::RuntimeInit;
     loop {
-        match wait(fd.as_fd()) {
+        match wait(fd.as_fd(), stop.as_ref().map(|s| s.as_fd())) {
             Ok(Ready::Notification) => {}
             Ok(Ready::Hangup) => {
                 debug!("every task of the filter exited; closing its notify fd");
                 return;
             }
+            Ok(Ready::Stop) => {
+                debug!(
+                    "agent stopping; leaving the notify fd's pending notifications to the next agent"
+                );
+                return;
+            }
             Err(e) => {
-                warn!(error = %e, "polling the notify fd failed; giving it up");
+                give_up(&mut watcher, &format!("polling the notify fd failed: {e}"));
                 return;
             }
         }
@@ -102,10 +167,14 @@ fn run(fd: OwnedFd, workload: &Workload, handler: &dyn Handler) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                warn!(error = %e, "SECCOMP_IOCTL_NOTIF_RECV failed; giving the fd up");
+                give_up(
+                    &mut watcher,
+                    &format!("SECCOMP_IOCTL_NOTIF_RECV failed: {e}"),
+                );
                 return;
             }
         };
+        let before = phase;
         let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             handler.handle(workload, fd.as_fd(), &mut phase, &n)
         }))
@@ -113,6 +182,11 @@ fn run(fd: OwnedFd, workload: &Workload, handler: &dyn Handler) {
             warn!(nr = n.nr, "handler panicked; answering EPERM");
             Answer::Errno(libc::EPERM)
         });
+        if phase != before
+            && let Some(w) = watcher.as_mut()
+        {
+            w.phase_changed(phase);
+        }
         if let Err(e) = respond(fd.as_fd(), n.id, answer) {
             // ENOENT: the task is gone or the syscall was interrupted; nothing waits for us.
             if e.raw_os_error() != Some(libc::ENOENT) {
@@ -121,8 +195,9 @@ fn run(fd: OwnedFd, workload: &Workload, handler: &dyn Handler) {
         }
         if creds::thread_poisoned() {
             // Closing the fd makes the container's notified syscalls fail (ENOSYS): fail closed.
-            error!(
-                "could not restore this thread's credentials after an emulated syscall; closing the notify fd"
+            give_up(
+                &mut watcher,
+                "could not restore this thread's credentials after an emulated syscall",
             );
             return;
         }
@@ -132,15 +207,24 @@ fn run(fd: OwnedFd, workload: &Workload, handler: &dyn Handler) {
 enum Ready {
     Notification,
     Hangup,
+    Stop,
 }
 
-fn wait(fd: BorrowedFd<'_>) -> io::Result<Ready> {
+fn wait(fd: BorrowedFd<'_>, stop: Option<BorrowedFd<'_>>) -> io::Result<Ready> {
     loop {
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::NONE) {
+        let mut fds = [
+            PollFd::new(fd, PollFlags::POLLIN),
+            PollFd::new(stop.unwrap_or(fd), PollFlags::POLLIN),
+        ];
+        let polled = if stop.is_some() { 2 } else { 1 };
+        match poll(&mut fds[..polled], PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
+        }
+        // Stopping wins over a pending notification: it stays queued for the next agent.
+        if stop.is_some() && !fds[1].revents().unwrap_or(PollFlags::empty()).is_empty() {
+            return Ok(Ready::Stop);
         }
         let ev = fds[0].revents().unwrap_or(PollFlags::empty());
         if ev.contains(PollFlags::POLLIN) {
@@ -156,6 +240,7 @@ fn respond(fd: BorrowedFd<'_>, id: u64, answer: Answer) -> io::Result<()> {
     match answer {
         Answer::Continue => notify::respond_continue(fd, id),
         Answer::Errno(errno) => notify::respond_errno(fd, id, errno),
+        Answer::Done(val) => notify::respond_value(fd, id, val),
         Answer::Deferred => Ok(()),
         Answer::Inject { fd: src, cloexec } => {
             match notify::addfd_send(fd, id, src.as_fd(), cloexec) {

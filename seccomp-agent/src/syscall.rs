@@ -37,10 +37,40 @@ pub enum Call {
         path: OsString,
         flags: u64,
     },
-    /// connect, and sendto/sendmsg with a destination address.
+    /// connect, and sendto/sendmsg/sendmmsg with destination addresses (IPv4/IPv6 only; none
+    /// for a connected socket or another family).
     Connect {
+        syscall: &'static str,
         fd: i32,
-        addr: Option<SocketAddr>,
+        addrs: Vec<SocketAddr>,
+    },
+    /// unlink, unlinkat, rmdir. `flags` holds AT_REMOVEDIR for rmdir.
+    Remove {
+        dir: Dir,
+        path: OsString,
+        flags: u64,
+    },
+    /// rename, renameat, renameat2 (`hard_link` false), link, linkat (true). `flags` are
+    /// renameat2's RENAME_* or linkat's AT_SYMLINK_FOLLOW/AT_EMPTY_PATH.
+    NewName {
+        hard_link: bool,
+        old_dir: Dir,
+        old: OsString,
+        new_dir: Dir,
+        new: OsString,
+        flags: u64,
+    },
+    /// chmod, fchmodat, fchmodat2 (`path` set) and fchmod (`path` None: `dir` is the file).
+    Chmod {
+        dir: Dir,
+        path: Option<OsString>,
+        mode: u64,
+        flags: u64,
+    },
+    /// truncate(path, length).
+    Truncate {
+        path: OsString,
+        length: u64,
     },
     Other {
         nr: i32,
@@ -56,6 +86,13 @@ pub enum DecodeError {
     #[error("openat2's open_how is {0} bytes; only the 24-byte version 0 is understood")]
     OpenHowSize(u64),
 }
+
+/// fchmodat2 (Linux 6.6); not in every libc crate release yet.
+const SYS_FCHMODAT2: i64 = 452;
+/// The kernel's cap on sendmmsg's vlen.
+const UIO_MAXIOV: u64 = 1024;
+/// sizeof(struct mmsghdr) on x86_64: a 56-byte msghdr, msg_len, padding.
+const MMSGHDR_SIZE: u64 = 64;
 
 fn dir_of(arg: u64) -> Dir {
     let fd = arg as i32;
@@ -124,20 +161,115 @@ pub fn decode(n: &Notification, mem: &TaskMemory) -> Result<Call, DecodeError> {
             flags: a[4],
         },
         libc::SYS_connect => Call::Connect {
+            syscall: "connect",
             fd: a[0] as i32,
-            addr: read_sockaddr(mem, a[1], a[2])?,
+            addrs: read_sockaddr(mem, a[1], a[2])?.into_iter().collect(),
         },
         libc::SYS_sendto => Call::Connect {
+            syscall: "sendto",
             fd: a[0] as i32,
-            addr: if a[4] == 0 {
-                None
+            addrs: if a[4] == 0 {
+                Vec::new()
             } else {
-                read_sockaddr(mem, a[4], a[5])?
+                read_sockaddr(mem, a[4], a[5])?.into_iter().collect()
             },
+        },
+        libc::SYS_sendmsg => Call::Connect {
+            syscall: "sendmsg",
+            fd: a[0] as i32,
+            addrs: msghdr_dest(mem, a[1])?.into_iter().collect(),
+        },
+        libc::SYS_sendmmsg => {
+            // Every message may name its own destination; vlen is capped at UIO_MAXIOV by the
+            // kernel, which sends no more than that.
+            let vlen = a[2].min(UIO_MAXIOV);
+            let mut addrs = Vec::new();
+            for i in 0..vlen {
+                if let Some(addr) = msghdr_dest(mem, a[1].wrapping_add(i * MMSGHDR_SIZE))? {
+                    addrs.push(addr);
+                }
+            }
+            Call::Connect {
+                syscall: "sendmmsg",
+                fd: a[0] as i32,
+                addrs,
+            }
+        }
+        libc::SYS_unlink => Call::Remove {
+            dir: Dir::Cwd,
+            path: path_at(mem, a[0])?,
+            flags: 0,
+        },
+        libc::SYS_rmdir => Call::Remove {
+            dir: Dir::Cwd,
+            path: path_at(mem, a[0])?,
+            flags: libc::AT_REMOVEDIR as u64,
+        },
+        libc::SYS_unlinkat => Call::Remove {
+            dir: dir_of(a[0]),
+            path: path_at(mem, a[1])?,
+            flags: a[2],
+        },
+        libc::SYS_rename | libc::SYS_link => Call::NewName {
+            hard_link: i64::from(n.nr) == libc::SYS_link,
+            old_dir: Dir::Cwd,
+            old: path_at(mem, a[0])?,
+            new_dir: Dir::Cwd,
+            new: path_at(mem, a[1])?,
+            flags: 0,
+        },
+        libc::SYS_renameat | libc::SYS_renameat2 | libc::SYS_linkat => Call::NewName {
+            hard_link: i64::from(n.nr) == libc::SYS_linkat,
+            old_dir: dir_of(a[0]),
+            old: path_at(mem, a[1])?,
+            new_dir: dir_of(a[2]),
+            new: path_at(mem, a[3])?,
+            flags: if i64::from(n.nr) == libc::SYS_renameat {
+                0
+            } else {
+                a[4]
+            },
+        },
+        libc::SYS_chmod => Call::Chmod {
+            dir: Dir::Cwd,
+            path: Some(path_at(mem, a[0])?),
+            mode: a[1],
+            flags: 0,
+        },
+        libc::SYS_fchmod => Call::Chmod {
+            dir: Dir::Fd(a[0] as i32),
+            path: None,
+            mode: a[1],
+            flags: 0,
+        },
+        libc::SYS_fchmodat | SYS_FCHMODAT2 => Call::Chmod {
+            dir: dir_of(a[0]),
+            path: Some(path_at(mem, a[1])?),
+            mode: a[2],
+            flags: if i64::from(n.nr) == SYS_FCHMODAT2 {
+                a[3]
+            } else {
+                0
+            },
+        },
+        libc::SYS_truncate => Call::Truncate {
+            path: path_at(mem, a[0])?,
+            length: a[1],
         },
         _ => Call::Other { nr: n.nr },
     };
     Ok(call)
+}
+
+/// The destination of a `struct msghdr` (msg_name, msg_namelen), if it names one.
+fn msghdr_dest(mem: &TaskMemory, addr: u64) -> Result<Option<SocketAddr>, DecodeError> {
+    let h = mem.read_exact(addr, 16)?;
+    let name = u64::from_ne_bytes(h[0..8].try_into().unwrap());
+    let len = u32::from_ne_bytes(h[8..12].try_into().unwrap());
+    if name == 0 {
+        return Ok(None);
+    }
+    read_sockaddr(mem, name, u64::from(len))
 }
 
 /// IPv4 and IPv6 addresses; other families (unix, netlink) decode to `None`.
@@ -255,10 +387,96 @@ mod tests {
         assert_eq!(
             call,
             Call::Connect {
+                syscall: "connect",
                 fd: 3,
-                addr: Some("10.1.2.3:443".parse().unwrap())
+                addrs: vec!["10.1.2.3:443".parse().unwrap()]
             }
         );
+    }
+
+    #[test]
+    fn decodes_every_destination_of_sendmmsg() {
+        let mem = TaskMemory::open(std::process::id()).unwrap();
+        let sin = |last: u8| {
+            let mut s = [0u8; 16];
+            s[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+            s[2..4].copy_from_slice(&53u16.to_be_bytes());
+            s[4..8].copy_from_slice(&[10, 0, 0, last]);
+            s
+        };
+        let (a, b) = (sin(1), sin(2));
+        // SAFETY: plain data, zero is a valid mmsghdr.
+        let mut msgs: [libc::mmsghdr; 3] = unsafe { std::mem::zeroed() };
+        msgs[0].msg_hdr.msg_name = a.as_ptr() as *mut _;
+        msgs[0].msg_hdr.msg_namelen = 16;
+        msgs[2].msg_hdr.msg_name = b.as_ptr() as *mut _;
+        msgs[2].msg_hdr.msg_namelen = 16;
+        assert_eq!(std::mem::size_of::<libc::mmsghdr>() as u64, MMSGHDR_SIZE);
+        let call = decode(
+            &notif(libc::SYS_sendmmsg, [4, msgs.as_ptr() as u64, 3, 0, 0, 0]),
+            &mem,
+        )
+        .unwrap();
+        assert_eq!(
+            call,
+            Call::Connect {
+                syscall: "sendmmsg",
+                fd: 4,
+                addrs: vec![
+                    "10.0.0.1:53".parse().unwrap(),
+                    "10.0.0.2:53".parse().unwrap()
+                ]
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_renames_and_links() {
+        let (old, new) = (c"a/b", c"/c");
+        let mem = TaskMemory::open(std::process::id()).unwrap();
+        let call = decode(
+            &notif(
+                libc::SYS_linkat,
+                [
+                    7,
+                    old.as_ptr() as u64,
+                    libc::AT_FDCWD as u64,
+                    new.as_ptr() as u64,
+                    0x400,
+                    0,
+                ],
+            ),
+            &mem,
+        )
+        .unwrap();
+        assert_eq!(
+            call,
+            Call::NewName {
+                hard_link: true,
+                old_dir: Dir::Fd(7),
+                old: "a/b".into(),
+                new_dir: Dir::Cwd,
+                new: "/c".into(),
+                flags: 0x400
+            }
+        );
+        // renameat has no flags argument: whatever is in the register is not one.
+        let call = decode(
+            &notif(
+                libc::SYS_renameat,
+                [7, old.as_ptr() as u64, 8, new.as_ptr() as u64, 0xdead, 0],
+            ),
+            &mem,
+        )
+        .unwrap();
+        assert!(matches!(
+            call,
+            Call::NewName {
+                hard_link: false,
+                flags: 0,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -102,6 +102,10 @@ impl PolicyStore {
             Ok(p) => p,
             Err(e) => return self.reject(path, e.to_string()),
         };
+        for w in policies.iter().flat_map(|p| p.warnings()) {
+            let hint = w.hint.clone().unwrap_or_default();
+            tracing::warn!(file = %w.file, line = w.line, column = w.column, hint = %hint, "{}", w.message);
+        }
         let names = policies.iter().map(|p| p.name().to_owned()).collect();
         let previous = self.files.insert(
             path.to_owned(),

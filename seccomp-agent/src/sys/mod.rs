@@ -5,3 +5,4 @@ pub mod creds;
 pub mod notify;
 pub mod openat2;
 pub mod scm;
+pub mod seqpacket;

@@ -62,6 +62,12 @@ pub fn respond_errno(fd: BorrowedFd<'_>, id: u64, errno: i32) -> io::Result<()> 
     send(fd, id, 0, -errno, 0)
 }
 
+/// Answers the syscall with return value `val`: the agent did it itself (an emulated unlink,
+/// rename, chmod, ...), so the kernel must not run it again.
+pub fn respond_value(fd: BorrowedFd<'_>, id: u64, val: i64) -> io::Result<()> {
+    send(fd, id, val, 0, 0)
+}
+
 /// Whether the notification still refers to the same stopped syscall. Checked after reading the
 /// task's memory: a pid may be reused by another task between RECV and the read.
 pub fn id_valid(fd: BorrowedFd<'_>, id: u64) -> bool {

@@ -75,7 +75,13 @@ impl Agent {
             .collect::<Vec<_>>();
         let snapshot = Snapshot::new(parsed).unwrap();
         let events = Arc::new(Collect::default());
-        let handler: Arc<dyn Handler> = Arc::new(PolicyHandler::new(1, snapshot, events.clone()));
+        let policy = Arc::new(PolicyHandler::new(1, snapshot, events.clone()));
+        // The exec backstop, as the agent binary runs it (RAMPART_TEST_NO_EXEC_GUARD=1 leaves it
+        // off, to see what it stops).
+        if std::env::var_os("RAMPART_TEST_NO_EXEC_GUARD").is_none() {
+            policy.start_exec_guard().expect("the exec backstop starts");
+        }
+        let handler: Arc<dyn Handler> = policy;
         let listener = Listener::bind(&sock).unwrap();
         let accept = tokio::spawn(async move {
             loop {
@@ -104,22 +110,34 @@ impl Agent {
     /// agent, plus `extra_rules` (JSON objects of the profile's `syscalls` list), and returns its
     /// path.
     pub fn profile(&self, notify: &[&str], extra_rules: &[&str]) -> PathBuf {
-        let path = self.dir.join("profile.json");
-        let names = serde_json::to_string(notify).unwrap();
-        let mut rules = vec![format!(r#"{{"names":{names},"action":"SCMP_ACT_NOTIFY"}}"#)];
-        rules.extend(extra_rules.iter().map(|r| r.to_string()));
-        std::fs::write(
-            &path,
-            format!(
-                r#"{{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
-                "listenerPath":"{}","listenerMetadata":"rampart-test","syscalls":[{}]}}"#,
-                self.sock.display(),
-                rules.join(",")
-            ),
-        )
-        .unwrap();
-        path
+        write_profile(&self.dir, &self.sock, notify, extra_rules)
     }
+}
+
+/// Writes `dir/profile.json`: a Localhost profile (default allow, x86_64 only) that notifies
+/// `notify` to the agent listening on `sock`, plus `extra_rules` (JSON objects of the profile's
+/// `syscalls` list). Returns its path.
+pub fn write_profile(
+    dir: &std::path::Path,
+    sock: &std::path::Path,
+    notify: &[&str],
+    extra_rules: &[&str],
+) -> PathBuf {
+    let path = dir.join("profile.json");
+    let names = serde_json::to_string(notify).unwrap();
+    let mut rules = vec![format!(r#"{{"names":{names},"action":"SCMP_ACT_NOTIFY"}}"#)];
+    rules.extend(extra_rules.iter().map(|r| r.to_string()));
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+            "listenerPath":"{}","listenerMetadata":"rampart-test","syscalls":[{}]}}"#,
+            sock.display(),
+            rules.join(",")
+        ),
+    )
+    .unwrap();
+    path
 }
 
 impl Drop for Agent {

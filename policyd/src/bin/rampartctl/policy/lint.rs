@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use super::{LoadFailure, diagnostic_json, load, render_diagnostic};
+use super::{LoadFailure, diagnostic_json, load, render, render_diagnostic};
 use crate::output::{Format, print_json};
 
 #[derive(Debug, Args)]
@@ -18,16 +18,23 @@ pub struct LintArgs {
     pub format: Format,
 }
 
-/// Exit code 0 if every file is valid, 1 otherwise.
+/// Exit code 0 if every file is valid (warnings included), 1 otherwise.
 pub fn run(args: &LintArgs) -> anyhow::Result<i32> {
     match load(&args.paths) {
         Ok((policies, _)) => {
             let names: Vec<&str> = policies.iter().map(|p| p.name()).collect();
+            let warnings: Vec<_> = policies.iter().flat_map(|p| p.warnings()).collect();
+            if args.format == Format::Table {
+                for w in &warnings {
+                    println!("{}", render(w, "warning"));
+                }
+            }
             match args.format {
                 Format::Json => print_json(&json!({
                     "valid": true,
                     "policies": policies.iter().map(|p| json!({"name": p.name(), "location": p.location()})).collect::<Vec<_>>(),
                     "errors": [],
+                    "warnings": warnings.iter().map(diagnostic_json).collect::<Vec<_>>(),
                 }))?,
                 Format::Table if names.is_empty() => {
                     eprintln!("warning: no policy files (*.yaml, *.yml) in the given paths");
@@ -51,11 +58,13 @@ pub fn run(args: &LintArgs) -> anyhow::Result<i32> {
                     "valid": false,
                     "policies": [],
                     "errors": d.iter().map(diagnostic_json).collect::<Vec<_>>(),
+                    "warnings": [],
                 }))?,
                 (Format::Json, LoadFailure::Io(e)) => print_json(&json!({
                     "valid": false,
                     "policies": [],
                     "errors": e.iter().map(|(p, m)| json!({"file": p, "line": 0, "column": 0, "message": m, "hint": null})).collect::<Vec<_>>(),
+                    "warnings": [],
                 }))?,
                 (Format::Table, LoadFailure::Invalid(d)) => {
                     // Diagnostics go to stdout: they are the command's output, as with a compiler.

@@ -54,7 +54,12 @@ fn load_path(path: &Path) -> Result<Vec<Policy>, Error> {
 
 /// `file:line:column: error: message` and an indented hint line, as compilers print them.
 pub fn render_diagnostic(d: &Diagnostic) -> String {
-    let mut s = format!("{}:{}:{}: error: {}", d.file, d.line, d.column, d.message);
+    render(d, "error")
+}
+
+/// `file:line:column: <level>: message`, and the hint on its own line.
+pub fn render(d: &Diagnostic, level: &str) -> String {
+    let mut s = format!("{}:{}:{}: {level}: {}", d.file, d.line, d.column, d.message);
     if let Some(h) = &d.hint {
         s.push_str(&format!("\n  hint: {h}"));
     }

@@ -1,0 +1,49 @@
+//! rampart-seccomp-holder: keeps a copy of every notify fd rampart-seccomp supervises, so that the
+//! containers' filters outlive an agent restart, and hands them to the next agent. Start it before
+//! the agent and leave it running: stopping it drops the fds it holds (see `holder`).
+
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use rampart_seccomp::holder::{self, Holder};
+use rampart_seccomp::holder_protocol::DEFAULT_SOCKET;
+use rustix::process::{Resource, getrlimit, setrlimit};
+use tracing::{info, warn};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rampart-seccomp-holder",
+    version,
+    about = "keeps rampart-seccomp's notify fds across agent restarts"
+)]
+struct Args {
+    /// The socket the agent hands fds to and takes them back from (root only, mode 0600).
+    #[arg(long, env = "RAMPART_SECCOMP_HOLDER", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Log to stderr even when journald runs.
+    #[arg(long)]
+    log_stderr: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    rampart_logging::init("rampart-seccomp-holder", args.log_stderr);
+    // One descriptor per supervised process: take all the descriptors the hard limit allows.
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            warn!(error = %e, "cannot raise the open-file limit to its hard limit");
+        }
+    }
+    let listener = holder::bind(&args.socket)
+        .with_context(|| format!("cannot serve {}", args.socket.display()))?;
+    info!(socket = %args.socket.display(), max_fds = ?getrlimit(Resource::Nofile).current,
+        "rampart-seccomp-holder holding notify fds");
+    Holder::new()
+        .serve(listener.as_fd(), None)
+        .context("the holder's poll loop failed; the notify fds it held are dropped")?;
+    Ok(())
+}

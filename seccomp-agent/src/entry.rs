@@ -1,0 +1,144 @@
+//! Naming a directory entry the way unlink, rename, link and chmod's callers mean it: every
+//! component but the last resolved inside the container (symlinks followed, as the kernel does),
+//! the last kept as a name and not followed. Policy decides on the parent's real path plus that
+//! name, and the emulated call works on the same parent descriptor and the same name, so the
+//! checked entry is the one changed.
+
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{FileStat, SFlag, fstatat};
+
+use crate::resolve::{self, Errno, Object, OpenRequest};
+use crate::sys::creds::Assumed;
+use crate::syscall::Dir;
+use crate::task::TaskInfo;
+
+/// One directory entry, found inside the container.
+#[derive(Debug)]
+pub struct Entry {
+    /// The directory that holds it (an O_PATH descriptor).
+    pub parent: OwnedFd,
+    /// The last component as the task wrote it, trailing slashes kept: the kernel applies its
+    /// own rules for them ("must be a directory") when the call is emulated.
+    pub name: CString,
+    /// Its path in the container, for policy.
+    pub path: String,
+}
+
+impl Entry {
+    /// The entry's own metadata (a symlink's, not its target's); ENOENT if it doesn't exist.
+    pub fn stat(&self) -> Result<FileStat, Errno> {
+        fstatat(
+            self.parent.as_fd(),
+            self.name.as_c_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| e as i32)
+    }
+}
+
+/// Whether `st` is a directory.
+pub fn is_dir(st: &FileStat) -> bool {
+    st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits()
+}
+
+/// Finds the entry `path` names (relative to `dir`) for task `tid`. Returns it with the task's
+/// credentials assumed by this thread, as `resolve::resolve` does.
+pub fn find(tid: u32, task: &TaskInfo, dir: Dir, path: &OsStr) -> Result<(Entry, Assumed), Errno> {
+    let (parent, name) = split(path.as_bytes())?;
+    let req = OpenRequest {
+        dir,
+        path: OsStr::from_bytes(parent),
+        flags: libc::O_DIRECTORY as u64,
+        resolve: 0,
+    };
+    let (object, creds) = resolve::resolve(tid, task, &req)?;
+    let Object::Existing { fd, path } = object else {
+        // Only an O_CREAT request yields a name to create.
+        return Err(libc::ENOENT);
+    };
+    let bare = trim_slashes(name);
+    let mut full = path.as_os_str().as_bytes().to_vec();
+    if full.last() != Some(&b'/') {
+        full.push(b'/');
+    }
+    full.extend_from_slice(bare);
+    let entry = Entry {
+        parent: fd,
+        name: CString::new(name).map_err(|_| libc::EINVAL)?,
+        path: String::from_utf8_lossy(&full).into_owned(),
+    };
+    Ok((entry, creds))
+}
+
+/// Splits a path into the part to resolve and the last component (with its trailing slashes).
+fn split(path: &[u8]) -> Result<(&[u8], &[u8]), Errno> {
+    if path.is_empty() {
+        return Err(libc::ENOENT);
+    }
+    let bare = trim_slashes(path);
+    if bare.is_empty() {
+        // "/" itself: it is nobody's entry to remove or rename.
+        return Err(libc::EBUSY);
+    }
+    let (parent, name) = match bare.iter().rposition(|b| *b == b'/') {
+        Some(i) => (if i == 0 { &b"/"[..] } else { &path[..i] }, &path[i + 1..]),
+        None => (&b"."[..], path),
+    };
+    match trim_slashes(name) {
+        // unlink/rename/link of "." or ".." are refused by the kernel too.
+        b"." | b".." => Err(libc::EINVAL),
+        _ => Ok((parent, name)),
+    }
+}
+
+fn trim_slashes(p: &[u8]) -> &[u8] {
+    let end = p.iter().rposition(|b| *b != b'/').map_or(0, |i| i + 1);
+    &p[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_like_the_kernel() {
+        let s = |p: &str| {
+            split(p.as_bytes()).map(|(a, b)| {
+                (
+                    String::from_utf8(a.to_vec()).unwrap(),
+                    String::from_utf8(b.to_vec()).unwrap(),
+                )
+            })
+        };
+        assert_eq!(s("/etc/passwd"), Ok(("/etc".into(), "passwd".into())));
+        assert_eq!(s("/passwd"), Ok(("/".into(), "passwd".into())));
+        assert_eq!(s("passwd"), Ok((".".into(), "passwd".into())));
+        assert_eq!(s("a//b/"), Ok(("a/".into(), "b/".into())));
+        assert_eq!(s("../x"), Ok(("..".into(), "x".into())));
+        assert_eq!(s("/"), Err(libc::EBUSY));
+        assert_eq!(s(""), Err(libc::ENOENT));
+        assert_eq!(s("a/.."), Err(libc::EINVAL));
+    }
+
+    #[test]
+    fn finds_the_entry_not_what_a_symlink_points_to() {
+        let dir = std::env::temp_dir().join(format!("rampart-entry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("target"), b"x").unwrap();
+        let _ = std::fs::remove_file(dir.join("link"));
+        std::os::unix::fs::symlink(dir.join("target"), dir.join("link")).unwrap();
+        let tid = nix::unistd::gettid().as_raw() as u32;
+        let task = TaskInfo::read(tid).unwrap();
+        let link = dir.join("link");
+        let (e, creds) = find(tid, &task, Dir::Cwd, link.as_os_str()).unwrap();
+        drop(creds);
+        assert_eq!(e.path, link.to_str().unwrap());
+        let st = e.stat().unwrap();
+        assert_eq!(st.st_mode & SFlag::S_IFMT.bits(), SFlag::S_IFLNK.bits());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

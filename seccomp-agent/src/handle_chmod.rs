@@ -1,0 +1,101 @@
+//! chmod, fchmod, fchmodat, fchmodat2: decided on the real file (symlinks followed unless
+//! AT_SYMLINK_NOFOLLOW; fchmod's descriptor taken from the task's fd table once), then done by
+//! the agent on that file through its own descriptor. A CONTINUE would let another thread swap
+//! the path, or dup2 another file onto the descriptor, after the check.
+
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::fcntl::AT_FDCWD;
+use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat};
+use rampart_policy::{Access, EventType, Operation, WorkloadView};
+
+use crate::policy_handler::{Outcome, Subject, outcome, process_path};
+use crate::resolve::{self, Object, OpenRequest};
+use crate::supervisor::Answer;
+use crate::syscall::{Call, Dir};
+use crate::task::TaskInfo;
+use crate::workload::Workload;
+
+const DENY: i32 = libc::EPERM;
+
+pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
+    let Call::Chmod {
+        dir,
+        path,
+        mode,
+        flags,
+    } = call
+    else {
+        return Outcome::errno(libc::EPERM);
+    };
+    let known = (libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) as u64;
+    if *flags & !known != 0 {
+        return Outcome::errno(libc::EINVAL);
+    }
+    let Ok(task) = TaskInfo::read(pid) else {
+        return Outcome::errno(libc::EPERM);
+    };
+    let process = process_path(pid);
+    // fchmod(fd) and fchmodat2(fd, "", AT_EMPTY_PATH) name the task's descriptor itself.
+    let own;
+    let (dir, path, nofollow) = match path {
+        Some(p) if !(p.is_empty() && *flags & libc::AT_EMPTY_PATH as u64 != 0) => (
+            *dir,
+            p.as_os_str(),
+            *flags & libc::AT_SYMLINK_NOFOLLOW as u64 != 0,
+        ),
+        _ => {
+            let Dir::Fd(n) = dir else {
+                return Outcome::errno(libc::EBADF);
+            };
+            own = format!("/proc/self/fd/{n}");
+            (Dir::Cwd, OsStr::new(own.as_str()), false)
+        }
+    };
+    let req = OpenRequest {
+        dir,
+        path,
+        flags: if nofollow { libc::O_NOFOLLOW as u64 } else { 0 },
+        resolve: 0,
+    };
+    let (object, creds) = match resolve::resolve(pid, &task, &req) {
+        Ok(r) => r,
+        Err(errno) => return Outcome::errno(errno),
+    };
+    let Object::Existing { fd, path } = &object else {
+        return Outcome::errno(libc::ENOENT);
+    };
+    let file = path.to_string_lossy().into_owned();
+    let op = Operation::FileAccess {
+        path: &file,
+        access: Access::Chmod,
+        process: &process,
+    };
+    let subject = Subject {
+        event_type: EventType::FileAccess,
+        syscall: "fchmodat",
+        process: process.clone(),
+        path: file.clone(),
+        remote: String::new(),
+    };
+    let result = outcome(view.decide(&op), w, &op, subject, DENY, || {
+        let symlink = fstat(fd.as_fd())
+            .map(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits())
+            .unwrap_or(false);
+        if symlink {
+            // Linux has no symlink modes: fchmodat2(AT_SYMLINK_NOFOLLOW) says so.
+            return Answer::Errno(libc::EOPNOTSUPP);
+        }
+        let Ok(own) = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+            return Answer::Errno(libc::EINVAL);
+        };
+        let mode = Mode::from_bits_truncate((*mode as u32 & 0o7777) as libc::mode_t);
+        match fchmodat(AT_FDCWD, own.as_c_str(), mode, FchmodatFlags::FollowSymlink) {
+            Ok(()) => Answer::Done(0),
+            Err(errno) => Answer::Errno(errno as i32),
+        }
+    });
+    drop(creds);
+    result
+}

@@ -1,0 +1,164 @@
+//! Restart survival on the agent's side: every notify fd the agent starts supervising is also
+//! handed to the fd holder (`holder`), and on start the agent takes back everything the holder
+//! holds, so containers started under an earlier agent stay supervised.
+//!
+//! Never closed-to-open: an fd the holder can't take is still supervised (it just won't survive a
+//! restart), and an fd the agent gives up to fail closed is released from the holder too.
+
+use std::collections::HashSet;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use oci_spec::runtime::ContainerProcessState;
+use tracing::{error, info, info_span, warn};
+
+use crate::holder_client::{HolderClient, HolderClientError};
+use crate::shutdown::Stopper;
+use crate::supervisor::{self, Handler, Phase, Supervision, Watcher};
+use crate::workload::Workload;
+
+/// Starts supervisor threads, with the holder (if any) kept informed and the stopper tracking them.
+pub struct Supervisors {
+    handler: Arc<dyn Handler>,
+    holder: Option<Arc<HolderClient>>,
+    stopper: Arc<Stopper>,
+}
+
+impl Supervisors {
+    pub fn new(
+        handler: Arc<dyn Handler>,
+        holder: Option<Arc<HolderClient>>,
+        stopper: Arc<Stopper>,
+    ) -> Self {
+        Self {
+            handler,
+            holder,
+            stopper,
+        }
+    }
+
+    /// Supervises a fresh notify fd from runc: a copy goes to the holder first, then a thread
+    /// starts answering. Blocks for up to the holder's timeout: call off the async runtime.
+    pub fn supervise_new(&self, state: &ContainerProcessState, fd: OwnedFd) {
+        let w = Arc::new(Workload::from_state(state));
+        let _span = info_span!("container", pod = %w.pod_name, namespace = %w.namespace,
+            container = %w.container_name)
+        .entered();
+        let held = self.holder.as_ref().and_then(|holder| {
+            match holder.hold(state, Phase::RuntimeInit, fd.as_fd()) {
+                Ok(id) => Some(HeldFd::new(holder.clone(), id)),
+                // Unreachable: HolderClient warned once already.
+                Err(HolderClientError::Connect { .. }) => None,
+                Err(e) => {
+                    warn!(error = %e, "the fd holder did not take this notify fd; it is supervised, but will not survive an agent restart");
+                    None
+                }
+            }
+        });
+        info!(pid = w.pid, id = %w.container_id, held = held.as_ref().map(|h| h.id),
+            "supervising a new notify fd");
+        self.start(fd, w, Phase::RuntimeInit, held);
+    }
+
+    /// Takes over every fd the holder holds (on agent start). Returns how many are supervised.
+    pub fn take_over(&self) -> Result<usize, HolderClientError> {
+        let Some(holder) = &self.holder else {
+            return Ok(0);
+        };
+        let mut seen = HashSet::new();
+        let mut count = 0;
+        for taken in holder.list()? {
+            if !seen.insert(taken.id) {
+                continue;
+            }
+            let w = Arc::new(Workload::from_state(&taken.state));
+            let _span = info_span!("container", pod = %w.pod_name, namespace = %w.namespace,
+                container = %w.container_name)
+            .entered();
+            info!(pid = w.pid, id = %w.container_id, held = taken.id, phase = ?taken.phase,
+                "took over a notify fd from the holder");
+            if self.start(
+                taken.fd,
+                w,
+                taken.phase,
+                Some(HeldFd::new(holder.clone(), taken.id)),
+            ) {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    fn start(&self, fd: OwnedFd, w: Arc<Workload>, phase: Phase, held: Option<HeldFd>) -> bool {
+        let mut held = held;
+        let supervision = Supervision {
+            phase,
+            stop: Some(self.stopper.signal()),
+            watcher: held
+                .as_ref()
+                .map(|h| Box::new(h.clone()) as Box<dyn Watcher>),
+        };
+        match supervisor::spawn_with(fd, w, self.handler.clone(), supervision) {
+            Ok(thread) => {
+                self.stopper.track(thread);
+                true
+            }
+            Err(e) => {
+                error!(error = %e, "cannot start a supervisor thread; the container's notified syscalls will fail");
+                // Our copy is gone with the thread that never ran: the holder's must go too, or
+                // those syscalls would wait instead of failing.
+                if let Some(h) = held.as_mut() {
+                    h.giving_up();
+                }
+                false
+            }
+        }
+    }
+}
+
+/// A supervised fd the holder holds a copy of, as the supervisor's [`Watcher`].
+#[derive(Clone)]
+struct HeldFd {
+    holder: Arc<HolderClient>,
+    id: u64,
+    released: bool,
+}
+
+impl HeldFd {
+    fn new(holder: Arc<HolderClient>, id: u64) -> Self {
+        Self {
+            holder,
+            id,
+            released: false,
+        }
+    }
+
+    fn release(&mut self, why: &str) {
+        if self.released {
+            return;
+        }
+        match self.holder.release(self.id) {
+            Ok(()) => self.released = true,
+            Err(e) => error!(held = self.id, error = %e,
+                "{why}, and the fd holder could not be told to let go of its copy: until it does (or is stopped), the container's notified syscalls wait instead of failing"),
+        }
+    }
+}
+
+impl Watcher for HeldFd {
+    fn phase_changed(&mut self, phase: Phase) {
+        if self.released {
+            return;
+        }
+        if let Err(e) = self.holder.set_phase(self.id, phase) {
+            // The holder's record would be wrong in the unsafe direction (a later agent would let
+            // runc's "init" through unchecked): it must not hand this fd to a later agent.
+            error!(held = self.id, error = %e, "the fd holder did not record that the workload started; releasing its copy, so this container will not survive an agent restart");
+            self.release("releasing a notify fd whose phase the holder missed");
+        }
+    }
+
+    fn giving_up(&mut self) {
+        self.release("the agent gave up a notify fd to fail closed");
+    }
+}

@@ -1,0 +1,202 @@
+//! Process allow-lists and egress rules on the real node (issue 5, item 7): the agent's code
+//! serves the pod's notify fds in this process, under policies written for the test.
+//!
+//! Needs root and the node (`make node-up`); under `make test` (RAMPART_NODE_TESTS=1) a missing
+//! node fails the test instead of skipping it.
+
+mod common;
+
+use common::{Agent, node};
+use rampart_integration::cri::{ContainerSpec, PodSpec, SeccompProfile, TestPod, unique_name};
+
+const PROBE: &str = "/usr/local/bin/rampart-probe";
+
+/// Only nginx (and the probe the test needs) may run in the nginx container.
+const ONLY_NGINX: &str = r#"
+apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: OnlyNginxRuns}
+spec:
+  selector: {containerNames: [nginx]}
+  mode: enforce
+  severity: Critical
+  processes:
+    - id: allow-list
+      allowOnly: [/usr/sbin/nginx, /usr/local/bin/rampart-probe]
+      action: block
+"#;
+
+/// TEST-NET-3 is off limits, and so is port 6379 anywhere.
+const EGRESS: &str = r#"
+apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: NoTestNetNoRedis}
+spec:
+  selector: {containerNames: [nginx]}
+  mode: enforce
+  severity: High
+  network:
+    - {id: test-net, cidrs: [203.0.113.0/24], action: block}
+    - {id: redis, ports: [6379], action: block}
+"#;
+
+const NOTIFY: &[&str] = &[
+    "execve", "execveat", "connect", "sendto", "sendmsg", "sendmmsg",
+];
+
+async fn nginx_pod(agent: &Agent, cri: &rampart_integration::cri::Cri) -> TestPod {
+    let profile = agent.profile(NOTIFY, &[]);
+    TestPod::run(
+        cri,
+        &PodSpec::new(unique_name("procnet"))
+            .namespace("rampart-test")
+            .label("app", "nginx"),
+        &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")
+            .seccomp(SeccompProfile::Localhost(profile))],
+    )
+    .await
+    .expect("nginx starts under the agent")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_listed_executables_run() {
+    let Some(cri) = node().await else { return };
+    let agent = Agent::start(&[("only-nginx.yaml", ONLY_NGINX)]);
+    // nginx itself starts (its exec is on the list) and forks its workers.
+    let pod = nginx_pod(&agent, &cri).await;
+
+    // A shell is not on the list: the exec into the container fails before sh runs.
+    let out = pod.exec("nginx", &["sh", "-c", "echo ran"]).await;
+    let ran = out.as_ref().is_ok_and(|o| o.stdout_text().contains("ran"));
+    assert!(!ran, "sh ran in the nginx container: {out:?}");
+    assert!(
+        out.as_ref().map_or(true, |o| o.exit_code != 0),
+        "the exec of sh did not fail: {out:?}"
+    );
+    // Nor is a renamed copy of an allowed name's neighbour: busybox under any name.
+    let out = pod.exec("nginx", &["/bin/cat", "/etc/hostname"]).await;
+    assert!(out.as_ref().map_or(true, |o| o.exit_code != 0), "{out:?}");
+
+    let seen = agent.events.all();
+    let blocked: Vec<_> = seen
+        .iter()
+        .filter(|e| e.event_type == "ProcessExecution" && e.action == "Blocked")
+        .collect();
+    assert!(
+        blocked
+            .iter()
+            .any(|e| e.file_path == "/bin/busybox" && e.policy_name == "OnlyNginxRuns"),
+        "no Blocked exec of /bin/busybox (what /bin/sh resolves to): {seen:#?}"
+    );
+    // The listed probe runs.
+    let ok = pod.exec("nginx", &[PROBE, "nop"]).await.unwrap();
+    assert_eq!(ok.exit_code, 0, "{ok:?}");
+    // And nginx was never stopped: its master is still there with its workers.
+    let procs = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| c.starts_with("nginx: master"))
+        .count();
+    assert!(procs >= 1, "no nginx master process on the node");
+
+    pod.remove().await.unwrap();
+}
+
+/// An allowed exec CONTINUEs and the kernel reads the path again: a second thread rewriting it
+/// after the check gets another program exec'd unless the exec backstop (fanotify
+/// FAN_OPEN_EXEC_PERM on the container's mounts) stops the real file. With
+/// RAMPART_TEST_NO_EXEC_GUARD=1 this test fails: busybox runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_the_exec_path_never_runs_an_unlisted_program() {
+    let Some(cri) = node().await else { return };
+    let agent = Agent::start(&[("only-nginx.yaml", ONLY_NGINX)]);
+    let pod = nginx_pod(&agent, &cri).await;
+
+    let out = pod
+        .exec("nginx", &[PROBE, "race-exec", PROBE, "/bin/busybox", "400"])
+        .await
+        .unwrap();
+    let text = out.stdout_text();
+    let count = |what: &str| -> u64 {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let i = words
+            .iter()
+            .position(|w| *w == what)
+            .unwrap_or_else(|| panic!("{out:?}"));
+        words[i + 1].parse().unwrap()
+    };
+    assert_eq!(
+        count("denied"),
+        0,
+        "busybox ran in the nginx container: {out:?}"
+    );
+    // The race was run: the listed program ran for some children, and others were refused.
+    assert!(count("allowed") > 0, "{out:?}");
+    let seen = agent.events.all();
+    assert!(
+        seen.iter()
+            .any(|e| e.event_type == "ProcessExecution" && e.action == "Blocked"),
+        "no Blocked exec at all: {seen:#?}"
+    );
+    let backstop = seen
+        .iter()
+        .filter(|e| e.enforcer == "fanotify-exec")
+        .count();
+    eprintln!("race-exec: {text:?}; blocked by the backstop: {backstop}");
+
+    pod.remove().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_is_denied_by_cidr_and_by_port() {
+    let Some(cri) = node().await else { return };
+    let agent = Agent::start(&[("egress.yaml", EGRESS)]);
+    let pod = nginx_pod(&agent, &cri).await;
+    let send = |how: &'static str, ip: &'static str, port: &'static str| {
+        let pod = &pod;
+        async move {
+            pod.exec("nginx", &[PROBE, "send", how, ip, port])
+                .await
+                .unwrap()
+        }
+    };
+
+    // Every way of naming a destination is decided on it.
+    for how in ["connect", "sendto", "sendmsg", "sendmmsg"] {
+        let out = send(how, "203.0.113.7", "80").await;
+        assert_eq!(
+            out.stdout_text(),
+            format!("err EPERM {how}\n"),
+            "{how} to TEST-NET-3: {out:?}"
+        );
+        let out = send(how, "127.0.0.1", "6379").await;
+        assert_eq!(
+            out.stdout_text(),
+            format!("err EPERM {how}\n"),
+            "{how} to port 6379: {out:?}"
+        );
+    }
+    // Allowed destinations reach the kernel: a closed local TCP port refuses, UDP sends go out.
+    let out = send("connect", "127.0.0.1", "6380").await;
+    assert_eq!(out.stdout_text(), "err ECONNREFUSED connect\n", "{out:?}");
+    for how in ["sendto", "sendmsg", "sendmmsg"] {
+        let out = send(how, "127.0.0.1", "6380").await;
+        assert_eq!(out.stdout_text(), format!("ok {how}\n"), "{out:?}");
+    }
+
+    let seen = agent.events.all();
+    for (remote, rule) in [("203.0.113.7:80", "test-net"), ("127.0.0.1:6379", "redis")] {
+        for syscall in ["connect", "sendto", "sendmsg", "sendmmsg"] {
+            assert!(
+                seen.iter().any(|e| e.event_type == "NetworkConnection"
+                    && e.action == "Blocked"
+                    && e.remote == remote
+                    && e.rule_id == rule
+                    && e.syscall == syscall),
+                "no Blocked {syscall} to {remote}: {seen:#?}"
+            );
+        }
+    }
+
+    pod.remove().await.unwrap();
+}
