@@ -18,6 +18,8 @@
 #   bench/seccomp-latency.sh [--doc] [--rounds N]      (as root)
 #     --doc     also write the table into docs/benchmarks.md, section
 #               "## seccomp agent latency (bench/seccomp-latency.sh)" (replaced if present)
+#   BASE_AGENT=PATH   adds a fifth pod, "base": the agent's profile served by another build of
+#               bench_agent (an earlier commit's), for a before/after comparison in one run
 #
 # Needs root, the node, gcc, python3 and cargo (builds the agent example in release mode).
 set -euo pipefail
@@ -61,11 +63,13 @@ SUFFIX=$$
 pods=()
 AGENT_PID=
 FLOOR_PID=
+BASE_PID=
 cleanup() {
   local p
   for p in "${pods[@]}"; do timeout 60 "$K" rm "$p" -n "$NS" >/dev/null 2>&1 || log "warning: could not remove pod $NS/$p"; done
   [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
   [ -n "$FLOOR_PID" ] && kill "$FLOOR_PID" 2>/dev/null || true
+  [ -n "$BASE_PID" ] && kill "$BASE_PID" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -74,12 +78,19 @@ trap cleanup EXIT
 AGENT_PID=$!
 "$work/continue-supervisor" "$work/floor.sock" >"$work/floor.out" 2>"$work/floor.err" &
 FLOOR_PID=$!
-for s in agent floor; do
+SUPERVISORS=(agent floor)
+if [ -n "${BASE_AGENT:-}" ]; then
+  "$BASE_AGENT" "$work/base.sock" "$SRC/bench/seccomp-latency-policy.yaml" >"$work/base.out" 2>"$work/base.err" &
+  BASE_PID=$!
+  SUPERVISORS+=(base)
+fi
+for s in "${SUPERVISORS[@]}"; do
   for _ in $(seq 100); do [ -S "$work/$s.sock" ] && break; sleep 0.1; done
   [ -S "$work/$s.sock" ] || { cat "$work/$s.err" >&2; die "the $s supervisor did not come up"; }
 done
 
 CFGS=(none hardened agent floor)
+[ -n "${BASE_AGENT:-}" ] && CFGS+=(base)
 declare -A POD
 run_pod() { # CONFIG SECCOMP-PROFILE-ARG
   POD[$1]=bench-$1-$SUFFIX
@@ -124,7 +135,8 @@ PY
 }
 notified_profile "$work/agent.sock" "$work/agent.json"
 notified_profile "$work/floor.sock" "$work/floor.json"
-for c in agent floor; do
+[ -n "${BASE_AGENT:-}" ] && notified_profile "$work/base.sock" "$work/base.json"
+for c in "${SUPERVISORS[@]}"; do
   run_pod "$c" "$work/$c.json"
   # What the container really runs under (another NRI plugin could have changed it).
   listener=$(spec_seccomp "$c" | grep -o '"listenerPath": *"[^"]*"' | head -1 || true)
@@ -148,7 +160,7 @@ for r in $(seq "$ROUNDS"); do
   for b in "${BENCHES[@]}"; do
     IFS='|' read -r name a_none a_agent a_floor <<<"$b"
     for c in "${CFGS[@]}"; do
-      case $c in none | hardened) args=$a_none ;; agent) args=$a_agent ;; floor) args=$a_floor ;; esac
+      case $c in none | hardened) args=$a_none ;; agent | base) args=$a_agent ;; floor) args=$a_floor ;; esac
       # shellcheck disable=SC2086
       out=$("$K" exec "${POD[$c]}" -n "$NS" --timeout 300 -- /usr/local/bin/rampart-probe $args 2>"$work/probe.err") \
         || { cat "$work/probe.err" >&2; die "round $r, $name in $c: rampart-probe $args failed: $out"; }
@@ -172,6 +184,10 @@ kill "$AGENT_PID" && wait "$AGENT_PID" 2>/dev/null || true
 AGENT_PID=
 kill "$FLOOR_PID" && wait "$FLOOR_PID" 2>/dev/null || true
 FLOOR_PID=
+if [ -n "$BASE_PID" ]; then
+  kill "$BASE_PID" && wait "$BASE_PID" 2>/dev/null || true
+  BASE_PID=
+fi
 
 row() { # NAME LABEL
   local n=$1 label=$2
@@ -252,6 +268,27 @@ $(stage_row restore "give the thread its own credentials back")
 $(stage_row report "the event to the reporter (denied only)")
 EOF
 )
+if [ -n "${BASE_AGENT:-}" ]; then
+  base_row() { # NAME LABEL
+    local b50 b99 g50 g99
+    b50=$(p50 "$1" base); b99=$(p99 "$1" base); g50=$(p50 "$1" agent); g99=$(p99 "$1" agent)
+    echo "| $2 | $(fmt "$b50") / $(fmt "$b99") | $(fmt "$g50") / $(fmt "$g99") | $(ratio "$g50" "$b50")× |"
+  }
+  where=$(cat <<EOF
+$where
+
+Before and after, in this run: the same profile served by another build of bench_agent
+(\`BASE_AGENT=${BASE_AGENT_LABEL:-$BASE_AGENT}\`) next to this one:
+
+| call | agent before p50 / p99 | agent now p50 / p99 | now ÷ before, p50 |
+|---|---|---|---|
+$(base_row open "openat + close, allowed")
+$(base_row open-deny "openat, denied")
+$(base_row exec "posix_spawn + execve + wait")
+$(base_row connect "connect to a closed port")
+EOF
+)
+fi
 floor_counts=$(tr '\n' ';' < "$work/floor.out" | sed 's/;$//; s/;/; /g')
 env_line="$(date -u +%Y-%m-%d), kernel $(uname -r), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average $load_before before, $load_after after; $ROUNDS rounds, medians of per-round p50/p99; N: open $N_OPEN, exec $N_EXEC, connect $N_CONNECT, getpid $N_GETPID per round. Agent: ${agent_counts:-no output}. Floor: ${floor_counts:-no output}."
 

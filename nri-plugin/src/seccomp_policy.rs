@@ -253,29 +253,37 @@ pub fn from_oci(v: &Value) -> Result<LinuxSeccomp, PolicyError> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::seccomp_merge::{ACT_ERRNO, ACT_NOTIFY};
-    use rampart_protos::nri::{LinuxContainer, SecurityProfile};
+/// Test support for the seccomp adjustment, shared by this crate's unit tests and its integration
+/// tests (`tests/fake_runtime.rs`): an input profile and a way to look into a result. Each test
+/// states its own expectations.
+pub mod test_support {
+    use rampart_protos::nri::{LinuxSeccomp, LinuxSeccompArg, LinuxSyscall, OptionalUInt32};
 
-    fn add() -> Additions {
-        Additions {
-            notify: vec!["openat".into(), "execve".into()],
-            deny: vec!["io_uring_setup".into()],
-            listener_path: "/run/rampart/seccomp.sock".into(),
-            listener_metadata: "rampart/v1 shop/web/nginx".into(),
-        }
+    /// The actions of the rules in `p` that name `syscall`, in order.
+    pub fn actions(p: &LinuxSeccomp, syscall: &str) -> Vec<String> {
+        p.syscalls
+            .iter()
+            .filter(|s| s.names.iter().any(|n| n == syscall))
+            .map(|s| s.action.clone())
+            .collect()
     }
 
-    fn runtime_default_like() -> LinuxSeccomp {
+    /// A RuntimeDefault-like profile, as a runtime that resolves it would send in
+    /// `Container.linux.seccomp_policy`: errno by default, an allow list (read, write, openat,
+    /// execve), one rule with arguments (personality(8)).
+    pub fn runtime_default_like() -> LinuxSeccomp {
         LinuxSeccomp {
             default_action: "SCMP_ACT_ERRNO".into(),
             default_errno: Some(OptionalUInt32 { value: 1 }),
             architectures: vec!["SCMP_ARCH_X86_64".into()],
             syscalls: vec![
                 LinuxSyscall {
-                    names: vec!["read".into(), "openat".into(), "execve".into()],
+                    names: vec![
+                        "read".into(),
+                        "write".into(),
+                        "openat".into(),
+                        "execve".into(),
+                    ],
                     action: "SCMP_ACT_ALLOW".into(),
                     ..Default::default()
                 },
@@ -294,13 +302,22 @@ mod tests {
             ..Default::default()
         }
     }
+}
 
-    fn actions(p: &LinuxSeccomp, name: &str) -> Vec<String> {
-        p.syscalls
-            .iter()
-            .filter(|s| s.names.iter().any(|n| n == name))
-            .map(|s| s.action.clone())
-            .collect()
+#[cfg(test)]
+mod tests {
+    use super::test_support::{actions, runtime_default_like};
+    use super::*;
+    use crate::seccomp_merge::{ACT_ERRNO, ACT_NOTIFY};
+    use rampart_protos::nri::{LinuxContainer, SecurityProfile};
+
+    fn add() -> Additions {
+        Additions {
+            notify: vec!["openat".into(), "execve".into()],
+            deny: vec!["io_uring_setup".into()],
+            listener_path: "/run/rampart/seccomp.sock".into(),
+            listener_metadata: "rampart/v1 shop/web/nginx".into(),
+        }
     }
 
     #[test]

@@ -21,12 +21,13 @@ use rampart_nri::mux::{ConnWriter, Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CON
 use rampart_nri::nri::security_profile::ProfileType;
 use rampart_nri::nri::{
     self, ConfigureRequest, ConfigureResponse, Container, ContainerUpdate, CreateContainerRequest,
-    CreateContainerResponse, Event, LinuxContainer, LinuxSeccomp, LinuxSeccompArg, LinuxSyscall,
-    OptionalUInt32, PodSandbox, RegisterPluginRequest, SecurityProfile, StateChangeEvent,
-    SynchronizeRequest, SynchronizeResponse,
+    CreateContainerResponse, Event, LinuxContainer, OptionalUInt32, PodSandbox,
+    RegisterPluginRequest, SecurityProfile, StateChangeEvent, SynchronizeRequest,
+    SynchronizeResponse,
 };
 use rampart_nri::runc_wrapper::SECCOMP_ANNOTATION;
 use rampart_nri::seccomp_merge::{ACT_ERRNO, ACT_NOTIFY};
+use rampart_nri::seccomp_policy::test_support::{actions, runtime_default_like};
 use rampart_nri::ttrpc::{self, Decoded, Decoder, code};
 use rampart_nri::{CreateReply, EventMask, Handler, HandlerResult, Plugin, PluginConfig};
 use tokio::net::UnixListener;
@@ -281,40 +282,6 @@ async fn plugin_speaks_nri_to_a_scripted_runtime_and_reconnects() {
     let _ = std::fs::remove_file(&path);
 }
 
-/// A RuntimeDefault-like profile, as a runtime that resolves it would send in
-/// `Container.linux.seccomp_policy`: errno by default, an allow list, one rule with arguments.
-fn runtime_default_like() -> LinuxSeccomp {
-    LinuxSeccomp {
-        default_action: "SCMP_ACT_ERRNO".into(),
-        default_errno: Some(OptionalUInt32 { value: 1 }),
-        architectures: vec!["SCMP_ARCH_X86_64".into()],
-        syscalls: vec![
-            LinuxSyscall {
-                names: vec![
-                    "read".into(),
-                    "write".into(),
-                    "openat".into(),
-                    "execve".into(),
-                ],
-                action: "SCMP_ACT_ALLOW".into(),
-                ..Default::default()
-            },
-            LinuxSyscall {
-                names: vec!["personality".into()],
-                action: "SCMP_ACT_ALLOW".into(),
-                args: vec![LinuxSeccompArg {
-                    index: 0,
-                    value: 8,
-                    value_two: 0,
-                    op: "SCMP_CMP_EQ".into(),
-                }],
-                ..Default::default()
-            },
-        ],
-        ..Default::default()
-    }
-}
-
 fn labelled_pod(name: &str, app: &str) -> PodSandbox {
     PodSandbox {
         labels: [("app".to_string(), app.to_string())].into(),
@@ -331,14 +298,6 @@ fn container_with(pod: &PodSandbox, name: &str, linux: LinuxContainer) -> Contai
         linux: Some(linux),
         ..Default::default()
     }
-}
-
-fn actions(p: &LinuxSeccomp, syscall: &str) -> Vec<String> {
-    p.syscalls
-        .iter()
-        .filter(|s| s.names.iter().any(|n| n == syscall))
-        .map(|s| s.action.clone())
-        .collect()
 }
 
 #[tokio::test]

@@ -16,6 +16,8 @@
 //! Needs root and the node (`scripts/node up`). Without them it prints why and passes as skipped;
 //! under `make test` (RAMPART_NODE_TESTS set) a missing node fails the test.
 
+mod common;
+
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -23,14 +25,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
+use common::{IMAGE, NAMESPACE, cri_client, remove_pods, runtime_spec};
+use k8s_cri::v1::PodSandboxConfig;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use k8s_cri::v1::{
-    ContainerConfig, ContainerMetadata, ContainerStatusRequest, CreateContainerRequest, ImageSpec,
-    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
-    PodSandboxConfig, PodSandboxMetadata, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StartContainerRequest, StopPodSandboxRequest,
-};
 use rampart_nri::adjust::POLICIES_ANNOTATION;
 use rampart_nri::daemon::stand_in::{Behaviour, Rule, StandInDaemon};
 use rampart_nri::inject::{InjectConfig, RampartHandler};
@@ -42,11 +39,9 @@ use rampart_seccomp::listener::Listener;
 use rampart_seccomp::supervisor::{self, Answer, Handler as NotifyHandler, Phase};
 use rampart_seccomp::sys::notify::Notification;
 use rampart_seccomp::workload::Workload as NotifyWorkload;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 const NRI_SOCKET: &str = "/var/run/nri/nri.sock";
-const IMAGE: &str = "rampart.local/busybox:latest";
-const NAMESPACE: &str = "rampart-test";
 const SYS_OPENAT: i32 = 257;
 const SYS_EXECVE: i32 = 59;
 
@@ -62,7 +57,7 @@ fn cri_socket() -> PathBuf {
         .unwrap_or_else(|| node_dir().join("containerd.sock"))
 }
 
-/// None when the test can run; otherwise why not. Under RAMPART_NODE_TESTS that is a failure.
+/// True when the test can run on the node; otherwise says why (under RAMPART_NODE_TESTS, fails).
 fn node_or_skip(test: &str) -> bool {
     let why = match std::fs::metadata("/proc/self") {
         Ok(m) if m.uid() != 0 => Some(format!("needs root (running as uid {})", m.uid())),
@@ -77,17 +72,7 @@ fn node_or_skip(test: &str) -> bool {
                 )
             }),
     };
-    match why {
-        None => true,
-        Some(why) => {
-            assert!(
-                std::env::var_os("RAMPART_NODE_TESTS").is_none(),
-                "RAMPART_NODE_TESTS is set but {test} cannot run: {why}"
-            );
-            println!("SKIPPED {test}: {why}");
-            false
-        }
-    }
+    common::runs_or_skips(test, why)
 }
 
 fn tempdir(tag: &str) -> PathBuf {
@@ -293,138 +278,18 @@ impl<H: Handler> Handler for Synced<H> {
     }
 }
 
-async fn cri_client(socket: PathBuf) -> RuntimeServiceClient<Channel> {
-    let channel = Endpoint::try_from("http://[::]")
-        .expect("static URI")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(
-                    tokio::net::UnixStream::connect(socket).await?,
-                ))
-            }
-        }))
-        .await
-        .expect("connect to containerd's CRI socket");
-    RuntimeServiceClient::new(channel)
-}
-
-/// Runs a one-container pod labelled app=<app>; returns (sandbox id, container id).
+/// Runs a one-container (`main`) pod labelled app=<app> on the node; returns the container id.
 async fn run_pod(
     cri: &mut RuntimeServiceClient<Channel>,
     pod: &str,
     app: &str,
     sandboxes: &mut Vec<String>,
 ) -> Result<String, String> {
-    let uid = format!("{pod}-uid");
     let config = PodSandboxConfig {
-        metadata: Some(PodSandboxMetadata {
-            name: pod.into(),
-            uid: uid.clone(),
-            namespace: NAMESPACE.into(),
-            attempt: 0,
-        }),
         labels: [("app".to_string(), app.to_string())].into(),
-        log_directory: format!("/tmp/rampart-nri-test/{uid}"),
-        linux: Some(LinuxPodSandboxConfig {
-            // Under the node's pod cgroup parent, so `scripts/node down` finds anything left over.
-            cgroup_parent: format!("/rampart-pods/pod{uid}"),
-            security_context: Some(LinuxSandboxSecurityContext {
-                namespace_options: Some(NamespaceOption {
-                    network: NamespaceMode::Node as i32,
-                    pid: NamespaceMode::Container as i32,
-                    ipc: NamespaceMode::Pod as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
+        ..common::node_pod(pod)
     };
-    let id = cri
-        .run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .map_err(|e| format!("RunPodSandbox {pod}: {e}"))?
-        .into_inner()
-        .pod_sandbox_id;
-    sandboxes.push(id.clone());
-    let container = ContainerConfig {
-        metadata: Some(ContainerMetadata {
-            name: "main".into(),
-            attempt: 0,
-        }),
-        image: Some(ImageSpec {
-            image: IMAGE.into(),
-            ..Default::default()
-        }),
-        command: vec!["sleep".into(), "60".into()],
-        log_path: "main.log".into(),
-        ..Default::default()
-    };
-    let ctr = cri
-        .create_container(CreateContainerRequest {
-            pod_sandbox_id: id,
-            config: Some(container),
-            sandbox_config: Some(config),
-        })
-        .await
-        .map_err(|e| format!("CreateContainer in {pod} ({IMAGE}): {e}"))?
-        .into_inner()
-        .container_id;
-    cri.start_container(StartContainerRequest {
-        container_id: ctr.clone(),
-    })
-    .await
-    .map_err(|e| format!("StartContainer in {pod}: {e}"))?;
-    Ok(ctr)
-}
-
-/// The container's OCI spec (CRI verbose status), and its init pid.
-async fn runtime_spec(
-    cri: &mut RuntimeServiceClient<Channel>,
-    id: &str,
-) -> Result<(serde_json::Value, u32), String> {
-    let status = cri
-        .container_status(ContainerStatusRequest {
-            container_id: id.into(),
-            verbose: true,
-        })
-        .await
-        .map_err(|e| format!("ContainerStatus {id}: {e}"))?
-        .into_inner();
-    let info = status
-        .info
-        .get("info")
-        .ok_or_else(|| format!("no verbose info for {id}: {:?}", status.info.keys()))?;
-    let info: serde_json::Value =
-        serde_json::from_str(info).map_err(|e| format!("verbose info is not JSON: {e}"))?;
-    let pid = info["pid"].as_u64().unwrap_or(0) as u32;
-    Ok((info["runtimeSpec"].clone(), pid))
-}
-
-async fn remove_pods(cri: &mut RuntimeServiceClient<Channel>, ids: &[String]) {
-    for id in ids {
-        if let Err(e) = cri
-            .stop_pod_sandbox(StopPodSandboxRequest {
-                pod_sandbox_id: id.clone(),
-            })
-            .await
-        {
-            eprintln!("cleanup: StopPodSandbox {id}: {e}");
-        }
-        if let Err(e) = cri
-            .remove_pod_sandbox(RemovePodSandboxRequest {
-                pod_sandbox_id: id.clone(),
-            })
-            .await
-        {
-            eprintln!("cleanup: RemovePodSandbox {id}: {e}");
-        }
-    }
+    common::run_pod(cri, config, "main", sandboxes).await
 }
 
 /// One in-process rampart plugin at a time: two rampart-nri instances on a node fight (each
@@ -542,7 +407,9 @@ async fn cri_pods_get_the_annotation_only_when_scoped() {
         );
     }
 
-    let mut cri = cri_client(cri_socket()).await;
+    let mut cri = cri_client(cri_socket())
+        .await
+        .expect("connect to containerd's CRI socket");
     let mut sandboxes = Vec::new();
     let result: Result<(), String> = async {
         let scoped = run_pod(
@@ -649,7 +516,9 @@ async fn required_workload_fails_closed_when_rampartd_is_down() {
     });
     let _one = ONE_PLUGIN.lock().await;
     let plugin_task = start_plugin(daemon.clone(), "failclosed", "93").await;
-    let mut cri = cri_client(cri_socket()).await;
+    let mut cri = cri_client(cri_socket())
+        .await
+        .expect("connect to containerd's CRI socket");
     let mut sandboxes = Vec::new();
     let first = run_pod(&mut cri, &format!("fc-a-{pid}"), &app, &mut sandboxes).await;
     daemon.set(Behaviour::Unreachable);

@@ -5,6 +5,8 @@
 //! Needs root and a node (`scripts/node up`). Without them it prints why and passes as skipped;
 //! it never starts or stops the node itself.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -12,19 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
-use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use k8s_cri::v1::{
-    ContainerConfig, ContainerMetadata, CreateContainerRequest, ImageSpec, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
-    PodSandboxMetadata, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
-    StopPodSandboxRequest,
-};
-use tonic::transport::{Channel, Endpoint, Uri};
+use common::{NAMESPACE, cri_client, remove_pods, run_pod};
 
 const NRI_SOCKET: &str = "/var/run/nri/nri.sock";
-const IMAGE: &str = "rampart.local/busybox:latest";
-const NAMESPACE: &str = "rampart-test";
 const CONTAINER: &str = "sleeper";
 
 fn cri_socket() -> PathBuf {
@@ -121,121 +113,12 @@ impl Drop for PluginProcess {
     }
 }
 
-async fn cri_client(socket: PathBuf) -> RuntimeServiceClient<Channel> {
-    let channel = Endpoint::try_from("http://[::]")
-        .expect("static URI")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(
-                    tokio::net::UnixStream::connect(socket).await?,
-                ))
-            }
-        }))
-        .await
-        .expect("connect to containerd's CRI socket");
-    RuntimeServiceClient::new(channel)
-}
-
-/// Runs a one-container pod and returns its sandbox id; the caller removes it.
-async fn run_pod(
-    cri: &mut RuntimeServiceClient<Channel>,
-    pod: &str,
-    sandbox_id: &mut Option<String>,
-) -> Result<(), String> {
-    let uid = format!("{pod}-uid");
-    let config = PodSandboxConfig {
-        metadata: Some(PodSandboxMetadata {
-            name: pod.into(),
-            uid: uid.clone(),
-            namespace: NAMESPACE.into(),
-            attempt: 0,
-        }),
-        log_directory: format!("/tmp/rampart-nri-test/{uid}"),
-        linux: Some(LinuxPodSandboxConfig {
-            // Under the node's pod cgroup parent, so `scripts/node down` finds anything left over.
-            cgroup_parent: format!("/rampart-pods/pod{uid}"),
-            security_context: Some(LinuxSandboxSecurityContext {
-                // Host network: this test is about NRI, not CNI.
-                namespace_options: Some(NamespaceOption {
-                    network: NamespaceMode::Node as i32,
-                    pid: NamespaceMode::Container as i32,
-                    ipc: NamespaceMode::Pod as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let id = cri
-        .run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .map_err(|e| format!("RunPodSandbox: {e}"))?
-        .into_inner()
-        .pod_sandbox_id;
-    *sandbox_id = Some(id.clone());
-    let container = ContainerConfig {
-        metadata: Some(ContainerMetadata {
-            name: CONTAINER.into(),
-            attempt: 0,
-        }),
-        image: Some(ImageSpec {
-            image: IMAGE.into(),
-            ..Default::default()
-        }),
-        command: vec!["sleep".into(), "60".into()],
-        log_path: format!("{CONTAINER}.log"),
-        ..Default::default()
-    };
-    let ctr = cri
-        .create_container(CreateContainerRequest {
-            pod_sandbox_id: id.clone(),
-            config: Some(container),
-            sandbox_config: Some(config),
-        })
-        .await
-        .map_err(|e| format!("CreateContainer ({IMAGE}; built by scripts/build-images): {e}"))?
-        .into_inner()
-        .container_id;
-    cri.start_container(StartContainerRequest { container_id: ctr })
-        .await
-        .map_err(|e| format!("StartContainer: {e}"))?;
-    Ok(())
-}
-
-async fn remove_pod(cri: &mut RuntimeServiceClient<Channel>, id: &str) {
-    if let Err(e) = cri
-        .stop_pod_sandbox(StopPodSandboxRequest {
-            pod_sandbox_id: id.into(),
-        })
-        .await
-    {
-        eprintln!("cleanup: StopPodSandbox {id}: {e}");
-    }
-    if let Err(e) = cri
-        .remove_pod_sandbox(RemovePodSandboxRequest {
-            pod_sandbox_id: id.into(),
-        })
-        .await
-    {
-        eprintln!("cleanup: RemovePodSandbox {id}: {e}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_sees_a_pods_lifecycle_on_real_containerd() {
-    if let Some(why) = skip_reason() {
-        // Under `make test` the node is up by construction: a skip there would hide a failure.
-        assert!(
-            std::env::var_os("RAMPART_NODE_TESTS").is_none(),
-            "RAMPART_NODE_TESTS is set but the node test cannot run: {why}"
-        );
-        println!("SKIPPED plugin_sees_a_pods_lifecycle_on_real_containerd: {why}");
+    if !common::runs_or_skips(
+        "plugin_sees_a_pods_lifecycle_on_real_containerd",
+        skip_reason(),
+    ) {
         return;
     }
     let pid = std::process::id();
@@ -250,11 +133,13 @@ async fn plugin_sees_a_pods_lifecycle_on_real_containerd() {
     }
 
     let pod = format!("nri-test-{pid}");
-    let mut cri = cri_client(cri_socket()).await;
-    let mut sandbox = None;
-    let ran = run_pod(&mut cri, &pod, &mut sandbox).await;
+    let mut cri = cri_client(cri_socket())
+        .await
+        .expect("connect to containerd's CRI socket");
+    let mut sandboxes = Vec::new();
+    let ran = run_pod(&mut cri, common::node_pod(&pod), CONTAINER, &mut sandboxes).await;
     let pod_ref = format!("{NAMESPACE}/{pod}");
-    let seen = ran.and_then(|()| {
+    let seen = ran.and_then(|_| {
         let t = Duration::from_secs(10);
         let mut seen = Vec::new();
         for needles in [
@@ -268,8 +153,8 @@ async fn plugin_sees_a_pods_lifecycle_on_real_containerd() {
         }
         Ok(seen)
     });
-    if let Some(id) = &sandbox {
-        remove_pod(&mut cri, id).await;
+    if !sandboxes.is_empty() {
+        remove_pods(&mut cri, &sandboxes).await;
         // Removal events are best effort here: the pod is gone either way.
         let _ = plugin.wait_for(&["RemovePodSandbox", &pod_ref], Duration::from_secs(10));
     }

@@ -16,23 +16,18 @@
 //! Needs root, containerd and the node's images (`scripts/node up` built them); without them it
 //! prints why and passes as skipped, and under RAMPART_NODE_TESTS that is a failure.
 
+mod common;
+
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
+use common::{cri_client, host_network_pod, remove_pods, run_pod, runtime_spec};
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use k8s_cri::v1::{
-    ContainerConfig, ContainerMetadata, ContainerStatusRequest, CreateContainerRequest, ImageSpec,
-    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
-    PodSandboxConfig, PodSandboxMetadata, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StartContainerRequest, StopPodSandboxRequest,
-};
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
-const IMAGE: &str = "rampart.local/busybox:latest";
 const SEED_POLICY: &str = "disallow-etc-access-for-nginx.yaml";
 
 fn node_images() -> PathBuf {
@@ -301,138 +296,21 @@ fn wrapper(dir: &Path, nri: &Path, daemon: &Path) -> String {
     )
 }
 
-async fn cri_client(socket: PathBuf) -> RuntimeServiceClient<Channel> {
-    let channel = Endpoint::try_from("http://[::]")
-        .expect("static URI")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(
-                    tokio::net::UnixStream::connect(socket).await?,
-                ))
-            }
-        }))
-        .await
-        .expect("connect to the private containerd's CRI socket");
-    RuntimeServiceClient::new(channel)
-}
-
-/// A host-network pod with one busybox container named `ctr_name`; returns (sandbox, container).
-async fn run_pod(
-    cri: &mut RuntimeServiceClient<Channel>,
-    cgroup_parent: &str,
-    pod: &str,
-    ctr_name: &str,
-    sandboxes: &mut Vec<String>,
-) -> Result<String, String> {
-    let uid = format!("{pod}-uid");
-    let config = PodSandboxConfig {
-        metadata: Some(PodSandboxMetadata {
-            name: pod.into(),
-            uid: uid.clone(),
-            namespace: "rampart-prereg".into(),
-            attempt: 0,
-        }),
-        log_directory: format!("/tmp/rampart-prereg-test/{uid}"),
-        linux: Some(LinuxPodSandboxConfig {
-            cgroup_parent: format!("{cgroup_parent}/pod{uid}"),
-            security_context: Some(LinuxSandboxSecurityContext {
-                namespace_options: Some(NamespaceOption {
-                    network: NamespaceMode::Node as i32,
-                    pid: NamespaceMode::Container as i32,
-                    ipc: NamespaceMode::Pod as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let id = cri
-        .run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .map_err(|e| format!("RunPodSandbox {pod}: {e}"))?
-        .into_inner()
-        .pod_sandbox_id;
-    sandboxes.push(id.clone());
-    let container = ContainerConfig {
-        metadata: Some(ContainerMetadata {
-            name: ctr_name.into(),
-            attempt: 0,
-        }),
-        image: Some(ImageSpec {
-            image: IMAGE.into(),
-            ..Default::default()
-        }),
-        command: vec!["sleep".into(), "60".into()],
-        log_path: format!("{ctr_name}.log"),
-        ..Default::default()
-    };
-    let ctr = cri
-        .create_container(CreateContainerRequest {
-            pod_sandbox_id: id,
-            config: Some(container),
-            sandbox_config: Some(config),
-        })
-        .await
-        .map_err(|e| format!("CreateContainer {ctr_name} in {pod}: {e}"))?
-        .into_inner()
-        .container_id;
-    cri.start_container(StartContainerRequest {
-        container_id: ctr.clone(),
-    })
-    .await
-    .map_err(|e| format!("StartContainer {ctr_name} in {pod}: {e}"))?;
-    Ok(ctr)
-}
-
+/// The annotations of the container's OCI spec.
 async fn annotations(
     cri: &mut RuntimeServiceClient<Channel>,
     id: &str,
 ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    let status = cri
-        .container_status(ContainerStatusRequest {
-            container_id: id.into(),
-            verbose: true,
-        })
-        .await
-        .map_err(|e| format!("ContainerStatus {id}: {e}"))?
-        .into_inner();
-    let info = status.info.get("info").ok_or("no verbose info")?;
-    let info: serde_json::Value = serde_json::from_str(info).map_err(|e| e.to_string())?;
-    Ok(info["runtimeSpec"]["annotations"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default())
-}
-
-async fn remove_pods(cri: &mut RuntimeServiceClient<Channel>, ids: &[String]) {
-    for id in ids {
-        let _ = cri
-            .stop_pod_sandbox(StopPodSandboxRequest {
-                pod_sandbox_id: id.clone(),
-            })
-            .await;
-        let _ = cri
-            .remove_pod_sandbox(RemovePodSandboxRequest {
-                pod_sandbox_id: id.clone(),
-            })
-            .await;
-    }
+    let (spec, _) = runtime_spec(cri, id).await?;
+    Ok(spec["annotations"].as_object().cloned().unwrap_or_default())
 }
 
 #[test]
 fn containerd_starts_rampart_nri_from_plugin_path_and_it_injects() {
-    if let Some(why) = skip_reason() {
-        assert!(
-            std::env::var_os("RAMPART_NODE_TESTS").is_none(),
-            "RAMPART_NODE_TESTS is set but the pre-registered plugin test cannot run: {why}"
-        );
-        println!("SKIPPED containerd_starts_rampart_nri_from_plugin_path_and_it_injects: {why}");
+    if !common::runs_or_skips(
+        "containerd_starts_rampart_nri_from_plugin_path_and_it_injects",
+        skip_reason(),
+    ) {
         return;
     }
     let nri_bin = PathBuf::from(env!("CARGO_BIN_EXE_rampart-nri"));
@@ -555,25 +433,22 @@ fn containerd_starts_rampart_nri_from_plugin_path_and_it_injects() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let result: Result<(), String> = rt.block_on(async {
-        let mut cri = cri_client(private.sock()).await;
+        let mut cri = cri_client(private.sock())
+            .await
+            .expect("connect to the private containerd's CRI socket");
+        // Host-network pods in a namespace and cgroup parent of the private instance's own.
+        let pod = |name| {
+            host_network_pod(
+                name,
+                "rampart-prereg",
+                "/tmp/rampart-prereg-test",
+                &private.cgroup_parent,
+            )
+        };
         let mut sandboxes = Vec::new();
         let outcome = async {
-            let scoped = run_pod(
-                &mut cri,
-                &private.cgroup_parent,
-                "web",
-                "nginx",
-                &mut sandboxes,
-            )
-            .await?;
-            let other = run_pod(
-                &mut cri,
-                &private.cgroup_parent,
-                "db",
-                "other",
-                &mut sandboxes,
-            )
-            .await?;
+            let scoped = run_pod(&mut cri, pod("web"), "nginx", &mut sandboxes).await?;
+            let other = run_pod(&mut cri, pod("db"), "other", &mut sandboxes).await?;
             let ann = annotations(&mut cri, &scoped).await?;
             let seccomp = ann
                 .get("rampart.dev/seccomp")

@@ -399,6 +399,11 @@ impl WorkloadView {
             comb.reset(n);
             self.collect(op, hits, comb)
         });
+        self.decision(best)
+    }
+
+    /// The decision a winning candidate (or none: default allow) stands for.
+    fn decision(&self, best: Option<Cand>) -> Decision<'_> {
         match best {
             Some(c) => {
                 let policy = &*self.policies[c.policy as usize];

@@ -40,6 +40,35 @@ impl Entry {
     }
 }
 
+/// A file found by following the whole path (chmod, truncate, exec, a followed link source).
+#[derive(Debug)]
+pub struct File {
+    /// An O_PATH descriptor of it.
+    pub fd: OwnedFd,
+    /// Its path in the container, for policy.
+    pub path: String,
+}
+
+/// Finds the existing file `req` names for task `tid`, with the task's credentials assumed as
+/// `resolve::resolve` leaves them.
+pub fn find_file(
+    tid: u32,
+    task: &TaskInfo,
+    req: &OpenRequest<'_>,
+) -> Result<(File, Assumed), Errno> {
+    match resolve::resolve(tid, task, req)? {
+        (Object::Existing { fd, path }, creds) => Ok((
+            File {
+                fd,
+                path: path.to_string_lossy().into_owned(),
+            },
+            creds,
+        )),
+        // Only an O_CREAT request yields a name to create.
+        (Object::ToCreate { .. }, _) => Err(libc::ENOENT),
+    }
+}
+
 /// Whether `st` is a directory.
 pub fn is_dir(st: &FileStat) -> bool {
     st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits()

@@ -8,10 +8,11 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use nix::fcntl::AT_FDCWD;
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat};
-use rampart_policy::{Access, EventType, Operation, WorkloadView};
+use rampart_policy::{Access, Operation, WorkloadView};
 
+use crate::entry;
 use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::resolve::{self, Object, OpenRequest};
+use crate::resolve::OpenRequest;
 use crate::supervisor::Answer;
 use crate::syscall::{Call, Dir};
 use crate::task::TaskInfo;
@@ -59,26 +60,17 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
         flags: if nofollow { libc::O_NOFOLLOW as u64 } else { 0 },
         resolve: 0,
     };
-    let (object, creds) = match resolve::resolve(pid, &task, &req) {
+    let (file, creds) = match entry::find_file(pid, &task, &req) {
         Ok(r) => r,
         Err(errno) => return Outcome::errno(errno),
     };
-    let Object::Existing { fd, path } = &object else {
-        return Outcome::errno(libc::ENOENT);
-    };
-    let file = path.to_string_lossy().into_owned();
+    let fd = &file.fd;
     let op = Operation::FileAccess {
-        path: &file,
+        path: &file.path,
         access: Access::Chmod,
         process: &process,
     };
-    let subject = Subject {
-        event_type: EventType::FileAccess,
-        syscall: "fchmodat",
-        process: process.clone(),
-        path: file.clone(),
-        remote: String::new(),
-    };
+    let subject = Subject::file("fchmodat", &process, &file.path);
     let result = outcome(view.decide(&op), w, &op, subject, DENY, || {
         let symlink = fstat(fd.as_fd())
             .map(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits())

@@ -11,9 +11,10 @@ use nix::fcntl::OFlag;
 use rampart_policy::{EventType, Operation, WorkloadView};
 use tracing::warn;
 
+use crate::entry;
 use crate::exec_guard::ExecGuard;
 use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::resolve::{self, Object, OpenRequest};
+use crate::resolve::OpenRequest;
 use crate::supervisor::Answer;
 use crate::syscall::{Call, Dir};
 use crate::task::TaskInfo;
@@ -63,11 +64,8 @@ pub fn handle<'v>(
             },
             resolve: 0,
         };
-        match resolve::resolve(pid, &task, &req) {
-            Ok((Object::Existing { fd, path }, _creds)) => {
-                (fd, path.to_string_lossy().into_owned())
-            }
-            Ok((Object::ToCreate { .. }, _)) => return Outcome::errno(libc::ENOENT),
+        match entry::find_file(pid, &task, &req) {
+            Ok((file, _creds)) => (file.fd, file.path),
             // What the exec would have failed with anyway (ENOENT for a PATH search miss).
             Err(errno) => return Outcome::errno(errno),
         }

@@ -9,11 +9,11 @@ use std::os::fd::AsFd;
 
 use nix::fcntl::{AT_FDCWD, AtFlags, RenameFlags, renameat2};
 use nix::unistd::linkat;
-use rampart_policy::{Access, Decision, EventType, Operation, WorkloadView};
+use rampart_policy::{Access, Decision, Operation, WorkloadView};
 
-use crate::entry::{self, Entry, is_dir};
+use crate::entry::{self, Entry, File, is_dir};
 use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::resolve::{self, Errno, Object, OpenRequest};
+use crate::resolve::{Errno, OpenRequest};
 use crate::supervisor::Answer;
 use crate::syscall::{Call, Dir};
 use crate::task::TaskInfo;
@@ -26,7 +26,7 @@ const DENY: i32 = libc::EACCES;
 /// descriptor: the way to give any open file a name.
 enum Source {
     Entry(Entry),
-    Followed(Object),
+    Followed(File),
 }
 
 pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
@@ -143,16 +143,14 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
         .max_by_key(|(d, _)| d.verdict)
         .unwrap_or((moved, 0));
     let op = &ops[at];
-    let subject = Subject {
-        event_type: EventType::FileAccess,
-        syscall: if *hard_link { "linkat" } else { "renameat2" },
-        process: process.clone(),
-        path: match op {
-            Operation::FileAccess { path, .. } => (*path).to_owned(),
-            _ => source_path.clone(),
+    let subject = Subject::file(
+        if *hard_link { "linkat" } else { "renameat2" },
+        &process,
+        match op {
+            Operation::FileAccess { path, .. } => path,
+            _ => &source_path,
         },
-        remote: String::new(),
-    };
+    );
     let result = outcome(decision, w, op, subject, DENY, || {
         let done = match &source {
             Source::Entry(e) if *hard_link => linkat(
@@ -218,27 +216,21 @@ fn link_source(
         flags: 0,
         resolve: 0,
     };
-    let (object, creds) = resolve::resolve(pid, task, &req)?;
+    let (file, creds) = entry::find_file(pid, task, &req)?;
     drop(creds);
-    let Object::Existing { fd, path } = &object else {
-        return Err(libc::ENOENT);
-    };
-    let dir = nix::sys::stat::fstat(fd.as_fd())
+    let dir = nix::sys::stat::fstat(file.fd.as_fd())
         .map(|st| is_dir(&st))
         .map_err(|e| e as i32)?;
-    let path = path.to_string_lossy().into_owned();
-    Ok((Source::Followed(object), path, dir))
+    let path = file.path.clone();
+    Ok((Source::Followed(file), path, dir))
 }
 
-/// Links the object found by following: through our own descriptor's magic link, which needs no
+/// Links the file found by following: through our own descriptor's magic link, which needs no
 /// CAP_DAC_READ_SEARCH (AT_EMPTY_PATH would).
-fn link_followed(object: &Object, target: &Entry) -> nix::Result<()> {
-    let Object::Existing { fd, .. } = object else {
-        return Err(nix::errno::Errno::ENOENT);
-    };
+fn link_followed(file: &File, target: &Entry) -> nix::Result<()> {
     let own = CString::new(format!(
         "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(fd)
+        std::os::fd::AsRawFd::as_raw_fd(&file.fd)
     ))
     .map_err(|_| nix::errno::Errno::EINVAL)?;
     linkat(

@@ -3,7 +3,7 @@
 //! so a path rewritten after the check changes nothing.
 
 use nix::unistd::{UnlinkatFlags, unlinkat};
-use rampart_policy::{Access, EventType, Operation, WorkloadView};
+use rampart_policy::{Access, Operation, WorkloadView};
 
 use crate::entry;
 use crate::policy_handler::{Outcome, Subject, outcome, process_path};
@@ -35,13 +35,11 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
         access: Access::Delete,
         process: &process,
     };
-    let subject = Subject {
-        event_type: EventType::FileAccess,
-        syscall: if remove_dir { "rmdir" } else { "unlinkat" },
-        process: process.clone(),
-        path: e.path.clone(),
-        remote: String::new(),
-    };
+    let subject = Subject::file(
+        if remove_dir { "rmdir" } else { "unlinkat" },
+        &process,
+        &e.path,
+    );
     let result = outcome(view.decide(&op), w, &op, subject, DENY, || {
         let how = if remove_dir {
             UnlinkatFlags::RemoveDir

@@ -117,6 +117,19 @@ pub struct Subject {
     pub remote: String,
 }
 
+impl Subject {
+    /// A file access by `process` (its executable) to `path`, through `syscall`.
+    pub fn file(syscall: &'static str, process: &str, path: &str) -> Self {
+        Subject {
+            event_type: EventType::FileAccess,
+            syscall,
+            process: process.to_owned(),
+            path: path.to_owned(),
+            remote: String::new(),
+        }
+    }
+}
+
 pub struct Report<'v> {
     pub decision: Decision<'v>,
     pub subject: Subject,

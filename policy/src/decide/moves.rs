@@ -7,7 +7,7 @@
 //! counts here whatever access or process it is limited to, because once the content has an
 //! unguarded name every process reaches it for every access.
 
-use super::{Cand, Combiner, Decision, Matched, Verdict, WorkloadView};
+use super::{Cand, Combiner, Decision, Verdict, WorkloadView};
 use crate::paths::normalize;
 
 /// The literal part of a glob, before its first wildcard, and whether that is the whole glob
@@ -50,12 +50,8 @@ impl WorkloadView {
     /// Decides giving the file or directory at `from` the name `to` (rename, or a hard link when
     /// `from_is_dir` is false). Allow when nothing guarding `from` is lost.
     pub fn decide_move<'v>(&'v self, from: &str, to: &str, from_is_dir: bool) -> Decision<'v> {
-        let allow = Decision {
-            verdict: Verdict::Allow,
-            matched: None,
-        };
         let (Some(from), Some(to)) = (normalize(from), normalize(to)) else {
-            return allow;
+            return self.decision(None);
         };
         let mut comb = Combiner::default();
         comb.reset(self.policies.len());
@@ -89,19 +85,7 @@ impl WorkloadView {
                 }
             }
         }
-        match comb.finish() {
-            Some(c) => {
-                let policy = &*self.policies[c.policy as usize];
-                Decision {
-                    verdict: c.verdict,
-                    matched: Some(Matched {
-                        policy,
-                        rule: &policy.rules[c.rule as usize],
-                    }),
-                }
-            }
-            None => allow,
-        }
+        self.decision(comb.finish())
     }
 
     /// The non-allow rules whose globs match `path`, whatever access or process they name.

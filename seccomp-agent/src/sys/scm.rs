@@ -15,13 +15,27 @@ pub fn recv_with_fds(
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
 ) -> io::Result<usize> {
-    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
+    recv_msg::<MAX_FDS>(sock, buf, fds, MsgFlags::MSG_DONTWAIT).map(|(n, _)| n)
+}
+
+/// One `recvmsg` with `flags` (and always MSG_CMSG_CLOEXEC), with room for `MAX` descriptors:
+/// the bytes go to `buf`, the descriptors that came with them are appended to `fds`. Returns the
+/// byte count (0 is end of stream) and the message's flags, for the caller's own checks (such as
+/// MSG_TRUNC). Descriptors cut off for want of room (MSG_CTRUNC) are an error; the ones that did
+/// arrive are in `fds` all the same.
+pub fn recv_msg<const MAX: usize>(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    flags: MsgFlags,
+) -> io::Result<(usize, MsgFlags)> {
+    let mut cmsg = nix::cmsg_space!([RawFd; MAX]);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<()>(
         sock.as_raw_fd(),
         &mut iov,
         Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+        flags | MsgFlags::MSG_CMSG_CLOEXEC,
     )
     .map_err(io::Error::from)?;
     for c in msg.cmsgs().map_err(io::Error::from)? {
@@ -33,9 +47,9 @@ pub fn recv_with_fds(
         }
     }
     if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
-        return Err(io::Error::other(
-            "descriptors were truncated (more than 8 in one message)",
-        ));
+        return Err(io::Error::other(format!(
+            "descriptors were truncated (more than {MAX} in one message)"
+        )));
     }
-    Ok(msg.bytes)
+    Ok((msg.bytes, msg.flags))
 }

@@ -1,17 +1,18 @@
 //! Unix SOCK_SEQPACKET sockets with descriptors attached (SCM_RIGHTS): the fd holder's transport.
 //! Each message arrives whole, with its descriptors, so no framing is needed.
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::socket::{
-    AddressFamily, Backlog, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
-    UnixAddr, accept4, bind, connect as nix_connect, getsockopt, listen as nix_listen, recvmsg,
-    sendmsg, setsockopt, socket, sockopt,
+    AddressFamily, Backlog, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, accept4, bind,
+    connect as nix_connect, getsockopt, listen as nix_listen, sendmsg, setsockopt, socket, sockopt,
 };
 use nix::sys::time::TimeVal;
+
+use super::scm;
 
 /// More descriptors than any message of the holder's protocol carries (one).
 const MAX_FDS: usize = 4;
@@ -95,34 +96,19 @@ pub fn recv(
     fds: &mut Vec<OwnedFd>,
     nonblocking: bool,
 ) -> io::Result<usize> {
-    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
-    let mut iov = [IoSliceMut::new(buf)];
-    let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
-    if nonblocking {
-        flags |= MsgFlags::MSG_DONTWAIT;
-    }
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), flags)
-        .map_err(io::Error::from)?;
-    for c in msg.cmsgs().map_err(io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(received) = c {
-            for raw in received {
-                // SAFETY: SCM_RIGHTS installed these descriptors in our table for us alone.
-                fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
-            }
-        }
-    }
-    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
-        return Err(io::Error::other(format!(
-            "descriptors were truncated (more than {MAX_FDS} in one message)"
-        )));
-    }
-    if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+    let flags = if nonblocking {
+        MsgFlags::MSG_DONTWAIT
+    } else {
+        MsgFlags::empty()
+    };
+    let (n, flags) = scm::recv_msg::<MAX_FDS>(sock, buf, fds, flags)?;
+    if flags.contains(MsgFlags::MSG_TRUNC) {
         return Err(io::Error::other(format!(
             "a message longer than {} bytes was truncated",
             buf.len()
         )));
     }
-    Ok(msg.bytes)
+    Ok(n)
 }
 
 #[cfg(test)]
