@@ -9,31 +9,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
-use common::{Agent, NOTIFY_OPEN_EXEC, SEED, node};
+use common::{Agent, NOTIFY_OPEN_EXEC, SEED, http_get, node};
 use rampart_integration::cri::{ContainerSpec, PodSpec, SeccompProfile, TestPod, unique_name};
-
-fn http_get(addr: SocketAddr) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let attempt = (|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            write!(s, "GET / HTTP/1.0\r\n\r\n")?;
-            let mut body = String::new();
-            s.read_to_string(&mut body)?;
-            Ok(body)
-        })();
-        match attempt {
-            Ok(b) => return b,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
-            Err(e) => panic!("nginx at {addr} never answered: {e}"),
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {

@@ -8,9 +8,12 @@
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rampart_policy::{Snapshot, parse_str};
 use rampart_protos::agent;
@@ -144,5 +147,25 @@ impl Drop for Agent {
     fn drop(&mut self) {
         self.accept.abort();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// GET / from nginx at `addr`, retried for up to 10 s while it starts.
+pub fn http_get(addr: SocketAddr) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(s, "GET / HTTP/1.0\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        })();
+        match attempt {
+            Ok(b) => return b,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => panic!("nginx at {addr} never answered: {e}"),
+        }
     }
 }
