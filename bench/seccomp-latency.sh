@@ -34,7 +34,7 @@ N_OPEN=${N_OPEN:-20000}
 N_GETPID=${N_GETPID:-2000000}
 N_EXEC=${N_EXEC:-300}
 N_CONNECT=${N_CONNECT:-5000}
-CMDLINE="bench/seccomp-latency.sh $*"
+CMDLINE="${BASE_AGENT:+BASE_AGENT=<${BASE_AGENT_LABEL:-$BASE_AGENT}> }bench/seccomp-latency.sh $*"
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -178,6 +178,14 @@ p50() { cut -d' ' -f1 "$work/res/$1.$2" | median; }
 p99() { cut -d' ' -f2 "$work/res/$1.$2" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 ratio3() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+# The median over rounds of one pod's p50 over another's, both from the same round: a round in which
+# the whole VM runs slower (other tenants; see docs/benchmarks.md) moves both alike.
+rratio_raw() { # BENCH A B
+  paste -d' ' <(cut -d' ' -f1 "$work/res/$1.$2") <(cut -d' ' -f1 "$work/res/$1.$3") \
+    | awk '{printf "%.6f\n", $1 / $2}' | median
+}
+rratio() { awk -v r="$(rratio_raw "$@")" 'BEGIN {printf "%.2f", r}'; }
+rratio3() { awk -v r="$(rratio_raw "$@")" 'BEGIN {printf "%.3f", r}'; }
 fmt() { awk -v n="$1" 'BEGIN {if (n >= 100000) printf "%.0f µs", n / 1000; else if (n >= 10000) printf "%.1f µs", n / 1000; else printf "%d ns", n}'; }
 
 kill "$AGENT_PID" && wait "$AGENT_PID" 2>/dev/null || true
@@ -196,15 +204,15 @@ row() { # NAME LABEL
   h50=$(p50 "$n" hardened); h99=$(p99 "$n" hardened)
   g50=$(p50 "$n" agent); g99=$(p99 "$n" agent)
   f50=$(p50 "$n" floor); f99=$(p99 "$n" floor)
-  local r; if [ "$n" = getpid ]; then r=ratio3; else r=ratio; fi
-  echo "| $label | $(fmt "$u50") / $(fmt "$u99") | $(fmt "$h50") / $(fmt "$h99") | $(fmt "$g50") / $(fmt "$g99") | **$($r "$g50" "$h50")×** | $($r "$g50" "$u50")× | $(fmt "$f50") / $(fmt "$f99") | $($r "$f50" "$h50")× | $(fmt $((g50 - f50))) |"
+  local r; if [ "$n" = getpid ]; then r=rratio3; else r=rratio; fi
+  echo "| $label | $(fmt "$u50") / $(fmt "$u99") | $(fmt "$h50") / $(fmt "$h99") | $(fmt "$g50") / $(fmt "$g99") | **$($r "$n" agent hardened)×** | $($r "$n" agent none)× | $(fmt "$f50") / $(fmt "$f99") | $($r "$n" floor hardened)× | $(fmt $((g50 - f50))) |"
 }
 
-open_ratio=$(ratio "$(p50 open agent)" "$(p50 open hardened)")
-open_ratio_u=$(ratio "$(p50 open agent)" "$(p50 open none)")
-floor_ratio=$(ratio "$(p50 open floor)" "$(p50 open hardened)")
-getpid_ratio=$(ratio3 "$(p50 getpid agent)" "$(p50 getpid hardened)")
-getpid_ratio_u=$(ratio3 "$(p50 getpid agent)" "$(p50 getpid none)")
+open_ratio=$(rratio open agent hardened)
+open_ratio_u=$(rratio open agent none)
+floor_ratio=$(rratio open floor hardened)
+getpid_ratio=$(rratio3 getpid agent hardened)
+getpid_ratio_u=$(rratio3 getpid agent none)
 met() { awk -v v="$1" -v t="$2" 'BEGIN {print (v <= t) ? "met" : "**not met**"}'; }
 
 table=$(cat <<EOF
@@ -244,7 +252,7 @@ Where the time goes (p50): native open+close $(fmt "$o_native") (RuntimeDefault)
 round trip (floor − native) $(fmt $((o_floor - o_native))); the PolicyHandler's own work, measured inside the
 agent around \`Handler::handle\`: allowed openat $(fmt "${h_open:-0}") (p99 $(fmt "$(handle_p99 openat-allowed)")),
 denied openat $(fmt "${h_deny:-0}") (p99 $(fmt "$(handle_p99 openat-denied)")). The rest of agent − floor,
-allowed $(fmt $((o_agent - o_floor - ${h_open:-0}))), denied $(fmt $((d_agent - d_floor - ${h_deny:-0}))), is outside \`handle\`: for the allowed
+allowed $(fmt $((o_agent - o_floor - ${h_open:-0}))), denied $(fmt $((d_agent - d_floor - ${h_deny:-0}))), (a difference of medians, so it can come out below zero) is outside \`handle\`: for the allowed
 open the SECCOMP_IOCTL_NOTIF_ADDFD round trip (the kernel wakes the task and waits for it to
 install the fd, without SYNC_WAKE_UP's same-CPU switch), closing the agent's copy, and
 scheduling. execve: handle $(fmt "${h_exec:-0}"); connect: handle $(fmt "${h_conn:-0}").
@@ -272,7 +280,7 @@ if [ -n "${BASE_AGENT:-}" ]; then
   base_row() { # NAME LABEL
     local b50 b99 g50 g99
     b50=$(p50 "$1" base); b99=$(p99 "$1" base); g50=$(p50 "$1" agent); g99=$(p99 "$1" agent)
-    echo "| $2 | $(fmt "$b50") / $(fmt "$b99") | $(fmt "$g50") / $(fmt "$g99") | $(ratio "$g50" "$b50")× |"
+    echo "| $2 | $(fmt "$b50") / $(fmt "$b99") | $(fmt "$g50") / $(fmt "$g99") | $(rratio "$1" agent base)× |"
   }
   where=$(cat <<EOF
 $where
@@ -306,7 +314,7 @@ if [ "$DOC" = 1 ]; then
 $heading
 
 Measured with \`${CMDLINE% }\` (as root) on the local node, release build. Four busybox pods side
-by side: **Unconfined** (no seccomp profile at all: the bare kernel); **RuntimeDefault**
+by side (five with \`BASE_AGENT\`: see "Before and after" below): **Unconfined** (no seccomp profile at all: the bare kernel); **RuntimeDefault**
 (containerd's own default profile: the same pod without rampart, as a hardened cluster runs it,
 and the baseline the targets are about); **agent**: that same RuntimeDefault filter as rampart-nri
 changes it (open/openat/openat2/creat, execve/execveat and connect/sendto/sendmsg/sendmmsg notify the
@@ -316,8 +324,10 @@ PolicyHandler, \`seccomp-agent/examples/bench_agent.rs\`) under the seed policy'
 \`bench/continue-supervisor.c\`, which answers every notification with CONTINUE (the notification
 round trip and nothing else). Both supervisors set SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP and wait in
 poll() then RECV. Every call is timed inside the pod by \`rampart-probe\` with
-clock_gettime(CLOCK_MONOTONIC). The machine is shared (2 vCPUs, other builds running; see the load
-average below): compare columns within one run, not across runs.
+clock_gettime(CLOCK_MONOTONIC). Each round measures every pod back to back; p50 and p99 columns are
+the medians of the rounds' values, and every ratio is the median of the rounds' ratios (a round
+in which the whole VM runs slower moves both sides alike). The machine is shared (2 vCPUs, other
+builds and tenants; see the load average below): compare columns within one run, not across runs.
 
 getpid is not notified. Against RuntimeDefault it shows what rampart adds to a syscall it does not
 decide (the target's meaning: "unchanged vs the same pod without rampart"); against Unconfined it
