@@ -49,6 +49,11 @@ struct Args {
     /// container it supervised (ENOSYS).
     #[arg(long)]
     no_holder: bool,
+    /// Don't start the exec backstop (fanotify FAN_OPEN_EXEC_PERM on protected containers'
+    /// mounts): allowed execs then rely on the seccomp check alone, which a thread rewriting the
+    /// path after the check can race. For kernels without fanotify permission events.
+    #[arg(long)]
+    no_exec_guard: bool,
     /// Events held for rampartd while it is away; beyond this they are counted and dropped.
     #[arg(long, default_value_t = 65_536)]
     event_queue: usize,
@@ -79,7 +84,9 @@ async fn main() -> Result<()> {
     let (version, snapshot) = daemon_link::first_snapshot(&client).await;
     let (reporter, report_task) = daemon_link::reporter(client.clone(), args.event_queue);
     let handler = Arc::new(PolicyHandler::new(version, snapshot, Arc::new(reporter)));
-    if let Err(e) = handler.start_exec_guard() {
+    if args.no_exec_guard {
+        warn!("exec backstop off: --no-exec-guard given; a thread rewriting an allowed exec's path can race the seccomp check");
+    } else if let Err(e) = handler.start_exec_guard() {
         warn!(error = %e, "exec backstop off: cannot create a fanotify group (needs CAP_SYS_ADMIN \
               and fanotify permission events in the kernel); allowed execs rely on the seccomp \
               check alone, which a thread rewriting the path can race");
