@@ -85,7 +85,9 @@ async fn main() -> Result<()> {
     let (reporter, report_task) = daemon_link::reporter(client.clone(), args.event_queue);
     let handler = Arc::new(PolicyHandler::new(version, snapshot, Arc::new(reporter)));
     if args.no_exec_guard {
-        warn!("exec backstop off: --no-exec-guard given; a thread rewriting an allowed exec's path can race the seccomp check");
+        warn!(
+            "exec backstop off: --no-exec-guard given; a thread rewriting an allowed exec's path can race the seccomp check"
+        );
     } else if let Err(e) = handler.start_exec_guard() {
         warn!(error = %e, "exec backstop off: cannot create a fanotify group (needs CAP_SYS_ADMIN \
               and fanotify permission events in the kernel); allowed execs rely on the seccomp \
