@@ -42,6 +42,20 @@ spec:
     - {id: redis, ports: [6379], action: block}
 "#;
 
+/// memfd_create is audited, not denied: each call is reported and goes through.
+const AUDIT_MEMFD: &str = r#"
+apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: AuditMemfd}
+spec:
+  selector: {containerNames: [nginx]}
+  mode: enforce
+  severity: Medium
+  hardening:
+    syscalls: [memfd_create]
+    action: alert
+"#;
+
 const NOTIFY: &[&str] = &[
     "execve", "execveat", "connect", "sendto", "sendmsg", "sendmmsg",
 ];
@@ -142,6 +156,39 @@ async fn racing_the_exec_path_never_runs_an_unlisted_program() {
         .filter(|e| e.enforcer == "fanotify-exec")
         .count();
     eprintln!("race-exec: {text:?}; blocked by the backstop: {backstop}");
+
+    pod.remove().await.unwrap();
+}
+
+/// A hardening rule in alert mode notifies its syscalls (SeccompPlan puts them in `notify`): the
+/// agent reports each call and lets it run, decided on the syscall number alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audited_hardening_syscalls_are_reported_and_run() {
+    let Some(cri) = node().await else { return };
+    let agent = Agent::start(&[("audit-memfd.yaml", AUDIT_MEMFD)]);
+    let profile = agent.profile(&["execve", "execveat", "memfd_create"], &[]);
+    let pod = TestPod::run(
+        &cri,
+        &PodSpec::new(unique_name("hardening"))
+            .namespace("rampart-test")
+            .label("app", "nginx"),
+        &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")
+            .seccomp(SeccompProfile::Localhost(profile))],
+    )
+    .await
+    .expect("nginx starts under the agent");
+
+    // The probe creates a memfd, writes itself into it and execs it: all of it works.
+    let out = pod.exec("nginx", &[PROBE, "execveat-memfd"]).await.unwrap();
+    assert_eq!(out.stdout_text(), "drift\n", "{out:?}");
+    let seen = agent.events.all();
+    let e = seen
+        .iter()
+        .find(|e| e.event_type == "Syscall" && e.syscall == "memfd_create")
+        .unwrap_or_else(|| panic!("no memfd_create event: {seen:#?}"));
+    assert_eq!(e.action, "Alerted", "{e:?}");
+    assert_eq!(e.policy_name, "AuditMemfd");
+    assert_eq!(e.severity, "Medium");
 
     pod.remove().await.unwrap();
 }
