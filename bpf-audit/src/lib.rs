@@ -1,4 +1,8 @@
 //! rampart-audit: eBPF and fanotify sensors for file, process and network events.
 //!
-//! Not built yet: this crate is filled by issue 6. It holds no code so that nothing in the
-//! workspace pretends to work before it does.
+//! Built so far: [`ConnectGuard`], the in-kernel egress backstop (cgroup connect4/6 and
+//! sendmsg4/6 programs) for the seccomp agent's connect/send decisions.
+
+pub mod connect_guard;
+
+pub use connect_guard::{ConnectGuard, GuardError};

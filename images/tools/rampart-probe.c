@@ -26,6 +26,11 @@
  *                                  refused R": children that ran ALLOWED (exit 0), ran DENIED
  *                                  (busybox: exit 127), or were refused every time
  *   exec-marker                    exits 0 (what race-exec's allowed exec runs)
+ *   race-connect ALLOWED DENIED N  N TCP connects to 127.0.0.1 through one sockaddr whose port a
+ *                                  second thread flips between ALLOWED (closed) and DENIED (a
+ *                                  listener of the probe's own); prints "race-connect bypass B
+ *                                  denied D refused R": connects that reached DENIED, were
+ *                                  refused with EPERM, or got ECONNREFUSED from ALLOWED
  *   send HOW IP PORT               HOW = connect (TCP) | sendto | sendmsg | sendmmsg (UDP, one
  *                                  datagram each way of naming the destination); prints
  *                                  "ok HOW" or "err ERRNO HOW"
@@ -75,7 +80,7 @@ static int usage(void) {
           "       | bench-open PATH N | bench-open-deny PATH N | bench-getpid N | bench-exec N\n"
           "       | bench-connect IP PORT N | nop\n"
           "       | link-opath PATH LINK | rename PATH NEW | truncate PATH | send HOW IP PORT\n"
-          "       | race-exec ALLOWED DENIED N | exec-marker\n");
+          "       | race-exec ALLOWED DENIED N | exec-marker | race-connect ALLOWED DENIED N\n");
   return 2;
 }
 
@@ -559,6 +564,55 @@ static int cmd_race_exec(const char *allowed, const char *denied, long n) {
   return 0;
 }
 
+/* race-connect: the sockaddr both threads share, and the two ports (network order). */
+static struct sockaddr_in race_sa;
+static uint16_t race_ports[2];
+
+static void *flip_port(void *arg) {
+  (void)arg;
+  volatile uint16_t *port = &race_sa.sin_port;
+  for (unsigned i = 0;; i++) *port = race_ports[i & 1];
+  return NULL;
+}
+
+static int cmd_race_connect(const char *allowed, const char *denied, long n) {
+  int lst = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in la = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(denied))};
+  la.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int one = 1;
+  setsockopt(lst, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (lst < 0 || bind(lst, (struct sockaddr *)&la, sizeof la) != 0 || listen(lst, 4096) != 0) {
+    printf("err %s listen\n", ename(errno));
+    return 1;
+  }
+  race_sa.sin_family = AF_INET;
+  race_sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  race_ports[0] = htons((uint16_t)atoi(allowed));
+  race_ports[1] = la.sin_port;
+  race_sa.sin_port = race_ports[0];
+  pthread_t t;
+  if (pthread_create(&t, NULL, flip_port, NULL) != 0) return 1;
+  long bypass = 0, denied_n = 0, refused = 0, other = 0;
+  for (long i = 0; i < n; i++) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+      printf("err %s socket\n", ename(errno));
+      return 1;
+    }
+    if (connect(s, (struct sockaddr *)&race_sa, sizeof race_sa) == 0) {
+      bypass++;
+      int c = accept(lst, NULL, NULL);
+      if (c >= 0) close(c);
+    } else if (errno == EPERM) denied_n++;
+    else if (errno == ECONNREFUSED) refused++;
+    else other++;
+    close(s);
+  }
+  printf("race-connect bypass %ld denied %ld refused %ld other %ld\n", bypass, denied_n, refused,
+         other);
+  return 0;
+}
+
 static long num(const char *s) {
   char *end;
   long v = strtol(s, &end, 10);
@@ -588,6 +642,8 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "rename") && argc == 4) return cmd_rename(argv[2], argv[3]);
   if (!strcmp(c, "truncate") && argc == 3) return cmd_truncate(argv[2]);
   if (!strcmp(c, "exec-marker")) return 0;
+  if (!strcmp(c, "race-connect") && argc == 5)
+    return cmd_race_connect(argv[2], argv[3], num(argv[4]));
   if (!strcmp(c, "race-exec") && argc == 5)
     return cmd_race_exec(argv[2], argv[3], num(argv[4]));
   if (!strcmp(c, "send") && argc == 5) return cmd_send(argv[2], argv[3], argv[4]);

@@ -648,6 +648,15 @@ impl WorkloadView {
             plan.errno
                 .extend(syscalls::FILE_SIDE_DOORS.iter().map(|s| (*s).to_owned()));
         }
+        // io_uring's IORING_OP_CONNECT/SENDMSG never pass the filter either.
+        if plan.notify.iter().any(|s| syscalls::EGRESS.contains(s)) {
+            plan.errno.extend(
+                syscalls::FILE_SIDE_DOORS
+                    .iter()
+                    .filter(|s| s.starts_with("io_uring"))
+                    .map(|s| (*s).to_owned()),
+            );
+        }
         // A syscall denied outright for one policy need not also be notified for another.
         let errno = plan.errno.clone();
         plan.notify.retain(|s| !errno.contains(*s));

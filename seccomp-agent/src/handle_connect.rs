@@ -2,12 +2,14 @@
 //! passed (every one of a sendmmsg; the strictest decides). An allowed call CONTINUEs, so the
 //! kernel re-reads the sockaddr: a task that rewrites it after the check reaches another address.
 //! cgroup/connect4/6 + sendmsg4/6 BPF, which sees the address the kernel actually uses, is the
-//! backstop (rampart-audit; not built yet: docs/enforcement.md lists this as open).
+//! backstop (`egress_guard`, rampart-audit's programs): it lets the thread reach only the
+//! destinations approved here.
 
 use std::net::SocketAddr;
 
 use rampart_policy::{Direction, EventType, Operation, Protocol, WorkloadView};
 
+use crate::egress_guard::{EgressGuard, warn_unguarded};
 use crate::policy_handler::{Outcome, Subject, outcome, process_path};
 use crate::supervisor::Answer;
 use crate::syscall::Call;
@@ -15,7 +17,13 @@ use crate::workload::Workload;
 
 const DENY: i32 = libc::EPERM;
 
-pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
+pub fn handle<'v>(
+    w: &Workload,
+    view: &'v WorkloadView,
+    pid: u32,
+    call: &Call,
+    guard: Option<&EgressGuard>,
+) -> Outcome<'v> {
     let Call::Connect { syscall, addrs, .. } = call else {
         return Outcome::errno(libc::EPERM);
     };
@@ -50,5 +58,13 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
         path: String::new(),
         remote: addr.to_string(),
     };
-    outcome(decision, w, &op(addr), subject, DENY, || Answer::Continue)
+    outcome(decision, w, &op(addr), subject, DENY, || {
+        // Before the CONTINUE: the kernel's hook must find this thread's approvals.
+        if let Some(g) = guard
+            && let Err(e) = g.allow(w, pid, addrs)
+        {
+            warn_unguarded(&e, w);
+        }
+        Answer::Continue
+    })
 }

@@ -7,6 +7,7 @@
 //! (issue 5).
 
 pub mod daemon_link;
+pub mod egress_guard;
 pub mod emulate_open;
 pub mod entry;
 pub mod exec_guard;

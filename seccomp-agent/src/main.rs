@@ -54,6 +54,11 @@ struct Args {
     /// path after the check can race. For kernels without fanotify permission events.
     #[arg(long)]
     no_exec_guard: bool,
+    /// Don't start the egress backstop (cgroup connect/sendmsg BPF on protected containers):
+    /// allowed connects and sends then rely on the seccomp check alone, which a thread rewriting
+    /// the sockaddr after the check can race.
+    #[arg(long)]
+    no_egress_guard: bool,
     /// Events held for rampartd while it is away; beyond this they are counted and dropped.
     #[arg(long, default_value_t = 65_536)]
     event_queue: usize,
@@ -84,6 +89,15 @@ async fn main() -> Result<()> {
     let (version, snapshot) = daemon_link::first_snapshot(&client).await;
     let (reporter, report_task) = daemon_link::reporter(client.clone(), args.event_queue);
     let handler = Arc::new(PolicyHandler::new(version, snapshot, Arc::new(reporter)));
+    if args.no_egress_guard {
+        warn!(
+            "egress backstop off: --no-egress-guard given; a thread rewriting an allowed connect's address can race the seccomp check"
+        );
+    } else if let Err(e) = handler.start_egress_guard() {
+        warn!(error = %e, "egress backstop off: cannot load the cgroup connect/sendmsg programs \
+              (needs root, cgroup v2 and BPF); allowed connects rely on the seccomp check alone, \
+              which a thread rewriting the address can race");
+    }
     if args.no_exec_guard {
         warn!(
             "exec backstop off: --no-exec-guard given; a thread rewriting an allowed exec's path can race the seccomp check"

@@ -12,6 +12,7 @@ use rampart_policy::{Decision, EventType, Operation, Response, Snapshot, Verdict
 use rampart_protos::agent;
 use tracing::{debug, warn};
 
+use crate::egress_guard::EgressGuard;
 use crate::exec_guard::{ExecGuard, ExecJudge};
 use crate::kill_process;
 use crate::memory::TaskMemory;
@@ -38,6 +39,8 @@ pub struct PolicyHandler {
     reporter: Arc<dyn Reporter>,
     /// The backstop for allowed execs, when the agent could start it.
     exec_guard: OnceLock<Arc<ExecGuard>>,
+    /// The backstop for allowed connects and sends, when the agent could start it.
+    egress_guard: OnceLock<EgressGuard>,
 }
 
 impl PolicyHandler {
@@ -47,7 +50,16 @@ impl PolicyHandler {
             views: Mutex::new(HashMap::new()),
             reporter,
             exec_guard: OnceLock::new(),
+            egress_guard: OnceLock::new(),
         }
+    }
+
+    /// Starts the egress backstop (`egress_guard`). Without it, an allowed connect or send can be
+    /// raced by a thread rewriting the sockaddr after the check.
+    pub fn start_egress_guard(&self) -> std::io::Result<()> {
+        let guard = EgressGuard::start()?;
+        let _ = self.egress_guard.set(guard);
+        Ok(())
     }
 
     /// Starts the exec backstop (`exec_guard`) with this handler as its judge. Without it, an
@@ -205,7 +217,9 @@ impl Handler for PolicyHandler {
             Call::Exec { .. } => {
                 handle_exec::handle(w, &view, n.pid, &call, self.exec_guard.get().map(|g| &**g))
             }
-            Call::Connect { .. } => handle_connect::handle(w, &view, n.pid, &call),
+            Call::Connect { .. } => {
+                handle_connect::handle(w, &view, n.pid, &call, self.egress_guard.get())
+            }
             Call::Remove { .. } => handle_remove::handle(w, &view, n.pid, &call),
             Call::NewName { .. } => handle_new_name::handle(w, &view, n.pid, &call),
             Call::Chmod { .. } => handle_chmod::handle(w, &view, n.pid, &call),

@@ -160,6 +160,42 @@ async fn racing_the_exec_path_never_runs_an_unlisted_program() {
     pod.remove().await.unwrap();
 }
 
+/// An allowed connect CONTINUEs and the kernel reads the sockaddr again: a second thread flipping
+/// its port after the check reaches a blocked port unless the egress backstop (rampart-audit's
+/// cgroup/connect4 program, which lets through only the destination the agent approved for that
+/// thread) refuses it. With RAMPART_TEST_NO_CONNECT_GUARD=1 this test fails: connects reach 6379.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_the_connect_address_never_reaches_a_blocked_port() {
+    let Some(cri) = node().await else { return };
+    let agent = Agent::start(&[("egress.yaml", EGRESS)]);
+    let pod = nginx_pod(&agent, &cri).await;
+
+    let out = pod
+        .exec("nginx", &[PROBE, "race-connect", "6380", "6379", "3000"])
+        .await
+        .unwrap();
+    let text = out.stdout_text();
+    let count = |what: &str| -> u64 {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let i = words
+            .iter()
+            .position(|w| *w == what)
+            .unwrap_or_else(|| panic!("{out:?}"));
+        words[i + 1].parse().unwrap()
+    };
+    assert_eq!(
+        count("bypass"),
+        0,
+        "connects reached the blocked port 6379: {out:?}"
+    );
+    // The race was run: the allowed port was reached (refused: nothing listens) and the blocked
+    // one was refused.
+    assert!(count("refused") > 0 && count("denied") > 0, "{out:?}");
+    eprintln!("race-connect: {text:?}");
+
+    pod.remove().await.unwrap();
+}
+
 /// A hardening rule in alert mode notifies its syscalls (SeccompPlan puts them in `notify`): the
 /// agent reports each call and lets it run, decided on the syscall number alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,6 +84,12 @@ impl Agent {
         if std::env::var_os("RAMPART_TEST_NO_EXEC_GUARD").is_none() {
             policy.start_exec_guard().expect("the exec backstop starts");
         }
+        // The egress backstop likewise (RAMPART_TEST_NO_CONNECT_GUARD=1 leaves it off).
+        if std::env::var_os("RAMPART_TEST_NO_CONNECT_GUARD").is_none() {
+            policy
+                .start_egress_guard()
+                .expect("the egress backstop starts");
+        }
         let handler: Arc<dyn Handler> = policy;
         let listener = Listener::bind(&sock).unwrap();
         let accept = tokio::spawn(async move {
