@@ -23,6 +23,9 @@ use crate::workload::Workload;
 /// How long an approval waits for its connect: the CONTINUE and the kernel's way to the hook.
 const APPROVAL_TTL: Duration = Duration::from_secs(2);
 
+/// Containers remembered as guarded before the set starts over.
+const MAX_REMEMBERED: usize = 65_536;
+
 pub struct EgressGuard {
     guard: ConnectGuard,
     /// Where cgroup v2 is mounted.
@@ -56,10 +59,12 @@ impl EgressGuard {
         if !known {
             let dir = self.cgroup_dir(tid)?;
             self.guard.protect(&dir).map_err(io::Error::other)?;
-            self.protected
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(w.container_id.clone());
+            let mut protected = self.protected.lock().unwrap_or_else(|e| e.into_inner());
+            if protected.len() >= MAX_REMEMBERED {
+                // Protecting again is idempotent: a forgotten container is re-checked once.
+                protected.clear();
+            }
+            protected.insert(w.container_id.clone());
         }
         for addr in addrs {
             self.guard

@@ -42,7 +42,8 @@ const APPROVAL_TTL: Duration = Duration::from_secs(10);
 /// How long after an allowed exec open the kernel's own follow-on opens (interpreters) count as
 /// part of it.
 const FOLLOW_ON_WINDOW: Duration = Duration::from_secs(2);
-/// Root mounts remembered as marked before the set is cleared (one per container started).
+/// Root mounts remembered as marked, and containers remembered, before each set starts over
+/// (one entry per container started).
 const MAX_REMEMBERED: usize = 65_536;
 /// statx's STATX_MNT_ID_UNIQUE (Linux 6.8): a mount id that is never reused.
 const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
@@ -117,6 +118,10 @@ impl ExecGuard {
             .get(&pid_ns)
             .is_none_or(|w| w.container_id != workload.container_id)
         {
+            if st.containers.len() >= MAX_REMEMBERED {
+                // Every allowed exec registers its container again before it is answered.
+                st.containers.clear();
+            }
             st.containers.insert(pid_ns, Arc::new(workload.clone()));
         }
         if let Ok(id) = root_mount

@@ -27,6 +27,9 @@ use crate::{
     handle_remove, handle_truncate,
 };
 
+/// Containers whose views are kept before the cache starts over.
+const MAX_VIEWS: usize = 4096;
+
 /// Where reportable decisions go (rampartd's ReportEvents, batched by the caller). Must not block.
 pub trait Reporter: Send + Sync + 'static {
     fn report(&self, event: agent::Event);
@@ -100,6 +103,11 @@ impl PolicyHandler {
             return view.clone();
         }
         let view = Arc::new(snapshot.for_workload(&w.policy_workload()));
+        if views.len() >= MAX_VIEWS {
+            // Containers come and go and nothing tells this map when one is gone for good;
+            // views are rebuilt on demand, so dropping them all is only a little slower.
+            views.clear();
+        }
         views.insert(w.container_id.clone(), (version, view.clone()));
         view
     }
