@@ -64,7 +64,7 @@ impl Reporter for Count {
 
 /// The PolicyHandler, timed: nanoseconds per `handle` call, by kind of notification.
 struct Timed {
-    inner: PolicyHandler,
+    inner: Arc<PolicyHandler>,
     times: Mutex<BTreeMap<&'static str, Vec<u64>>>,
 }
 
@@ -129,8 +129,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let snapshot = Snapshot::new(parsed)?;
     let events = Count::start();
+    let inner = Arc::new(PolicyHandler::new(1, snapshot, events.clone()));
+    // The backstops run as in the agent (BENCH_NO_BACKSTOPS=1 leaves them off): exec opens are
+    // held for the exec guard, connects pass the egress guard's cgroup programs.
+    if std::env::var_os("BENCH_NO_BACKSTOPS").is_none() {
+        inner.start_exec_guard()?;
+        inner.start_egress_guard()?;
+        eprintln!("bench_agent: exec and egress backstops on");
+    }
     let timed = Arc::new(Timed {
-        inner: PolicyHandler::new(1, snapshot, events.clone()),
+        inner,
         times: Mutex::default(),
     });
     let handler: Arc<dyn Handler> = timed.clone();
