@@ -60,8 +60,28 @@ const NOTIFY: &[&str] = &[
     "execve", "execveat", "connect", "sendto", "sendmsg", "sendmmsg",
 ];
 
+/// The number after `name` in the probe's one-line report ("race-exec allowed 3 denied 0 ...").
+fn counter(out: &rampart_integration::cri::ExecOutput, name: &str) -> u64 {
+    let text = out.stdout_text();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .iter()
+        .position(|w| *w == name)
+        .and_then(|i| words.get(i + 1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no `{name} N` in the probe's report: {out:?}"))
+}
+
 async fn nginx_pod(agent: &Agent, cri: &rampart_integration::cri::Cri) -> TestPod {
-    let profile = agent.profile(NOTIFY, &[]);
+    nginx_pod_notifying(agent, cri, NOTIFY).await
+}
+
+/// An nginx pod whose profile sends `notify` to the agent.
+async fn nginx_pod_notifying(
+    agent: &Agent,
+    cri: &rampart_integration::cri::Cri,
+    notify: &[&str],
+) -> TestPod {
+    let profile = agent.profile(notify, &[]);
     TestPod::run(
         cri,
         &PodSpec::new(unique_name("procnet"))
@@ -130,14 +150,7 @@ async fn racing_the_exec_path_never_runs_an_unlisted_program() {
         .await
         .unwrap();
     let text = out.stdout_text();
-    let count = |what: &str| -> u64 {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let i = words
-            .iter()
-            .position(|w| *w == what)
-            .unwrap_or_else(|| panic!("{out:?}"));
-        words[i + 1].parse().unwrap()
-    };
+    let count = |what: &str| counter(&out, what);
     assert_eq!(
         count("denied"),
         0,
@@ -175,14 +188,7 @@ async fn racing_the_connect_address_never_reaches_a_blocked_port() {
         .await
         .unwrap();
     let text = out.stdout_text();
-    let count = |what: &str| -> u64 {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let i = words
-            .iter()
-            .position(|w| *w == what)
-            .unwrap_or_else(|| panic!("{out:?}"));
-        words[i + 1].parse().unwrap()
-    };
+    let count = |what: &str| counter(&out, what);
     assert_eq!(
         count("bypass"),
         0,
@@ -202,17 +208,7 @@ async fn racing_the_connect_address_never_reaches_a_blocked_port() {
 async fn audited_hardening_syscalls_are_reported_and_run() {
     let Some(cri) = node().await else { return };
     let agent = Agent::start(&[("audit-memfd.yaml", AUDIT_MEMFD)]);
-    let profile = agent.profile(&["execve", "execveat", "memfd_create"], &[]);
-    let pod = TestPod::run(
-        &cri,
-        &PodSpec::new(unique_name("hardening"))
-            .namespace("rampart-test")
-            .label("app", "nginx"),
-        &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")
-            .seccomp(SeccompProfile::Localhost(profile))],
-    )
-    .await
-    .expect("nginx starts under the agent");
+    let pod = nginx_pod_notifying(&agent, &cri, &["execve", "execveat", "memfd_create"]).await;
 
     // The probe creates a memfd, writes itself into it and execs it: all of it works.
     let out = pod.exec("nginx", &[PROBE, "execveat-memfd"]).await.unwrap();
