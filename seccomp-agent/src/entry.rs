@@ -5,7 +5,7 @@
 //! checked entry is the one changed.
 
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::fcntl::AtFlags;
@@ -47,6 +47,14 @@ pub struct File {
     pub fd: OwnedFd,
     /// Its path in the container, for policy.
     pub path: String,
+}
+
+impl File {
+    /// Our own magic link to it (`/proc/self/fd/N`): how the agent reaches the very inode it
+    /// checked, for calls that take a path (chmod, linkat, a reopen).
+    pub fn own_path(&self) -> Result<CString, Errno> {
+        CString::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd())).map_err(|_| libc::EINVAL)
+    }
 }
 
 /// Finds the existing file `req` names for task `tid`, with the task's credentials assumed as

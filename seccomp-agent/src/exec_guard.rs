@@ -129,12 +129,17 @@ impl ExecGuard {
         {
             return Ok(());
         }
+        // Marking reads the container's mount table and marks each mount: not under the lock,
+        // which the guard thread takes for every exec open on the node. Two threads marking the
+        // same namespace at once is harmless (FAN_MARK_ADD of a mark that exists).
+        drop(st);
         let marked = self.mark_mounts(tid)?;
         debug!(
             tid,
             mounts = marked,
             "exec backstop: marked the container's mounts"
         );
+        let mut st = self.state();
         if let Ok(id) = root_mount {
             if st.marked.len() >= MAX_REMEMBERED {
                 // Marking again is harmless (FAN_MARK_ADD of a mark that exists).

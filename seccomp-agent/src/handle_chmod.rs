@@ -3,22 +3,19 @@
 //! the agent on that file through its own descriptor. A CONTINUE would let another thread swap
 //! the path, or dup2 another file onto the descriptor, after the check.
 
-use std::ffi::{CString, OsStr};
-use std::os::fd::{AsFd, AsRawFd};
+use std::ffi::OsStr;
+use std::os::fd::AsFd;
 
 use nix::fcntl::AT_FDCWD;
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat};
-use rampart_policy::{Access, Operation, WorkloadView};
+use rampart_policy::{Access, WorkloadView};
 
-use crate::entry;
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
+use crate::file_call::{FileCall, decide_and_do};
+use crate::policy_handler::Outcome;
 use crate::resolve::OpenRequest;
 use crate::supervisor::Answer;
 use crate::syscall::{Call, Dir};
-use crate::task::TaskInfo;
 use crate::workload::Workload;
-
-const DENY: i32 = libc::EPERM;
 
 pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
     let Call::Chmod {
@@ -34,10 +31,6 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
     if *flags & !known != 0 {
         return Outcome::errno(libc::EINVAL);
     }
-    let Ok(task) = TaskInfo::read(pid) else {
-        return Outcome::errno(libc::EPERM);
-    };
-    let process = process_path(pid);
     // fchmod(fd) and fchmodat2(fd, "", AT_EMPTY_PATH) name the task's descriptor itself.
     let own;
     let (dir, path, nofollow) = match path {
@@ -54,40 +47,33 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
             (Dir::Cwd, OsStr::new(own.as_str()), false)
         }
     };
-    let req = OpenRequest {
-        dir,
-        path,
-        flags: if nofollow { libc::O_NOFOLLOW as u64 } else { 0 },
-        resolve: 0,
-    };
-    let (file, creds) = match entry::find_file(pid, &task, &req) {
-        Ok(r) => r,
-        Err(errno) => return Outcome::errno(errno),
-    };
-    let fd = &file.fd;
-    let op = Operation::FileAccess {
-        path: &file.path,
+    let call = FileCall {
+        request: OpenRequest {
+            dir,
+            path,
+            flags: if nofollow { libc::O_NOFOLLOW as u64 } else { 0 },
+            resolve: 0,
+        },
         access: Access::Chmod,
-        process: &process,
+        syscall: "fchmodat",
+        deny: libc::EPERM,
     };
-    let subject = Subject::file("fchmodat", &process, &file.path);
-    let result = outcome(view.decide(&op), w, &op, subject, DENY, || {
-        let symlink = fstat(fd.as_fd())
+    decide_and_do(w, view, pid, call, |file| {
+        let symlink = fstat(file.fd.as_fd())
             .map(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits())
             .unwrap_or(false);
         if symlink {
             // Linux has no symlink modes: fchmodat2(AT_SYMLINK_NOFOLLOW) says so.
             return Answer::Errno(libc::EOPNOTSUPP);
         }
-        let Ok(own) = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
-            return Answer::Errno(libc::EINVAL);
+        let own = match file.own_path() {
+            Ok(p) => p,
+            Err(errno) => return Answer::Errno(errno),
         };
         let mode = Mode::from_bits_truncate((*mode as u32 & 0o7777) as libc::mode_t);
         match fchmodat(AT_FDCWD, own.as_c_str(), mode, FchmodatFlags::FollowSymlink) {
             Ok(()) => Answer::Done(0),
             Err(errno) => Answer::Errno(errno as i32),
         }
-    });
-    drop(creds);
-    result
+    })
 }

@@ -4,7 +4,6 @@
 //! out of the rules' reach (`WorkloadView::decide_move`: `ln /etc/passwd /tmp/p` is refused when
 //! a rule guards /etc/passwd). Then done by the agent on the same descriptors and names.
 
-use std::ffi::CString;
 use std::os::fd::AsFd;
 
 use nix::fcntl::{AT_FDCWD, AtFlags, RenameFlags, renameat2};
@@ -228,11 +227,7 @@ fn link_source(
 /// Links the file found by following: through our own descriptor's magic link, which needs no
 /// CAP_DAC_READ_SEARCH (AT_EMPTY_PATH would).
 fn link_followed(file: &File, target: &Entry) -> nix::Result<()> {
-    let own = CString::new(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&file.fd)
-    ))
-    .map_err(|_| nix::errno::Errno::EINVAL)?;
+    let own = file.own_path().map_err(nix::errno::Errno::from_raw)?;
     linkat(
         AT_FDCWD,
         own.as_c_str(),

@@ -1,23 +1,19 @@
 //! truncate(path, length): a write without an open. Decided on the real file, then done by the
 //! agent through its own write descriptor to that file, opened with the task's credentials.
 
-use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, SFlag, fstat};
 use nix::unistd::ftruncate;
-use rampart_policy::{Access, Operation, WorkloadView};
+use rampart_policy::{Access, WorkloadView};
 
-use crate::entry;
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
+use crate::file_call::{FileCall, decide_and_do};
+use crate::policy_handler::Outcome;
 use crate::resolve::OpenRequest;
 use crate::supervisor::Answer;
 use crate::syscall::{Call, Dir};
-use crate::task::TaskInfo;
 use crate::workload::Workload;
-
-const DENY: i32 = libc::EACCES;
 
 pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
     let Call::Truncate { path, length } = call else {
@@ -26,29 +22,19 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
     let Ok(length) = libc::off_t::try_from(*length) else {
         return Outcome::errno(libc::EINVAL);
     };
-    let Ok(task) = TaskInfo::read(pid) else {
-        return Outcome::errno(libc::EPERM);
-    };
-    let process = process_path(pid);
-    let req = OpenRequest {
-        dir: Dir::Cwd,
-        path,
-        flags: 0,
-        resolve: 0,
-    };
-    let (file, creds) = match entry::find_file(pid, &task, &req) {
-        Ok(r) => r,
-        Err(errno) => return Outcome::errno(errno),
-    };
-    let fd = &file.fd;
-    let op = Operation::FileAccess {
-        path: &file.path,
+    let call = FileCall {
+        request: OpenRequest {
+            dir: Dir::Cwd,
+            path,
+            flags: 0,
+            resolve: 0,
+        },
         access: Access::Write,
-        process: &process,
+        syscall: "truncate",
+        deny: libc::EACCES,
     };
-    let subject = Subject::file("truncate", &process, &file.path);
-    let result = outcome(view.decide(&op), w, &op, subject, DENY, || {
-        let kind = match fstat(fd.as_fd()) {
+    decide_and_do(w, view, pid, call, |file| {
+        let kind = match fstat(file.fd.as_fd()) {
             Ok(st) => st.st_mode & SFlag::S_IFMT.bits(),
             Err(errno) => return Answer::Errno(errno as i32),
         };
@@ -59,8 +45,9 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
             // truncate(2) on a FIFO, socket or device; opening one could also block.
             return Answer::Errno(libc::EINVAL);
         }
-        let Ok(own) = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
-            return Answer::Errno(libc::EINVAL);
+        let own = match file.own_path() {
+            Ok(p) => p,
+            Err(errno) => return Answer::Errno(errno),
         };
         let opened = nix::fcntl::open(
             own.as_c_str(),
@@ -71,7 +58,5 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
             Ok(()) => Answer::Done(0),
             Err(errno) => Answer::Errno(errno as i32),
         }
-    });
-    drop(creds);
-    result
+    })
 }

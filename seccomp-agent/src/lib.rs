@@ -12,6 +12,7 @@ pub mod emulate_open;
 pub mod entry;
 pub mod exec_guard;
 pub mod fifo_open;
+pub mod file_call;
 pub mod handle_chmod;
 pub mod handle_connect;
 pub mod handle_exec;
