@@ -1,8 +1,11 @@
 //! Telling rampartd which cgroup a container runs in (and when it is gone), so the kernel events
-//! rampart-audit sees by cgroup id map to pods.
+//! rampart-audit sees by cgroup id map to pods. What was bound is also kept here
+//! ([`KnownContainers`]): the Hello rampart-nri sends at every reconnect carries it, so a restarted
+//! rampartd gets its registry back without waiting for the runtime to Synchronize again.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rampart_protos::agent::BindRequest;
@@ -12,8 +15,33 @@ use crate::cgroup::{self, CgroupError};
 use crate::daemon::{Daemon, DaemonError};
 use crate::workload;
 
+/// The containers rampart-nri has bound and not unbound, by container id.
+#[derive(Debug, Clone, Default)]
+pub struct KnownContainers(Arc<Mutex<BTreeMap<String, BindRequest>>>);
+
+impl KnownContainers {
+    /// What to announce to rampartd, in container id order.
+    pub fn list(&self) -> Vec<BindRequest> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn insert(&self, container_id: &str, req: BindRequest) {
+        self.lock().insert(container_id.to_owned(), req);
+    }
+
+    fn remove(&self, container_id: &str) {
+        self.lock().remove(container_id);
+    }
+
+    // Each update is one map operation: a poisoned lock still holds a consistent map.
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BindRequest>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 pub struct Binder<D> {
     daemon: Arc<D>,
+    known: KnownContainers,
     /// Found once: the hierarchy does not move while the node runs.
     v2_root: Result<PathBuf, String>,
     timeout: Duration,
@@ -27,9 +55,15 @@ impl<D: Daemon> Binder<D> {
         });
         Binder {
             daemon,
+            known: KnownContainers::default(),
             v2_root,
             timeout,
         }
+    }
+
+    /// The containers bound so far (shared: it follows later binds and unbinds).
+    pub fn known(&self) -> KnownContainers {
+        self.known.clone()
     }
 
     /// The BindRequest for a container whose cgroup exists (from runc create on).
@@ -63,6 +97,8 @@ impl<D: Daemon> Binder<D> {
             }
         };
         let sent = req.clone();
+        // Kept even if this bind fails: the next reconnect's Hello announces it again.
+        self.known.insert(&c.id, req.clone());
         let started = std::time::Instant::now();
         let res = tokio::time::timeout(self.timeout, self.daemon.bind(req))
             .await
@@ -83,6 +119,7 @@ impl<D: Daemon> Binder<D> {
     }
 
     pub async fn unbind(&self, c: &Container) {
+        self.known.remove(&c.id);
         let res = tokio::time::timeout(self.timeout, self.daemon.unbind(&c.id))
             .await
             .unwrap_or(Err(DaemonError::Timeout {

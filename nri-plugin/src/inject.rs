@@ -14,7 +14,7 @@ use rampart_protos::nri::{
 use tokio::task::JoinSet;
 
 use crate::adjust;
-use crate::bind::Binder;
+use crate::bind::{Binder, KnownContainers};
 use crate::cgroup;
 use crate::daemon::{Daemon, DaemonError};
 use crate::handler::{CreateReply, EventMask, Handler, HandlerError, HandlerResult};
@@ -97,6 +97,11 @@ impl<D: Daemon> RampartHandler<D> {
             required: RequiredMemory::default(),
             binder,
         }
+    }
+
+    /// The containers this handler has bound, for the Hello that announces them to rampartd.
+    pub fn known_containers(&self) -> KnownContainers {
+        self.binder.known()
     }
 
     pub fn injection(&self) -> Injection {

@@ -102,24 +102,34 @@ async fn main() -> ExitCode {
         ..Default::default()
     };
     let client = Arc::new(RampartdClient::new(&args.daemon, inject.daemon_timeout));
+    let enforcer = format!("seccomp-inject-{:?}", inject.mode).to_lowercase();
+    let handler = RampartHandler::new(client.clone(), inject);
     // Without rampartd every container would start unprotected (or, with --require-protection,
     // not at all): say so now rather than at the first pod. In the background: registration must
     // not wait for it, and each container creation asks rampartd again anyway.
     let hello = client.clone();
-    let enforcer = format!("seccomp-inject-{:?}", inject.mode).to_lowercase();
+    let known = handler.known_containers();
     let daemon = args.daemon.clone();
     tokio::spawn(async move {
-        let req = HelloRequest {
+        let announce = Arc::new(move || HelloRequest {
             kind: AgentKind::Nri as i32,
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
-            enforcers: vec![enforcer],
-        };
-        if let Err(e) = hello.client().hello(req, Duration::from_secs(2)).await {
+            enforcers: vec![enforcer.clone()],
+            containers: known.list(),
+        });
+        if let Err(e) = hello
+            .client()
+            .announce(announce, Duration::from_secs(2))
+            .await
+        {
             tracing::error!(error = %e, daemon = %daemon.display(), "rampartd not reachable at start: containers created before it answers follow the failure policy");
         }
+        // A restarted rampartd learns the bound containers again within a second, even while no
+        // container is being created or stopped.
+        hello.client().keep_connected(Duration::from_secs(1)).await;
     });
-    serve(config, RampartHandler::new(client, inject), pre).await
+    serve(config, handler, pre).await
 }
 
 async fn serve<H: Handler>(

@@ -1,5 +1,7 @@
-//! The alert record: one JSON object per reported decision, field names and casing fixed by
-//! DESIGN.md, and the same fields as native journald fields.
+//! The alert record: one JSON object per reported decision, with the field names and casing that
+//! docs/policy.md fixes, and the same fields as native journald fields. [`Alert::from_decision`] is
+//! the one mapping from a decision to what is reported (event type, action, severity, message):
+//! agents build their events with it, and rampartd only adds who the workload is.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
@@ -78,6 +80,11 @@ impl Timestamp {
             .map(|t| Timestamp(t.to_offset(time::UtcOffset::UTC)))
     }
 
+    /// Nanoseconds since the Unix epoch (0 before it).
+    pub fn unix_nanos(&self) -> u64 {
+        u64::try_from(self.0.unix_timestamp_nanos()).unwrap_or(0)
+    }
+
     pub fn to_rfc3339(&self) -> String {
         // The only failure is a year outside 0..=9999, which `now` and `parse` cannot give.
         self.0.format(&Rfc3339).unwrap_or_default()
@@ -142,8 +149,12 @@ pub struct Alert {
 
 impl Alert {
     /// The alert for a decision, or `None` if the decision is an allow (nothing to report).
-    /// Fills what the decision, workload and operation know; the caller adds pid, container
-    /// id, node name, args and enforcer.
+    /// Fills what the decision, workload and operation know; the caller adds pid, the process
+    /// (for execs: the one that asked), syscall, container id, node name, args and enforcer.
+    ///
+    /// A kill-process response is `Blocked` here: the process is killed only if the enforcer
+    /// manages to, and it says so with [`Alert::process_killed`]. A kill-pod response is
+    /// `PodKilled`: rampartd stops the pod when it records the alert.
     pub fn from_decision(
         d: &Decision<'_>,
         w: &Workload,
@@ -153,7 +164,6 @@ impl Alert {
         let action = match (d.verdict, d.response()) {
             (Verdict::Allow, _) => return None,
             (Verdict::Alert, _) => AlertAction::Alerted,
-            (Verdict::Block, Some(Response::KillProcess)) => AlertAction::ProcessKilled,
             (Verdict::Block, Some(Response::KillPod)) => AlertAction::PodKilled,
             (Verdict::Block, _) => AlertAction::Blocked,
         };
@@ -196,13 +206,14 @@ impl Alert {
                 a.file_path = some(path);
                 a.process_path = some(process);
             }
+            // The program that was to run; the process that asked is the caller's to add.
             Operation::Exec { path } => {
                 a.event_type = EventType::ProcessExecution;
-                a.process_path = some(path);
+                a.file_path = some(path);
             }
             Operation::Drift { path } => {
                 a.event_type = EventType::Drift;
-                a.process_path = some(path);
+                a.file_path = some(path);
             }
             Operation::Connect {
                 address,
@@ -223,6 +234,13 @@ impl Alert {
             }
         }
         Some(a)
+    }
+
+    /// The enforcer killed the process a kill-process response named.
+    pub fn process_killed(&mut self) {
+        if self.action == AlertAction::Blocked {
+            self.action = AlertAction::ProcessKilled;
+        }
     }
 
     /// The JSON record, one line.

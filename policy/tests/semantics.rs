@@ -331,11 +331,18 @@ fn process_allow_list_and_deny_list() {
     // A relative path is not on the allow-list either.
     assert_eq!(v.decide(&exec("usr/sbin/nginx")).verdict, Verdict::Block);
     let w = Workload::default();
-    let a = Alert::from_decision(&d, &w, &exec("/usr/bin/id"), Timestamp::now()).unwrap();
+    let mut a = Alert::from_decision(&d, &w, &exec("/usr/bin/id"), Timestamp::now()).unwrap();
+    // Killed only once the enforcer says the kill worked.
     assert_eq!(
-        (a.action, a.event_type),
-        (AlertAction::ProcessKilled, EventType::ProcessExecution)
+        (a.action, a.event_type, a.file_path.as_deref()),
+        (
+            AlertAction::Blocked,
+            EventType::ProcessExecution,
+            Some("/usr/bin/id")
+        )
     );
+    a.process_killed();
+    assert_eq!(a.action, AlertAction::ProcessKilled);
     // Both match /bin/sh: the block of the allow-list outranks the alert of the deny-list.
     let d = v.decide(&exec("/bin/sh"));
     assert_eq!(

@@ -94,6 +94,18 @@ impl Containers {
         Ok(outcome)
     }
 
+    /// A container an agent announced (after a restart of rampartd): bound unless the registry
+    /// already holds it with as much or more (a cgroup id the announcement lacks). Returns
+    /// whether it was bound.
+    pub fn announce(&mut self, entry: ContainerEntry) -> Result<bool, RegistryError> {
+        if let Some(held) = self.by_id.get(entry.container_id())
+            && (held.cgroup_id != 0 || entry.cgroup_id == 0)
+        {
+            return Ok(false);
+        }
+        self.bind(entry).map(|_| true)
+    }
+
     /// Removes a container; `None` if it was not bound (unbinding twice is not an error:
     /// StopContainer and RemoveContainer both unbind).
     pub fn unbind(&mut self, container_id: &str) -> Option<Arc<ContainerEntry>> {
@@ -202,6 +214,10 @@ impl Registry {
         self.write().unbind(container_id)
     }
 
+    pub fn announce(&self, entry: ContainerEntry) -> Result<bool, RegistryError> {
+        self.write().announce(entry)
+    }
+
     pub fn by_container_id(&self, container_id: &str) -> Option<Arc<ContainerEntry>> {
         self.read().by_container_id(container_id)
     }
@@ -283,6 +299,36 @@ mod tests {
             name: name.into(),
             uid: uid.into(),
         }
+    }
+
+    #[test]
+    fn an_announcement_fills_in_but_never_replaces_what_knows_more() {
+        let mut r = Containers::default();
+        // The seccomp agent knows no cgroup id; rampart-nri's announcement replaces its entry.
+        assert_eq!(
+            r.announce(entry("default", "web", "u1", "nginx", "c1", 0)),
+            Ok(true)
+        );
+        assert_eq!(
+            r.announce(entry("default", "web", "u1", "nginx", "c1", 77)),
+            Ok(true)
+        );
+        assert_eq!(r.by_cgroup_id(77).unwrap().container_id(), "c1");
+        // ...and the agent's, coming later, leaves rampart-nri's in place.
+        assert_eq!(
+            r.announce(entry("default", "web", "u1", "nginx", "c1", 0)),
+            Ok(false)
+        );
+        assert_eq!(r.by_container_id("c1").unwrap().cgroup_id, 77);
+        assert_eq!(
+            r.announce(entry("default", "web", "u1", "sidecar", "c2", 0)),
+            Ok(true)
+        );
+        assert_eq!(r.len(), 2);
+        assert!(
+            r.announce(entry("default", "web", "u1", "x", "", 0))
+                .is_err()
+        );
     }
 
     #[test]

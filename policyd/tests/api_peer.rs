@@ -40,6 +40,7 @@ fn hello_frame() -> Vec<u8> {
         version: "evil".into(),
         pid: 1,
         enforcers: vec![],
+        containers: vec![],
     };
     let req = ttrpc::Request {
         service: DAEMON_SERVICE.into(),

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use api_common::{Harness, T, socket_path, workload};
 use prost::Message;
 use rampart_protos::agent::{
-    AgentKind, BindRequest, DAEMON_SERVICE, Event, HelloRequest, HelloResponse, PolicySource,
+    Action, AgentKind, BindRequest, DAEMON_SERVICE, Event, EventType, HelloRequest, HelloResponse,
+    PolicySource,
 };
 use rampart_protos::client::{ClientError, DaemonClient};
 use rampart_protos::ttrpc::{self, Decoded, Decoder, code};
@@ -24,6 +25,7 @@ fn hello_req(kind: AgentKind) -> HelloRequest {
         version: "0.1.0-test".into(),
         pid: 4242,
         enforcers: vec!["seccomp-notify".into()],
+        containers: Vec::new(),
     }
 }
 
@@ -93,14 +95,14 @@ async fn every_method_round_trips() {
 
     // ReportEvents: resolved to the bound container; an unknown one is kept and counted.
     let known = Event {
-        event_type: "FileAccess".into(),
+        event_type: EventType::FileAccess as i32,
         cgroup_id: 1234,
         file_path: "/etc/shadow".into(),
-        action: "Blocked".into(),
+        action: Action::Blocked as i32,
         ..Default::default()
     };
     let unknown = Event {
-        event_type: "ProcessExecution".into(),
+        event_type: EventType::ProcessExecution as i32,
         container_id: "nobody-knows".into(),
         ..Default::default()
     };
@@ -466,6 +468,65 @@ async fn client_reconnects_on_the_next_call_and_says_hello_again() {
     let agents = h2.daemon.agents();
     assert_eq!(agents.len(), 1, "Hello not replayed");
     assert_eq!(agents[0].kind, AgentKind::Audit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_daemon_rebuilds_its_registry_from_the_agents_announcements() {
+    let path = socket_path("announce");
+    let mut h = Harness::start_with(path.clone(), 8, |_| {}).await;
+    // What the agent knows runs changes while it is connected; the announcement is asked again
+    // at every reconnect.
+    let known: Arc<std::sync::Mutex<Vec<BindRequest>>> = Arc::default();
+    let bind = |id: &str, cgroup_id| BindRequest {
+        workload: Some(workload("prod", "web", "nginx", id)),
+        cgroup_id,
+        cgroup_path: String::new(),
+        pid: 7,
+    };
+    known.lock().unwrap().push(bind("c1", 1234));
+    let client = Arc::new(DaemonClient::lazy(&path));
+    let source = known.clone();
+    client
+        .announce(
+            Arc::new(move || HelloRequest {
+                containers: source.lock().unwrap().clone(),
+                ..hello_req(AgentKind::Nri)
+            }),
+            T,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.daemon
+            .registry()
+            .by_cgroup_id(1234)
+            .unwrap()
+            .container_id(),
+        "c1"
+    );
+    known.lock().unwrap().push(bind("c2", 0));
+    h.stop().await;
+
+    // No call of the agent's own: keep_connected reconnects and announces what it knows now.
+    let keep = tokio::spawn({
+        let client = client.clone();
+        async move { client.keep_connected(Duration::from_millis(20)).await }
+    });
+    let h2 = Harness::start_with(path.clone(), 8, |_| {}).await;
+    let deadline = Instant::now() + T;
+    while h2.daemon.registry().len() < 2 {
+        assert!(Instant::now() < deadline, "registry not rebuilt");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    keep.abort();
+    let registry = h2.daemon.registry();
+    let c1 = registry.by_cgroup_id(1234).expect("c1 by its cgroup id");
+    assert_eq!(
+        (c1.container_id(), c1.workload.pod_name.as_str()),
+        ("c1", "web")
+    );
+    assert!(registry.by_container_id("c2").is_some());
+    assert_eq!(h2.daemon.agents()[0].kind, AgentKind::Nri);
 }
 
 #[tokio::test]

@@ -85,6 +85,7 @@ async fn status_shows_agents_workloads_policies_and_counters() {
                 version: "0.1.0-test".into(),
                 pid: 4242,
                 enforcers: vec!["seccomp-notify".into()],
+                containers: Vec::new(),
             },
             T,
         )

@@ -1,8 +1,10 @@
 //! The agents' client for rampartd's API (`rampart.agent.v1.Daemon`).
 //!
 //! One connection, shared by concurrent calls. When it breaks (rampartd restarted), the next
-//! call connects again and first repeats the agent's last Hello, so the daemon knows who is
-//! talking without every agent writing that logic.
+//! call connects again and first repeats the agent's Hello, so the daemon knows who is talking
+//! without every agent writing that logic. An agent that announces with [`DaemonClient::announce`]
+//! has its Hello built afresh for every reconnect, with the containers it knows as they are then:
+//! that is how a restarted rampartd gets its registry back.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,9 +53,12 @@ impl ClientError {
 pub struct DaemonClient {
     path: PathBuf,
     conn: tokio::sync::Mutex<Option<Arc<UnixConn>>>,
-    /// The last Hello, repeated on every reconnect.
-    hello: std::sync::Mutex<Option<HelloRequest>>,
+    /// Builds the Hello sent on every reconnect.
+    hello: std::sync::Mutex<Option<Announcement>>,
 }
+
+/// What an agent says in its Hello, asked again at every reconnect.
+pub type Announcement = Arc<dyn Fn() -> HelloRequest + Send + Sync>;
 
 impl DaemonClient {
     /// Connects now, so that a missing daemon is reported at startup.
@@ -83,9 +88,38 @@ impl DaemonClient {
         req: HelloRequest,
         timeout: Duration,
     ) -> Result<HelloResponse, ClientError> {
-        *self.hello.lock().expect("hello lock") = Some(req.clone());
+        self.announce(Arc::new(move || req.clone()), timeout).await
+    }
+
+    /// Announces the agent with what `hello` says now, and again with what it says then after
+    /// every reconnect.
+    pub async fn announce(
+        &self,
+        hello: Announcement,
+        timeout: Duration,
+    ) -> Result<HelloResponse, ClientError> {
+        let req = hello();
+        *self.hello.lock().unwrap_or_else(|p| p.into_inner()) = Some(hello);
         let conn = self.conn(timeout, false).await?;
         Ok(conn.call(DAEMON_SERVICE, "Hello", &req, timeout).await?)
+    }
+
+    /// Reconnects (and announces again) within about `period` of rampartd coming back, for an
+    /// agent that may go long without a call of its own. Runs until dropped.
+    pub async fn keep_connected(&self, period: Duration) {
+        loop {
+            tokio::time::sleep(period).await;
+            let connected = self
+                .conn
+                .lock()
+                .await
+                .as_ref()
+                .is_some_and(|c| !c.is_closed());
+            if !connected && let Err(e) = self.conn(period.max(Duration::from_secs(1)), true).await
+            {
+                tracing::debug!(error = %e, "rampartd still unreachable");
+            }
+        }
     }
 
     pub async fn plan_container(
@@ -181,9 +215,11 @@ impl DaemonClient {
         if had_conn {
             tracing::info!(socket = %self.path.display(), "reconnected to rampartd");
         }
-        let hello = self.hello.lock().expect("hello lock").clone();
+        let hello = self.hello.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let (true, Some(hello)) = (replay_hello, hello) {
-            let _: HelloResponse = conn.call(DAEMON_SERVICE, "Hello", &hello, timeout).await?;
+            let _: HelloResponse = conn
+                .call(DAEMON_SERVICE, "Hello", &hello(), timeout)
+                .await?;
         }
         *slot = Some(conn.clone());
         Ok(conn)

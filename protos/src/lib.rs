@@ -8,10 +8,12 @@
 //!   agent API (over a plain unix socket).
 //! - [`unix_conn`]: a unary ttrpc client on a unix stream; [`client`]: the agents' client for
 //!   rampartd on top of it.
+//! - [`event`]: the policy crate's alert as an agent reports it, and back.
 
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod event;
 pub mod ttrpc;
 pub mod unix_conn;
 

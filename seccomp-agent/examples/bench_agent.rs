@@ -58,7 +58,9 @@ impl Count {
 impl Reporter for Count {
     fn report(&self, e: agent::Event) {
         // A full queue drops the event, as the agent's reporter does (and counts it).
-        let _ = self.tx.try_send((e.event_type, e.action));
+        let _ = self
+            .tx
+            .try_send((format!("{:?}", e.event_type()), format!("{:?}", e.action())));
     }
 }
 

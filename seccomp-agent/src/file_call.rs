@@ -21,13 +21,13 @@ pub struct FileCall<'a> {
 }
 
 /// Decides `call` for task `pid`; `act` does the allowed call on the file and says the answer.
-pub fn decide_and_do<'v>(
+pub fn decide_and_do(
     w: &Workload,
-    view: &'v WorkloadView,
+    view: &WorkloadView,
     pid: u32,
     call: FileCall<'_>,
     act: impl FnOnce(&File) -> Answer,
-) -> Outcome<'v> {
+) -> Outcome {
     let Ok(task) = TaskInfo::read(pid) else {
         return Outcome::errno(libc::EPERM);
     };

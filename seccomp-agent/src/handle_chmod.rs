@@ -17,7 +17,7 @@ use crate::supervisor::Answer;
 use crate::syscall::{Call, Dir};
 use crate::workload::Workload;
 
-pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
+pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outcome {
     let Call::Chmod {
         dir,
         path,

@@ -17,13 +17,13 @@ use crate::workload::Workload;
 
 const DENY: i32 = libc::EPERM;
 
-pub fn handle<'v>(
+pub fn handle(
     w: &Workload,
-    view: &'v WorkloadView,
+    view: &WorkloadView,
     pid: u32,
     call: &Call,
     guard: Option<&EgressGuard>,
-) -> Outcome<'v> {
+) -> Outcome {
     let Call::Connect { syscall, addrs, .. } = call else {
         return Outcome::errno(libc::EPERM);
     };

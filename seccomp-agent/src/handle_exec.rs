@@ -22,13 +22,13 @@ use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
 
-pub fn handle<'v>(
+pub fn handle(
     w: &Workload,
-    view: &'v WorkloadView,
+    view: &WorkloadView,
     pid: u32,
     call: &Call,
     guard: Option<&ExecGuard>,
-) -> Outcome<'v> {
+) -> Outcome {
     let Call::Exec { dir, path, flags } = call else {
         return Outcome::errno(libc::EPERM);
     };

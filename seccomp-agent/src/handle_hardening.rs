@@ -86,12 +86,7 @@ pub fn name_of(nr: i32) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
-pub fn handle<'v>(
-    w: &Workload,
-    view: &'v WorkloadView,
-    pid: u32,
-    name: &'static str,
-) -> Outcome<'v> {
+pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, name: &'static str) -> Outcome {
     let op = Operation::Syscall { name };
     let subject = Subject {
         event_type: EventType::Syscall,

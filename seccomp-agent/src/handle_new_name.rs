@@ -28,7 +28,7 @@ enum Source {
     Followed(File),
 }
 
-pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
+pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outcome {
     let Call::NewName {
         hard_link,
         old_dir,
@@ -107,7 +107,7 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
             process: &process,
         });
     }
-    let mut decided: Vec<(Decision<'v>, usize)> = ops
+    let mut decided: Vec<(Decision<'_>, usize)> = ops
         .iter()
         .enumerate()
         .map(|(i, op)| (view.decide(op), i))

@@ -20,13 +20,13 @@ use crate::workload::Workload;
 /// Files are refused the way a permission problem would be: "Permission denied".
 const DENY: i32 = libc::EACCES;
 
-pub fn handle<'v>(
+pub fn handle(
     w: &Workload,
-    view: &'v WorkloadView,
+    view: &WorkloadView,
     notify_fd: BorrowedFd<'_>,
     n: &Notification,
     call: &Call,
-) -> Outcome<'v> {
+) -> Outcome {
     let pid = n.pid;
     let Call::Open {
         dir,

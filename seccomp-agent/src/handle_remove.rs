@@ -14,7 +14,7 @@ use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
 
-pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
+pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outcome {
     let Call::Remove { dir, path, flags } = call else {
         return Outcome::errno(libc::EPERM);
     };

@@ -32,6 +32,7 @@ pub mod procfs_self;
 pub mod resolve;
 pub mod shutdown;
 pub mod stage_times;
+pub mod supervised;
 pub mod supervisor;
 pub mod sys;
 pub mod syscall;

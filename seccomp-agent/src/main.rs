@@ -14,6 +14,7 @@ use rampart_seccomp::holder_protocol;
 use rampart_seccomp::listener::Listener;
 use rampart_seccomp::policy_handler::PolicyHandler;
 use rampart_seccomp::shutdown::Stopper;
+use rampart_seccomp::supervised::Supervised;
 use rampart_seccomp::supervisor::Handler;
 use rampart_seccomp::takeover::Supervisors;
 use tokio::signal::unix::{SignalKind, signal};
@@ -72,18 +73,18 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     rampart_logging::init("rampart-seccomp", args.log_stderr);
     let client = Arc::new(DaemonClient::lazy(&args.daemon));
-    if let Err(e) = client
-        .hello(
-            HelloRequest {
-                kind: AgentKind::Seccomp as i32,
-                version: env!("CARGO_PKG_VERSION").into(),
-                pid: std::process::id(),
-                enforcers: vec!["seccomp-notify".into()],
-            },
-            Duration::from_secs(5),
-        )
-        .await
-    {
+    // Every Hello (and the one after each reconnect) lists what this agent supervises then, so a
+    // restarted rampartd knows these containers again.
+    let supervised = Supervised::default();
+    let announced = supervised.clone();
+    let announce = Arc::new(move || HelloRequest {
+        kind: AgentKind::Seccomp as i32,
+        version: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
+        enforcers: vec!["seccomp-notify".into()],
+        containers: announced.list(),
+    });
+    if let Err(e) = client.announce(announce, Duration::from_secs(5)).await {
         warn!(error = %e, daemon = %args.daemon.display(), "rampartd not reachable yet; waiting for it");
     }
     let (version, snapshot) = daemon_link::first_snapshot(&client).await;
@@ -123,7 +124,12 @@ async fn main() -> Result<()> {
     };
     let stopper = Arc::new(Stopper::new().context("cannot create the stop signal")?);
     let dyn_handler: Arc<dyn Handler> = handler.clone();
-    let supervisors = Arc::new(Supervisors::new(dyn_handler, holder, stopper.clone()));
+    let supervisors = Arc::new(Supervisors::new(
+        dyn_handler,
+        holder,
+        stopper.clone(),
+        supervised,
+    ));
     // Containers started under an earlier agent: their notified syscalls wait in the kernel until
     // these threads answer.
     let taken = tokio::task::spawn_blocking({

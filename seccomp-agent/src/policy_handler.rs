@@ -6,10 +6,12 @@
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use rampart_policy::{Decision, EventType, Operation, Response, Snapshot, Verdict, WorkloadView};
+use rampart_policy::{
+    Alert, Decision, EventType, Operation, Response, Snapshot, Timestamp, Verdict, WorkloadView,
+};
 use rampart_protos::agent;
+use rampart_protos::event::to_event;
 use tracing::{debug, warn};
 
 use crate::egress_guard::EgressGuard;
@@ -114,12 +116,12 @@ impl PolicyHandler {
 }
 
 /// What a handler decided, with what to report.
-pub struct Outcome<'v> {
+pub struct Outcome {
     pub answer: Answer,
-    pub report: Option<Report<'v>>,
+    pub report: Option<Report>,
 }
 
-impl Outcome<'_> {
+impl Outcome {
     pub fn errno(errno: i32) -> Self {
         Self {
             answer: Answer::Errno(errno),
@@ -150,21 +152,21 @@ impl Subject {
     }
 }
 
-pub struct Report<'v> {
-    pub decision: Decision<'v>,
-    pub subject: Subject,
-    pub message: String,
+/// A decision to report: the alert as the policy crate maps it, and the response to carry out.
+pub struct Report {
+    pub alert: Alert,
+    pub response: Option<Response>,
 }
 
 /// Block → `errno` and a report; Alert → `allowed()` and a report; Allow → `allowed()`.
-pub fn outcome<'v>(
-    decision: Decision<'v>,
+pub fn outcome(
+    decision: Decision<'_>,
     w: &Workload,
     op: &Operation<'_>,
     subject: Subject,
     errno: i32,
     allowed: impl FnOnce() -> Answer,
-) -> Outcome<'v> {
+) -> Outcome {
     let answer = match decision.verdict {
         Verdict::Allow => {
             return Outcome {
@@ -175,16 +177,35 @@ pub fn outcome<'v>(
         Verdict::Alert => allowed(),
         Verdict::Block => Answer::Errno(errno),
     };
-    let message = decision.message(&w.policy_workload(), op);
     Outcome {
         answer,
-        report: Some(Report {
-            decision,
-            subject,
-            message,
-        }),
+        report: report(&decision, w, op, subject),
     }
 }
+
+/// The alert for a reportable decision, with what the agent knows beside it.
+fn report(
+    decision: &Decision<'_>,
+    w: &Workload,
+    op: &Operation<'_>,
+    subject: Subject,
+) -> Option<Report> {
+    let mut alert = Alert::from_decision(decision, &w.policy_workload(), op, Timestamp::now())?;
+    alert.syscall = Some(subject.syscall.to_owned());
+    // An exec's operation names the program; the process is the one that asked for it.
+    if alert.process_path.is_none() && !subject.process.is_empty() {
+        alert.process_path = Some(subject.process);
+    }
+    alert.container_id = Some(w.container_id.clone());
+    alert.enforcer = Some(ENFORCER.to_owned());
+    Some(Report {
+        alert,
+        response: decision.response(),
+    })
+}
+
+/// What decides notified syscalls, as alerts name it.
+const ENFORCER: &str = "seccomp-notify";
 
 impl Handler for PolicyHandler {
     fn handle(
@@ -248,22 +269,23 @@ impl Handler for PolicyHandler {
                 }
             },
         };
-        if let Some(r) = outcome.report {
-            let mut ev = event(w, n.pid, &r);
-            match r.decision.response() {
-                Some(Response::KillProcess) => match kill_tgid(n.pid)
+        if let Some(Report {
+            mut alert,
+            response,
+        }) = outcome.report
+        {
+            alert.pid = Some(n.pid);
+            if response == Some(Response::KillProcess) {
+                match kill_tgid(n.pid)
                     .and_then(|tgid| kill_process::kill(fd, n.id, tgid).map_err(|e| e.to_string()))
                 {
-                    Ok(()) => ev.action = "ProcessKilled".into(),
+                    Ok(()) => alert.process_killed(),
                     Err(e) => {
                         warn!(pid = n.pid, error = %e, "kill-process response failed; the call is still denied")
                     }
-                },
-                // rampartd stops the pod's containers through the runtime when it sees this.
-                Some(Response::KillPod) => ev.action = "PodKilled".into(),
-                _ => {}
+                }
             }
-            self.reporter.report(ev);
+            self.reporter.report(to_event(&alert, 0));
             stage_times::mark(Stage::Report);
         }
         outcome.answer
@@ -287,54 +309,12 @@ impl ExecJudge for PolicyHandler {
             Answer::Continue
         });
         let allowed = matches!(o.answer, Answer::Continue);
-        if let Some(r) = o.report {
-            let mut ev = event(w, tid, &r);
-            ev.enforcer = "fanotify-exec".to_owned();
-            self.reporter.report(ev);
+        if let Some(Report { mut alert, .. }) = o.report {
+            alert.pid = Some(tid);
+            alert.enforcer = Some("fanotify-exec".to_owned());
+            self.reporter.report(to_event(&alert, 0));
         }
         allowed
-    }
-}
-
-fn event(w: &Workload, pid: u32, r: &Report<'_>) -> agent::Event {
-    let action = match r.decision.verdict {
-        Verdict::Block => "Blocked",
-        _ => "Alerted",
-    };
-    agent::Event {
-        timestamp_ns: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-        event_type: r.subject.event_type.as_str().to_owned(),
-        container_id: w.container_id.clone(),
-        cgroup_id: 0,
-        pid,
-        process_path: r.subject.process.clone(),
-        args: Vec::new(),
-        syscall: r.subject.syscall.to_owned(),
-        file_path: r.subject.path.clone(),
-        remote: r.subject.remote.clone(),
-        policy_name: r.decision.policy_name().unwrap_or_default().to_owned(),
-        rule_id: r.decision.rule_id().unwrap_or_default().to_owned(),
-        action: action.to_owned(),
-        severity: r
-            .decision
-            .severity()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default(),
-        message: r.message.clone(),
-        enforcer: "seccomp-notify".to_owned(),
-        workload: Some(agent::Workload {
-            namespace: w.namespace.clone(),
-            pod_name: w.pod_name.clone(),
-            pod_uid: w.pod_uid.clone(),
-            pod_labels: w.pod_labels.clone().into_iter().collect(),
-            container_name: w.container_name.clone(),
-            container_id: w.container_id.clone(),
-            image: w.image.clone(),
-            ..Default::default()
-        }),
     }
 }
 

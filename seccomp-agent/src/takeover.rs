@@ -14,6 +14,7 @@ use tracing::{error, info, info_span, warn};
 
 use crate::holder_client::{HolderClient, HolderClientError};
 use crate::shutdown::Stopper;
+use crate::supervised::Supervised;
 use crate::supervisor::{self, Handler, Phase, Supervision, Watcher};
 use crate::workload::Workload;
 
@@ -22,6 +23,7 @@ pub struct Supervisors {
     handler: Arc<dyn Handler>,
     holder: Option<Arc<HolderClient>>,
     stopper: Arc<Stopper>,
+    supervised: Supervised,
 }
 
 impl Supervisors {
@@ -29,11 +31,13 @@ impl Supervisors {
         handler: Arc<dyn Handler>,
         holder: Option<Arc<HolderClient>>,
         stopper: Arc<Stopper>,
+        supervised: Supervised,
     ) -> Self {
         Self {
             handler,
             holder,
             stopper,
+            supervised,
         }
     }
 
@@ -98,6 +102,7 @@ impl Supervisors {
                 .as_ref()
                 .map(|h| Box::new(h.clone()) as Box<dyn Watcher>),
         };
+        self.supervised.add(&w);
         match supervisor::spawn_with(fd, w, self.handler.clone(), supervision) {
             Ok(thread) => {
                 self.stopper.track(thread);

@@ -53,6 +53,20 @@ impl Workload {
         }
     }
 
+    /// The identity as the agent API carries it.
+    pub fn to_proto(&self) -> rampart_protos::agent::Workload {
+        rampart_protos::agent::Workload {
+            namespace: self.namespace.clone(),
+            pod_name: self.pod_name.clone(),
+            pod_uid: self.pod_uid.clone(),
+            pod_labels: self.pod_labels.clone(),
+            container_name: self.container_name.clone(),
+            container_id: self.container_id.clone(),
+            image: self.image.clone(),
+            ..Default::default()
+        }
+    }
+
     /// The identity policies select on.
     pub fn policy_workload(&self) -> rampart_policy::Workload {
         rampart_policy::Workload {

@@ -9,6 +9,7 @@
 
 mod common;
 
+use rampart_protos::agent::{Action, EventType};
 use std::time::{Duration, Instant};
 
 use common::{Agent, DENY_IO_URING, SEED, node};
@@ -118,7 +119,7 @@ fn assert_blocked_event(agent: &Agent, what: &str) {
     let seen = agent.events.all();
     assert!(
         seen.iter().any(|e| e.file_path == "/etc/passwd"
-            && e.action == "Blocked"
+            && e.action() == Action::Blocked
             && e.policy_name == "DisallowEtcAccessForNginx"),
         "{what}: no Blocked event for /etc/passwd: {seen:#?}"
     );
@@ -418,7 +419,7 @@ async fn delete_chmod_truncate_of_a_guarded_tree_are_refused() {
     for syscall in ["unlinkat", "fchmodat", "truncate", "openat", "renameat2"] {
         assert!(
             seen.iter().any(|e| e.syscall == syscall
-                && e.action == "Blocked"
+                && e.action() == Action::Blocked
                 && e.policy_name == "ProtectWebRoot"
                 && e.file_path.starts_with("/usr/share/nginx/html")),
             "no Blocked {syscall} event: {seen:#?}"
@@ -465,7 +466,7 @@ async fn execveat_of_a_memfd_is_refused_by_a_drift_rule() {
     let seen = agent.events.all();
     let e = seen
         .iter()
-        .find(|e| e.event_type == "Drift" && e.action == "Blocked")
+        .find(|e| e.event_type() == EventType::Drift && e.action() == Action::Blocked)
         .unwrap_or_else(|| panic!("no Blocked Drift event: {seen:#?}"));
     assert_eq!(e.policy_name, "BlockDriftInNginx");
     assert!(e.file_path.starts_with("/memfd:drift"), "{e:?}");

@@ -6,6 +6,7 @@
 
 mod common;
 
+use rampart_protos::agent::{Action, EventType, Severity};
 use std::net::SocketAddr;
 
 use common::{Agent, http_get, node};
@@ -116,7 +117,7 @@ async fn only_listed_executables_run() {
     let seen = agent.events.all();
     let blocked: Vec<_> = seen
         .iter()
-        .filter(|e| e.event_type == "ProcessExecution" && e.action == "Blocked")
+        .filter(|e| e.event_type() == EventType::ProcessExecution && e.action() == Action::Blocked)
         .collect();
     assert!(
         blocked
@@ -161,7 +162,7 @@ async fn racing_the_exec_path_never_runs_an_unlisted_program() {
     let seen = agent.events.all();
     assert!(
         seen.iter()
-            .any(|e| e.event_type == "ProcessExecution" && e.action == "Blocked"),
+            .any(|e| e.event_type() == EventType::ProcessExecution && e.action() == Action::Blocked),
         "no Blocked exec at all: {seen:#?}"
     );
     let backstop = seen
@@ -216,11 +217,11 @@ async fn audited_hardening_syscalls_are_reported_and_run() {
     let seen = agent.events.all();
     let e = seen
         .iter()
-        .find(|e| e.event_type == "Syscall" && e.syscall == "memfd_create")
+        .find(|e| e.event_type() == EventType::Syscall && e.syscall == "memfd_create")
         .unwrap_or_else(|| panic!("no memfd_create event: {seen:#?}"));
-    assert_eq!(e.action, "Alerted", "{e:?}");
+    assert_eq!(e.action(), Action::Alerted, "{e:?}");
     assert_eq!(e.policy_name, "AuditMemfd");
-    assert_eq!(e.severity, "Medium");
+    assert_eq!(e.severity(), Severity::Medium);
 
     pod.remove().await.unwrap();
 }
@@ -266,11 +267,12 @@ async fn egress_is_denied_by_cidr_and_by_port() {
     for (remote, rule) in [("203.0.113.7:80", "test-net"), ("127.0.0.1:6379", "redis")] {
         for syscall in ["connect", "sendto", "sendmsg", "sendmmsg"] {
             assert!(
-                seen.iter().any(|e| e.event_type == "NetworkConnection"
-                    && e.action == "Blocked"
-                    && e.remote == remote
-                    && e.rule_id == rule
-                    && e.syscall == syscall),
+                seen.iter()
+                    .any(|e| e.event_type() == EventType::NetworkConnection
+                        && e.action() == Action::Blocked
+                        && format!("{}:{}", e.remote_address, e.remote_port) == remote
+                        && e.rule_id == rule
+                        && e.syscall == syscall),
                 "no Blocked {syscall} to {remote}: {seen:#?}"
             );
         }

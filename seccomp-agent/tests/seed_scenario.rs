@@ -9,6 +9,7 @@
 
 mod common;
 
+use rampart_protos::agent::{Action, EventType, Severity};
 use std::net::SocketAddr;
 
 use common::{Agent, NOTIFY_OPEN_EXEC, SEED, http_get, node};
@@ -87,7 +88,7 @@ async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {
     let seen = events.all();
     let blocked: Vec<_> = seen
         .iter()
-        .filter(|e| e.file_path == "/etc/passwd" && e.action == "Blocked")
+        .filter(|e| e.file_path == "/etc/passwd" && e.action() == Action::Blocked)
         .collect();
     assert!(
         !blocked.is_empty(),
@@ -95,8 +96,8 @@ async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {
     );
     let e = blocked[0];
     assert_eq!(e.policy_name, "DisallowEtcAccessForNginx");
-    assert_eq!(e.event_type, "FileAccess");
-    assert_eq!(e.severity, "High");
+    assert_eq!(e.event_type(), EventType::FileAccess);
+    assert_eq!(e.severity(), Severity::High);
     assert_eq!(e.container_id, container_id);
     assert_eq!(e.enforcer, "seccomp-notify");
     assert_eq!(

@@ -297,6 +297,35 @@ impl DaemonService for Daemon {
             agents.retain(|_, a| a.disconnected_at.is_none() || a.kind != kind);
             agents.insert(ctx.peer.conn_id, info);
         }
+        // After a restart of rampartd, what the agents announce is the registry: rampart-nri's
+        // bindings (with cgroup ids) and the seccomp agent's supervised containers.
+        let mut added = 0;
+        for bind in req.containers {
+            let Some(workload) = bind.workload else {
+                continue;
+            };
+            let entry = ContainerEntry {
+                workload,
+                cgroup_id: bind.cgroup_id,
+                cgroup_path: bind.cgroup_path,
+                pid: bind.pid,
+                bound_at: SystemTime::now(),
+            };
+            match self.registry.announce(entry) {
+                Ok(true) => added += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "agent announced a container without an id; ignored")
+                }
+            }
+        }
+        if added > 0 {
+            tracing::info!(
+                kind = kind.as_str_name(),
+                containers = added,
+                "registry rebuilt from the agent's announcement"
+            );
+        }
         Ok(HelloResponse {
             daemon_version: self.info.version.clone(),
             snapshot_version: self.snapshot.borrow().version,
@@ -443,7 +472,7 @@ impl DaemonService for Daemon {
                     tracing::debug!(
                         container_id = %event.container_id,
                         cgroup_id = event.cgroup_id,
-                        event_type = %event.event_type,
+                        event_type = event.event_type,
                         "event from a container the registry does not know; kept without its pod"
                     );
                 }

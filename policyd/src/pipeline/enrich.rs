@@ -1,91 +1,33 @@
 //! An agent's event, with the workload the registry knows, becomes the alert record.
 
-use std::net::SocketAddr;
-
-use rampart_policy::{Alert, AlertAction, EventType, Severity, Timestamp};
-use rampart_protos::agent::{Event, Workload};
-use serde::de::DeserializeOwned;
+use rampart_policy::Alert;
+use rampart_protos::event::{EventError, Identity, to_alert};
 
 use crate::api::ReportedEvent;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum EnrichError {
-    #[error(
-        "event field {field} has an unknown value {value:?}; is the agent the same version as rampartd?"
-    )]
-    UnknownValue { field: &'static str, value: String },
-    #[error("event names no policy")]
-    NoPolicy,
-}
-
-fn parse<T: DeserializeOwned>(field: &'static str, value: &str) -> Result<T, EnrichError> {
-    serde_json::from_value(serde_json::Value::String(value.to_owned())).map_err(|_| {
-        EnrichError::UnknownValue {
-            field,
-            value: value.to_owned(),
-        }
-    })
-}
-
-fn some(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
-pub fn alert(reported: &ReportedEvent, node_name: &str) -> Result<Alert, EnrichError> {
-    let e: &Event = &reported.event;
-    if e.policy_name.is_empty() {
-        return Err(EnrichError::NoPolicy);
-    }
-    // The registry (bound by rampart-nri) is the authority; the agent's own view covers a
-    // container the registry has not heard of yet.
-    let fallback = Workload::default();
-    let w = reported
+pub fn alert(reported: &ReportedEvent, node_name: &str) -> Result<Alert, EventError> {
+    let who = reported
         .workload
         .as_ref()
-        .map(|entry| &entry.workload)
-        .or(e.workload.as_ref())
-        .unwrap_or(&fallback);
-    let timestamp = Timestamp::from_unix(
-        (e.timestamp_ns / 1_000_000_000) as i64,
-        (e.timestamp_ns % 1_000_000_000) as u32,
-    )
-    .filter(|_| e.timestamp_ns > 0)
-    .unwrap_or_else(Timestamp::now);
-    let remote: Option<SocketAddr> = e.remote.parse().ok();
-    Ok(Alert {
-        timestamp,
-        event_type: parse::<EventType>("eventType", &e.event_type)?,
-        policy_name: e.policy_name.clone(),
-        pod_name: w.pod_name.clone(),
-        container_name: w.container_name.clone(),
-        file_path: some(&e.file_path),
-        action: parse::<AlertAction>("action", &e.action)?,
-        severity: parse::<Severity>("severity", &e.severity)?,
-        message: e.message.clone(),
-        namespace: some(&w.namespace),
-        container_id: some(&e.container_id).or_else(|| some(&w.container_id)),
-        node_name: some(node_name),
-        pid: (e.pid != 0).then_some(e.pid),
-        process_path: some(&e.process_path),
-        args: (!e.args.is_empty()).then(|| e.args.clone()),
-        syscall: some(&e.syscall),
-        remote_address: remote.map(|r| r.ip().to_string()),
-        remote_port: remote.map(|r| r.port()),
-        protocol: None,
-        enforcer: some(&e.enforcer),
-        rule_id: some(&e.rule_id),
-    })
+        .map(|entry| Identity::from(&entry.workload))
+        .unwrap_or_default();
+    to_alert(&reported.event, who, node_name)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
+    use std::time::SystemTime;
 
-    #[test]
-    fn the_seed_event_becomes_the_seed_alert() {
-        let ev = Event {
+    use rampart_protos::agent::{Action, Event, EventType, Severity, Workload};
+
+    use super::*;
+    use crate::registry::ContainerEntry;
+
+    fn seed_event() -> Event {
+        Event {
             timestamp_ns: 1_698_402_600_000_000_000,
-            event_type: "FileAccess".into(),
+            event_type: EventType::FileAccess as i32,
             container_id: "abc".into(),
             pid: 42,
             process_path: "/bin/busybox".into(),
@@ -93,23 +35,34 @@ mod tests {
             file_path: "/etc/passwd".into(),
             policy_name: "DisallowEtcAccessForNginx".into(),
             rule_id: "files[0]".into(),
-            action: "Blocked".into(),
-            severity: "High".into(),
+            action: Action::Blocked as i32,
+            severity: Severity::High as i32,
             message: "File access to /etc/passwd by nginx container is prohibited by policy."
                 .into(),
             enforcer: "seccomp-notify".into(),
-            workload: Some(Workload {
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_seed_event_becomes_the_seed_alert_with_the_registry_identity() {
+        let entry = ContainerEntry {
+            workload: Workload {
                 namespace: "default".into(),
                 pod_name: "vulnerable-nginx-pod".into(),
                 container_name: "nginx".into(),
+                container_id: "abc".into(),
                 ..Default::default()
-            }),
-            ..Default::default()
+            },
+            cgroup_id: 0,
+            cgroup_path: String::new(),
+            pid: 0,
+            bound_at: SystemTime::now(),
         };
         let a = alert(
             &ReportedEvent {
-                event: ev,
-                workload: None,
+                event: seed_event(),
+                workload: Some(Arc::new(entry)),
             },
             "node-1",
         )
@@ -123,13 +76,26 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_container_keeps_its_id_and_no_pod() {
+        let a = alert(
+            &ReportedEvent {
+                event: seed_event(),
+                workload: None,
+            },
+            "node-1",
+        )
+        .unwrap();
+        assert_eq!(
+            (a.pod_name.as_str(), a.container_id.as_deref()),
+            ("", Some("abc"))
+        );
+    }
+
+    #[test]
     fn unknown_values_are_errors_not_guesses() {
         let ev = Event {
-            event_type: "FileAccess".into(),
-            policy_name: "P".into(),
-            action: "Vaporised".into(),
-            severity: "High".into(),
-            ..Default::default()
+            action: 42,
+            ..seed_event()
         };
         let err = alert(
             &ReportedEvent {
@@ -141,7 +107,7 @@ mod tests {
         .unwrap_err();
         assert!(matches!(
             err,
-            EnrichError::UnknownValue {
+            EventError::UnknownValue {
                 field: "action",
                 ..
             }

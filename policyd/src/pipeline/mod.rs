@@ -215,29 +215,37 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rampart_protos::agent::{Event, Workload};
+    use crate::registry::ContainerEntry;
+    use rampart_protos::agent::{Action, Event, EventType, Severity, Workload};
 
     fn event(path: &str) -> ReportedEvent {
         ReportedEvent {
             event: Event {
-                event_type: "FileAccess".into(),
+                event_type: EventType::FileAccess as i32,
                 file_path: path.into(),
                 policy_name: "DisallowEtcAccessForNginx".into(),
                 rule_id: "files[0]".into(),
-                action: "Blocked".into(),
-                severity: "High".into(),
+                action: Action::Blocked as i32,
+                severity: Severity::High as i32,
                 message: format!(
                     "File access to {path} by nginx container is prohibited by policy."
                 ),
-                workload: Some(Workload {
+                container_id: "c1".into(),
+                ..Default::default()
+            },
+            workload: Some(Arc::new(ContainerEntry {
+                workload: Workload {
                     namespace: "default".into(),
                     pod_name: "p".into(),
                     container_name: "nginx".into(),
+                    container_id: "c1".into(),
                     ..Default::default()
-                }),
-                ..Default::default()
-            },
-            workload: None,
+                },
+                cgroup_id: 0,
+                cgroup_path: String::new(),
+                pid: 0,
+                bound_at: std::time::SystemTime::now(),
+            })),
         }
     }
 
