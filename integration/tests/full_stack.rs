@@ -3,7 +3,8 @@
 //! scenario end to end: the nginx pod is protected at creation, `cat /etc/passwd` in it gets
 //! "Permission denied", and the seed's JSON record lands in journald with its fields. Then the
 //! policy file is edited: a broken edit is rejected while the old policy keeps deciding, and a
-//! switch to audit mode lets the read through with an Alerted record.
+//! switch to audit mode lets the read through with an Alerted record. In between, rampartd
+//! restarts: the agents announce what runs, so its registry and the alerts' pod names come back.
 //!
 //! Needs root and the node (`make node-up`, with `make build` done first so rampart-runc is
 //! installed). Under `make test` (RAMPART_NODE_TESTS=1) a missing node fails instead of skipping.
@@ -203,6 +204,58 @@ async fn the_seed_scenario_end_to_end() {
     // nginx is unaffected.
     let www = pod.exec("nginx", &["cat", "/etc/hostname"]).await.unwrap();
     assert_eq!(www.exit_code, 0, "{www:?}");
+
+    // rampartd restarts: the agents announce the container again (events no longer carry the
+    // workload), so status shows it bound and the next record still names the pod.
+    let container_id = pod.container_id("nginx").unwrap().to_owned();
+    let restarted = Command::new(repo().join("scripts/rampart"))
+        .arg("restart-daemon")
+        .env("RAMPART_POLICY_DIR", &policy_dir)
+        .output()
+        .expect("scripts/rampart runs");
+    assert!(restarted.status.success(), "{restarted:?}");
+    let blocked_before = records(&pod_name, "Blocked", since).len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new(repo().join("target/debug/rampartctl"))
+            .args(["status", "-o", "json"])
+            .output()
+            .expect("rampartctl runs");
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let bound = status["workloads"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|w| {
+                w["containerId"] == container_id.as_str()
+                    && w["cgroupId"].as_u64().unwrap_or(0) != 0
+            });
+        if let Some(w) = bound {
+            assert_eq!(w["pod"], pod_name.as_str(), "{w}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rampartd's registry was not rebuilt after its restart: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cat = pod.exec("nginx", &["cat", "/etc/passwd"]).await.unwrap();
+    assert_ne!(cat.exit_code, 0, "{cat:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let r = loop {
+        let mut all = records(&pod_name, "Blocked", since);
+        if all.len() > blocked_before {
+            break all.pop().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Blocked record for {pod_name} after rampartd restarted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(r["RAMPART_CONTAINER"], "nginx");
+    assert_eq!(r["RAMPART_NAMESPACE"], "rampart-test");
 
     // A second policy, added while everything runs: reading /etc/shadow kills the process.
     std::fs::write(policy_dir.join("kill.yaml"), KILL_SHADOW_READERS).unwrap();
