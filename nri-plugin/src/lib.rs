@@ -2,7 +2,8 @@
 //!
 //! This crate is the protocol layer and the plugin's skeleton:
 //! - [`mux`]: NRI's connection multiplexer over the one unix stream to the runtime;
-//! - [`ttrpc`]: ttrpc message framing and envelopes over a virtual connection;
+//! - [`ttrpc`]: ttrpc (framing, client, server loop) from `rampart-protos`, run on a virtual
+//!   connection;
 //! - [`client`]: calls to the runtime (RegisterPlugin, UpdateContainers);
 //! - [`stub`]: one registered connection, serving the Plugin service to a [`Handler`];
 //! - [`plugin`]: reconnecting with backoff around it;
@@ -43,7 +44,7 @@ pub mod seccomp_merge;
 pub mod seccomp_policy;
 pub mod stub;
 pub mod workload;
-/// ttrpc framing, shared with rampartd's agent API: one copy in `rampart-protos`.
+/// ttrpc, shared with rampartd's agent API: one copy in `rampart-protos`.
 pub use rampart_protos::ttrpc;
 
 pub use handler::{CreateReply, EventMask, Handler, HandlerError, HandlerResult};

@@ -71,11 +71,9 @@ pub enum TtrpcError {
         method: String,
         after: std::time::Duration,
     },
+    /// The stream under the messages ended or failed (a socket, NRI's multiplexer).
     #[error("the connection closed before {0} was answered")]
     Closed(String),
-    /// The stream under the messages failed (a socket write, NRI's multiplexer).
-    #[error(transparent)]
-    Transport(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// ttrpc's request envelope (containerd/ttrpc `request.proto`).
