@@ -4,10 +4,11 @@
 //!   rampart-nri plugin uses, with NRI's own field numbers. See `protos/README.md` for the NRI
 //!   versions the numbers were taken from and how they are checked.
 //! - [`agent`]: rampart's own API between the agents and rampartd.
-//! - [`ttrpc`]: ttrpc framing and envelopes, shared by rampart-nri (over NRI's mux) and the
-//!   agent API (over a plain unix socket).
-//! - [`unix_conn`]: a unary ttrpc client on a unix stream; [`client`]: the agents' client for
-//!   rampartd on top of it.
+//! - [`ttrpc`]: ttrpc framing and envelopes, a unary client ([`ttrpc::client`]) and a server loop
+//!   ([`ttrpc::server`]) on any byte stream, shared by rampart-nri (over NRI's mux) and the agent
+//!   API (over a plain unix socket).
+//! - [`unix_conn`]: that client on a unix stream; [`client`]: the agents' client for rampartd on
+//!   top of it.
 //! - [`event`]: the policy crate's alert as an agent reports it, and back.
 
 #![forbid(unsafe_code)]

@@ -1,21 +1,27 @@
-//! ttrpc (containerd/ttrpc) message framing and its Request/Response envelopes, written here
-//! rather than taken from the `ttrpc` crate. rampart-nri speaks it over NRI's multiplexed
-//! connection, rampartd and its agents over a plain unix socket; this is the one copy for both.
+//! ttrpc (containerd/ttrpc): its message framing and Request/Response envelopes here, a unary
+//! [`client`] and a [`server`] loop beside them, written here rather than taken from the `ttrpc`
+//! crate. rampart-nri speaks it over NRI's multiplexed connection, rampartd and its agents over a
+//! plain unix socket; this is the one copy for both.
 //!
-//! Why not the crate: ttrpc-rust's client and server own their transport (they listen on or
-//! connect to a socket address or fd), so serving over a mux virtual connection would need a
-//! socketpair per connection pumped by hand, and its server has no hook to check the peer's
-//! credentials (SO_PEERCRED) per connection, which rampartd needs. Its generated code and
-//! envelopes are built on rust-protobuf by default, and its `prost` feature (0.10) is pinned to
-//! prost 0.13 while rampart uses prost 0.14, so its codec does not apply to our message types.
-//! rampart needs only unary calls. What is left is a 10-byte header and two small protobuf
-//! messages, which are easier to test byte for byte than to adapt.
+//! Why not the crate: the transports are no longer the reason. ttrpc-rust 0.10's async client and
+//! server take any `AsyncRead + AsyncWrite` stream (so a mux virtual connection would do), and its
+//! server has an accept hook (feature `security_extension`) that could check SO_PEERCRED on the
+//! sockets of listeners it binds. What keeps it out is protobuf: its generated code and envelopes
+//! are rust-protobuf by default, and its `prost` backend is built on prost 0.13 while this
+//! workspace uses prost 0.14, so neither codec applies to our message types. rampart needs only
+//! unary calls; what is left is a 10-byte header and two small protobuf messages, which are easier
+//! to test byte for byte than to adapt.
 //!
 //! A message is `[length: u32 BE][stream id: u32 BE][type: u8][flags: u8][payload]`. Clients use
 //! odd stream ids. The payload of a request is a [`Request`] naming the service and method; a
 //! response carries a [`Response`] with a gRPC-style [`Status`].
 
 use bytes::{Buf, Bytes, BytesMut};
+
+pub mod client;
+pub mod server;
+
+pub use client::Client;
 
 /// Bytes in a message header.
 pub const HEADER_LEN: usize = 10;
@@ -65,11 +71,9 @@ pub enum TtrpcError {
         method: String,
         after: std::time::Duration,
     },
+    /// The stream under the messages ended or failed (a socket, NRI's multiplexer).
     #[error("the connection closed before {0} was answered")]
     Closed(String),
-    /// The stream under the messages failed (a socket write, NRI's multiplexer).
-    #[error(transparent)]
-    Transport(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// ttrpc's request envelope (containerd/ttrpc `request.proto`).
@@ -111,6 +115,15 @@ pub struct Status {
     pub code: i32,
     #[prost(string, tag = "2")]
     pub message: String,
+}
+
+impl Status {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Status {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 impl Response {
@@ -256,92 +269,6 @@ impl Decoder {
             payload,
         }))
     }
-}
-
-/// Calls waiting for their response, by stream id.
-pub type PendingCalls = std::sync::Arc<
-    std::sync::Mutex<std::collections::HashMap<u32, tokio::sync::oneshot::Sender<Response>>>,
->;
-
-/// Hands every complete response in `decoder` to the call waiting on its stream id. Responses
-/// that can't be decoded, or are too large, reach their caller as an error status, so a call
-/// never waits on an answer that came. The client side of every ttrpc connection uses this.
-pub fn dispatch_responses(decoder: &mut Decoder, pending: &PendingCalls) {
-    while let Some(decoded) = decoder.next_message() {
-        let (stream_id, rsp) = match decoded {
-            Decoded::Message(m) if m.msg_type == TYPE_RESPONSE => {
-                match <Response as prost::Message>::decode(m.payload) {
-                    Ok(rsp) => (m.stream_id, rsp),
-                    Err(e) => (
-                        m.stream_id,
-                        Response::error(
-                            code::INTERNAL,
-                            format!("undecodable ttrpc response envelope: {e}"),
-                        ),
-                    ),
-                }
-            }
-            Decoded::Message(m) => {
-                tracing::warn!(
-                    stream = m.stream_id,
-                    msg_type = m.msg_type,
-                    "ignoring a ttrpc message that is not a response"
-                );
-                continue;
-            }
-            Decoded::Oversized { stream_id, len, .. } => (
-                stream_id,
-                Response::error(
-                    code::RESOURCE_EXHAUSTED,
-                    format!("response of {len} bytes is too large"),
-                ),
-            ),
-        };
-        match pending.lock().expect("pending lock").remove(&stream_id) {
-            Some(tx) => {
-                let _ = tx.send(rsp);
-            }
-            None => tracing::debug!(
-                stream = stream_id,
-                "ttrpc response for no pending call (it timed out)"
-            ),
-        }
-    }
-}
-
-/// Waits for the response to one call and turns it into the caller's answer: the decoded
-/// payload, or the error status, a timeout, or a closed connection. The caller removes its
-/// pending entry on a timeout (no response will come to take it out).
-pub async fn await_response<Rsp: prost::Message + Default>(
-    rx: tokio::sync::oneshot::Receiver<Response>,
-    timeout: std::time::Duration,
-    service: &str,
-    method: &str,
-) -> Result<Rsp, TtrpcError> {
-    let rsp = match tokio::time::timeout(timeout, rx).await {
-        Ok(Ok(rsp)) => rsp,
-        Ok(Err(_)) => return Err(TtrpcError::Closed(format!("{service}.{method}"))),
-        Err(_) => {
-            return Err(TtrpcError::Timeout {
-                service: service.into(),
-                method: method.into(),
-                after: timeout,
-            });
-        }
-    };
-    let status = rsp.status.unwrap_or_default();
-    if status.code != code::OK {
-        return Err(TtrpcError::Status {
-            service: service.into(),
-            method: method.into(),
-            code: status.code,
-            message: status.message,
-        });
-    }
-    Rsp::decode(rsp.payload.as_slice()).map_err(|source| TtrpcError::Decode {
-        what: "response payload",
-        source,
-    })
 }
 
 #[cfg(test)]

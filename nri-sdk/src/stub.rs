@@ -19,8 +19,9 @@ use tracing::Instrument;
 
 use crate::client::RuntimeClient;
 use crate::handler::{Handler, HandlerError};
-use crate::mux::{ConnWriter, Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN, VirtualConn};
-use crate::ttrpc::{self, Decoded, Decoder, TtrpcError, code};
+use crate::mux::{Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN, VirtualConn};
+use crate::ttrpc::server::{self, Call, Deadlines, ServeOptions};
+use crate::ttrpc::{Status, TtrpcError, code};
 
 /// How long to wait for the runtime to answer RegisterPlugin. containerd gives a plugin 5 s
 /// (plugin_registration_timeout) from connecting to being configured.
@@ -123,122 +124,70 @@ where
     })
 }
 
+/// How the Plugin service is served. A handler's work (a plan asked of rampartd, a cgroup bound)
+/// is not undone by dropping it halfway, so calls run to completion even after the runtime stopped
+/// waiting or went away; their answers are then dropped. The runtime keeps its own timeouts.
+const SERVE: ServeOptions = ServeOptions {
+    name: "rampart-nri",
+    deadlines: Deadlines::Advisory,
+    max_in_flight: None,
+    cancel_on_close: false,
+};
+
 /// Serves the Plugin service on `conn`. Each request runs in its own task: the runtime waits for
 /// every answer, so requests in flight together are for different pods or containers.
 async fn serve<H: Handler>(conn: VirtualConn, handler: Arc<H>, session: Arc<Session>) {
-    let (mut rx, writer) = conn.into_split();
-    let mut decoder = Decoder::default();
-    while let Some(chunk) = rx.recv().await {
-        decoder.push(&chunk);
-        while let Some(decoded) = decoder.next_message() {
-            match decoded {
-                Decoded::Message(m) if m.msg_type == ttrpc::TYPE_REQUEST => {
-                    let (handler, session, writer) =
-                        (handler.clone(), session.clone(), writer.clone());
-                    tokio::spawn(async move {
-                        let rsp = handle_request(&*handler, &session, &m.payload).await;
-                        respond(&writer, m.stream_id, rsp).await;
-                    });
-                }
-                Decoded::Message(m) => {
-                    tracing::warn!(
-                        stream = m.stream_id,
-                        msg_type = m.msg_type,
-                        "ignoring non-request ttrpc message on the plugin connection"
-                    );
-                }
-                Decoded::Oversized {
-                    stream_id,
-                    msg_type,
-                    len,
-                } => {
-                    tracing::warn!(
-                        stream = stream_id,
-                        len,
-                        "runtime sent an oversized ttrpc message"
-                    );
-                    if msg_type == ttrpc::TYPE_REQUEST {
-                        let rsp = ttrpc::Response::error(
-                            code::RESOURCE_EXHAUSTED,
-                            format!("message of {len} bytes exceeds {}", ttrpc::MAX_MESSAGE_LEN),
-                        );
-                        respond(&writer, stream_id, rsp).await;
-                    }
-                }
-            }
-        }
+    let (rd, wr) = tokio::io::split(conn);
+    let router = move |call: Call| {
+        let (handler, session) = (handler.clone(), session.clone());
+        async move { handle_request(&*handler, &session, call).await }
+    };
+    // It ends when the trunk does, which `run_connection` learns from the mux.
+    if let Err(e) = server::serve(rd, wr, &router, &SERVE).await {
+        tracing::debug!(error = %e, "plugin connection ended");
     }
 }
 
-async fn respond(writer: &ConnWriter, stream_id: u32, rsp: ttrpc::Response) {
-    let wire = ttrpc::encode_message(stream_id, ttrpc::TYPE_RESPONSE, &rsp.encode_to_vec())
-        .or_else(|e| {
-            let rsp = ttrpc::Response::error(code::RESOURCE_EXHAUSTED, e.to_string());
-            ttrpc::encode_message(stream_id, ttrpc::TYPE_RESPONSE, &rsp.encode_to_vec())
-        });
-    let sent = match wire {
-        Ok(wire) => writer.send(&wire).await.map_err(TtrpcError::from),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = sent {
-        tracing::warn!(stream = stream_id, error = %e, "could not answer the runtime");
+/// Answers one call of the Plugin service.
+async fn handle_request<H: Handler>(handler: &H, session: &Session, call: Call) -> Answer {
+    if call.service != nri::PLUGIN_SERVICE {
+        return Err(unimplemented(&call));
     }
-}
-
-/// Decodes one request envelope and answers it.
-async fn handle_request<H: Handler>(
-    handler: &H,
-    session: &Session,
-    payload: &[u8],
-) -> ttrpc::Response {
-    let req = match ttrpc::Request::decode(payload) {
-        Ok(r) => r,
-        Err(e) => {
-            return ttrpc::Response::error(
-                code::INVALID_ARGUMENT,
-                format!("bad ttrpc request: {e}"),
-            );
-        }
-    };
-    if req.service != nri::PLUGIN_SERVICE {
-        return unimplemented(&req);
-    }
-    let result = match req.method.as_str() {
-        "Configure" => configure(handler, session, &req.payload).await,
-        "Synchronize" => synchronize(handler, session, &req.payload).await,
+    let payload = &call.payload;
+    match call.method.as_str() {
+        "Configure" => configure(handler, session, payload).await,
+        "Synchronize" => synchronize(handler, session, payload).await,
         "Shutdown" => shutdown(handler).await,
-        "CreateContainer" => create_container(handler, &req.payload).await,
-        "UpdateContainer" => update_container(handler, &req.payload).await,
-        "StopContainer" => stop_container(handler, &req.payload).await,
-        "StateChange" => state_change(handler, &req.payload).await,
-        _ => return unimplemented(&req),
-    };
-    match result {
-        Ok(payload) => ttrpc::Response::ok(payload),
-        Err(rsp) => rsp,
+        "CreateContainer" => create_container(handler, payload).await,
+        "UpdateContainer" => update_container(handler, payload).await,
+        "StopContainer" => stop_container(handler, payload).await,
+        "StateChange" => state_change(handler, payload).await,
+        _ => Err(unimplemented(&call)),
     }
 }
 
 /// NRI >= 0.10 tries a dedicated RPC per lifecycle event first and switches to StateChange for
 /// good on UNIMPLEMENTED, so this answer is part of the protocol, not a failure.
-fn unimplemented(req: &ttrpc::Request) -> ttrpc::Response {
-    tracing::debug!(service = %req.service, method = %req.method, "answering UNIMPLEMENTED");
-    ttrpc::Response::error(
+fn unimplemented(call: &Call) -> Status {
+    tracing::debug!(service = %call.service, method = %call.method, "answering UNIMPLEMENTED");
+    Status::new(
         code::UNIMPLEMENTED,
-        format!("rampart-nri does not serve {}.{}", req.service, req.method),
+        format!(
+            "rampart-nri does not serve {}.{}",
+            call.service, call.method
+        ),
     )
 }
 
-type Answer = Result<Vec<u8>, ttrpc::Response>;
+type Answer = Result<Vec<u8>, Status>;
 
-fn decode<M: Message + Default>(what: &str, payload: &[u8]) -> Result<M, ttrpc::Response> {
-    M::decode(payload)
-        .map_err(|e| ttrpc::Response::error(code::INVALID_ARGUMENT, format!("bad {what}: {e}")))
+fn decode<M: Message + Default>(what: &str, payload: &[u8]) -> Result<M, Status> {
+    M::decode(payload).map_err(|e| Status::new(code::INVALID_ARGUMENT, format!("bad {what}: {e}")))
 }
 
-fn failed(e: HandlerError) -> ttrpc::Response {
+fn failed(e: HandlerError) -> Status {
     tracing::warn!(error = %e, "handler failed; the runtime gets an error");
-    ttrpc::Response::error(code::UNKNOWN, e.0)
+    Status::new(code::UNKNOWN, e.0)
 }
 
 fn pod_ref(pod: &PodSandbox) -> String {
@@ -394,7 +343,7 @@ async fn state_change<H: Handler>(handler: &H, payload: &[u8]) -> Answer {
     let span = span(name, &pod, ctr.as_ref());
     let need_ctr = || {
         ctr.as_ref().ok_or_else(|| {
-            ttrpc::Response::error(
+            Status::new(
                 code::INVALID_ARGUMENT,
                 format!("{name} event without a container"),
             )

@@ -12,10 +12,13 @@
 //! Frames for a connection nobody opened are dropped, as NRI's own mux does.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf};
 use tokio::sync::{mpsc, watch};
 
 /// Identifies a virtual connection on the trunk.
@@ -48,13 +51,6 @@ pub enum MuxError {
     ReservedConn(ConnId),
     #[error("writing to the NRI socket failed: {0}")]
     Write(#[source] std::io::Error),
-}
-
-// ttrpc calls over a virtual connection fail with the mux's error as their transport error.
-impl From<MuxError> for crate::ttrpc::TtrpcError {
-    fn from(e: MuxError) -> Self {
-        crate::ttrpc::TtrpcError::Transport(Box::new(e))
-    }
 }
 
 /// Encodes one frame.
@@ -179,6 +175,8 @@ fn open(routes: &Routes, writer: &TrunkWriter, id: ConnId) -> Result<VirtualConn
             id,
             trunk: writer.clone(),
         },
+        unread: Bytes::new(),
+        sending: None,
     })
 }
 
@@ -259,11 +257,18 @@ impl ConnWriter {
     }
 }
 
-/// One virtual connection: a byte stream in, frames out.
+/// One virtual connection: a byte stream in, frames out. As an `AsyncRead + AsyncWrite` stream it
+/// is what the ttrpc client and server run on; each write goes out as one frame.
 pub struct VirtualConn {
     rx: mpsc::UnboundedReceiver<Bytes>,
     writer: ConnWriter,
+    /// What a read left of the last chunk.
+    unread: Bytes,
+    /// The frame being written, and how many bytes of the caller's buffer it carries.
+    sending: Option<(SendFuture, usize)>,
 }
+
+type SendFuture = Pin<Box<dyn Future<Output = Result<(), MuxError>> + Send>>;
 
 impl VirtualConn {
     pub fn id(&self) -> ConnId {
@@ -279,8 +284,66 @@ impl VirtualConn {
         self.writer.clone()
     }
 
+    /// For callers that take the chunks and send frames themselves; anything already read through
+    /// `AsyncRead` is not handed back.
     pub fn into_split(self) -> (mpsc::UnboundedReceiver<Bytes>, ConnWriter) {
         (self.rx, self.writer)
+    }
+}
+
+impl AsyncRead for VirtualConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        while self.unread.is_empty() {
+            match ready!(self.rx.poll_recv(cx)) {
+                Some(chunk) => self.unread = chunk,
+                // The trunk closed: end of stream.
+                None => return Poll::Ready(Ok(())),
+            }
+        }
+        let n = self.unread.len().min(buf.remaining());
+        buf.put_slice(&self.unread.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for VirtualConn {
+    // A write that returned Pending has committed to its frame: it completes on the next poll
+    // whatever buffer comes with it, which is what `write_all` (passing the same bytes again)
+    // expects.
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.sending.is_none() {
+            let n = buf.len().min(MAX_FRAME_PAYLOAD);
+            let (writer, frame) = (self.writer.clone(), buf[..n].to_vec());
+            let send: SendFuture = Box::pin(async move { writer.send(&frame).await });
+            self.sending = Some((send, n));
+        }
+        let (send, n) = self.sending.as_mut().expect("a frame being sent");
+        let sent = ready!(send.as_mut().poll(cx)).map(|()| *n);
+        self.sending = None;
+        Poll::Ready(sent.map_err(std::io::Error::other))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        // Every frame is flushed to the trunk as it is sent.
+        let Some((send, _)) = self.sending.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let sent = ready!(send.as_mut().poll(cx));
+        self.sending = None;
+        Poll::Ready(sent.map_err(std::io::Error::other))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        // NRI's mux has no closing one connection; the trunk closes with the Mux.
+        self.poll_flush(cx)
     }
 }
 
@@ -365,6 +428,37 @@ mod tests {
             &got,
             &[0, 0, 0, 1, 0, 0, 0, 5, b'r', b'e', b'p', b'l', b'y']
         );
+    }
+
+    #[tokio::test]
+    async fn a_conn_is_a_byte_stream_each_write_one_frame() {
+        let (ours, mut peer) = tokio::io::duplex(64 * 1024);
+        let (_mux, mut conns) = Mux::new(ours, &[PLUGIN_SERVICE_CONN]).unwrap();
+        let mut conn = conns.pop().unwrap();
+
+        conn.write_all(b"answer").await.unwrap();
+        conn.flush().await.unwrap();
+        let mut got = [0u8; 14];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[..8], &[0, 0, 0, 1, 0, 0, 0, 6]);
+        assert_eq!(&got[8..], b"answer");
+
+        // One message split over two frames reads back whole, and reads may stop mid-frame.
+        let mut wire = encode_frame(PLUGIN_SERVICE_CONN, b"hel").unwrap();
+        wire.extend(encode_frame(PLUGIN_SERVICE_CONN, b"lo, world").unwrap());
+        peer.write_all(&wire).await.unwrap();
+        let mut first = [0u8; 5];
+        conn.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"hello");
+        let mut rest = [0u8; 7];
+        conn.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b", world");
+
+        drop(peer);
+        let mut end = Vec::new();
+        conn.read_to_end(&mut end).await.unwrap();
+        assert!(end.is_empty(), "the trunk closing is end of stream");
+        assert!(conn.write_all(b"x").await.is_err());
     }
 
     #[tokio::test]
