@@ -9,13 +9,15 @@
 //! mode is picked from Configure, and the CreateContainer answer on the wire is a merged
 //! LinuxSeccomp adjustment in NRI's field numbers.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::stand_in::{POLICY_NAME, StandInDaemon};
 use prost::Message;
 use rampart_nri::adjust::POLICIES_ANNOTATION;
-use rampart_nri::daemon::stand_in::{POLICY_NAME, StandInDaemon};
 use rampart_nri::inject::{DEFAULT_SECCOMP_SOCKET, InjectConfig, RampartHandler, SUBSCRIBED};
 use rampart_nri::mux::{ConnWriter, Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN};
 use rampart_nri::nri::security_profile::ProfileType;
