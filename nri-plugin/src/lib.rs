@@ -17,10 +17,8 @@
 //!
 //! - [`preconnected`]: the socket a runtime hands a plugin it starts from its plugin_path.
 //!
-//! `unsafe` only in [`preconnected`] (owning the inherited fd); tokio's unix stream is all the
-//! other system access it needs.
-
-#![deny(unsafe_code)]
+//! `unsafe` only in `sys` (owning the inherited fd for [`preconnected`]); tokio's unix stream is
+//! all the other system access it needs. The workspace denies `unsafe_code` everywhere else.
 
 pub mod adjust;
 pub mod bind;
@@ -34,7 +32,6 @@ pub mod log_handler;
 pub mod mode;
 pub mod mux;
 pub mod plugin;
-#[allow(unsafe_code)]
 pub mod preconnected;
 pub mod required;
 pub mod runc_args;
@@ -42,6 +39,8 @@ pub mod runc_wrapper;
 pub mod seccomp_merge;
 pub mod seccomp_policy;
 pub mod stub;
+#[allow(unsafe_code)]
+mod sys;
 pub mod workload;
 /// ttrpc framing, shared with rampartd's agent API: one copy in `rampart-protos`.
 pub use rampart_protos::ttrpc;
