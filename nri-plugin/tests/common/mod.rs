@@ -4,11 +4,13 @@
 //! sees exactly what containerd was asked and gets containerd's own error text back (the
 //! fail-closed test in `inject_node` reads the plugin's refusal from it).
 //!
-//! [`stand_in`] is the in-process rampartd the tests give the handler.
+//! [`stand_in`] is the in-process rampartd the tests give the handler; [`seccomp`] builds and
+//! inspects seccomp profiles.
 //!
 //! Each test binary uses part of this module.
 #![allow(dead_code)]
 
+pub mod seccomp;
 pub mod stand_in;
 
 use std::path::PathBuf;
