@@ -9,13 +9,16 @@
 //! mode is picked from Configure, and the CreateContainer answer on the wire is a merged
 //! LinuxSeccomp adjustment in NRI's field numbers.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::seccomp::{actions, runtime_default_like};
+use common::stand_in::{POLICY_NAME, StandInDaemon};
 use prost::Message;
 use rampart_nri::adjust::POLICIES_ANNOTATION;
-use rampart_nri::daemon::stand_in::{POLICY_NAME, StandInDaemon};
 use rampart_nri::inject::{DEFAULT_SECCOMP_SOCKET, InjectConfig, RampartHandler, SUBSCRIBED};
 use rampart_nri::mux::{ConnWriter, Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN};
 use rampart_nri::nri::security_profile::ProfileType;
@@ -27,7 +30,6 @@ use rampart_nri::nri::{
 };
 use rampart_nri::runc_wrapper::SECCOMP_ANNOTATION;
 use rampart_nri::seccomp_merge::{ACT_ERRNO, ACT_NOTIFY};
-use rampart_nri::seccomp_policy::test_support::{actions, runtime_default_like};
 use rampart_nri::ttrpc::{self, Decoded, Decoder, code};
 use rampart_nri::{CreateReply, EventMask, Handler, HandlerResult, Plugin, PluginConfig};
 use tokio::net::UnixListener;

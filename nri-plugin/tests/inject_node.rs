@@ -11,7 +11,7 @@
 //!    one's does not, and the scoped container's cgroup was bound with the inode of its real v2
 //!    cgroup directory.
 //!
-//! rampartd is replaced by the temporary in-process stand-in (`daemon::stand_in`).
+//! rampartd is replaced by the in-process stand-in (`common::stand_in`).
 //!
 //! Needs root and the node (`scripts/node up`). Without them it prints why and passes as skipped;
 //! under `make test` (RAMPART_NODE_TESTS set) a missing node fails the test.
@@ -25,11 +25,11 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::stand_in::{Behaviour, Rule, StandInDaemon};
 use common::{IMAGE, NAMESPACE, cri_client, remove_pods, runtime_spec};
 use k8s_cri::v1::PodSandboxConfig;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use rampart_nri::adjust::POLICIES_ANNOTATION;
-use rampart_nri::daemon::stand_in::{Behaviour, Rule, StandInDaemon};
 use rampart_nri::inject::{InjectConfig, RampartHandler};
 use rampart_nri::nri::{ConfigureRequest, Container, ContainerUpdate, PodSandbox};
 use rampart_nri::runc_wrapper::SECCOMP_ANNOTATION;

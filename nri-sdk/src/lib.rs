@@ -8,18 +8,17 @@
 //! - [`preconnected`]: the socket a runtime hands a plugin it starts from its plugin_path;
 //! - [`handler`]: the hook point a plugin implements.
 //!
-//! rampart-nri is this plus rampart's handler. `unsafe` only in [`preconnected`] (owning the
-//! inherited fd); tokio's unix stream is all the other system access it needs.
-
-#![deny(unsafe_code)]
+//! rampart-nri is this plus rampart's handler. `unsafe` only in `sys` (owning the inherited fd
+//! for [`preconnected`]); tokio's unix stream is all the other system access it needs.
 
 pub mod client;
 pub mod handler;
 pub mod mux;
 pub mod plugin;
-#[allow(unsafe_code)]
 pub mod preconnected;
 pub mod stub;
+#[allow(unsafe_code)]
+mod sys;
 /// ttrpc, shared with rampartd's agent API: one copy in `rampart-protos`.
 pub use rampart_protos::ttrpc;
 

@@ -5,10 +5,12 @@
 //! the NRI socket, and cannot reconnect: when the runtime goes away it exits, and the runtime
 //! starts it again when it starts.
 //!
-//! The one `unsafe` in this crate is here: taking ownership of an inherited fd.
+//! Taking ownership of the inherited fd is [`crate::sys::take_inherited_socket`]'s job (the
+//! crate's only `unsafe`).
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::RawFd;
+
+use crate::sys::{self, NotTaken};
 
 pub const SOCKET_ENV: &str = "NRI_PLUGIN_SOCKET";
 pub const NAME_ENV: &str = "NRI_PLUGIN_NAME";
@@ -39,8 +41,6 @@ pub struct Preconnected {
     pub index: Option<String>,
 }
 
-static TAKEN: AtomicBool = AtomicBool::new(false);
-
 /// The runtime's pre-connected socket, if this process was started as a pre-registered plugin.
 pub fn from_env() -> Result<Option<Preconnected>, PreconnectedError> {
     let var = |k: &str| {
@@ -65,20 +65,10 @@ fn from_vars(
         .ok()
         .filter(|fd| *fd >= 0)
         .ok_or_else(|| PreconnectedError::NotAnFd(v.clone()))?;
-    // Checked before claiming it: a stray variable must not make us close or read someone's fd.
-    let what = std::fs::read_link(format!("/proc/self/fd/{fd}"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|e| format!("not open: {e}"));
-    if !what.starts_with("socket:") {
-        return Err(PreconnectedError::NotASocket { fd, what });
-    }
-    if TAKEN.swap(true, Ordering::SeqCst) {
-        return Err(PreconnectedError::Taken);
-    }
-    // SAFETY: fd is open and a socket (checked above through /proc); this process inherited it
-    // from the runtime and nothing else in it owns the fd: the swap above makes this the only
-    // place that ever wraps it, so the OwnedFd is its single owner and closes it exactly once.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let owned = sys::take_inherited_socket(fd).map_err(|e| match e {
+        NotTaken::NotASocket(what) => PreconnectedError::NotASocket { fd, what },
+        NotTaken::Taken => PreconnectedError::Taken,
+    })?;
     let inherited = std::os::unix::net::UnixStream::from(owned);
     // The runtime passed it without CLOEXEC; a process this plugin starts must not hold the
     // runtime's connection open. try_clone dups with F_DUPFD_CLOEXEC; the original is closed.
@@ -97,7 +87,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::fd::{AsRawFd, IntoRawFd};
 
-    // One test: TAKEN is process-wide, so the cases run in order.
+    // One test: taking is once per process, so the cases run in order.
     #[test]
     fn takes_an_inherited_socket_once_and_refuses_anything_else() {
         assert!(from_vars(None, None, None).unwrap().is_none());

@@ -53,7 +53,9 @@ fn hello_frame() -> Vec<u8> {
 }
 
 /// Forks a child that becomes uid/gid 65534, connects to `path`, sends a Hello and reads until
-/// the server closes (or 5 s pass). Blocking: call from `spawn_blocking`.
+/// the server closes (or 5 s pass). Blocking: call from `spawn_blocking`. The test's only
+/// `unsafe`: fork and the raw syscalls of the child.
+#[allow(unsafe_code)]
 fn connect_as_nobody(path: &Path) -> Outcome {
     // Everything the child needs is prepared here: after fork in a threaded process the child
     // may only make async-signal-safe calls (no allocation, no locks).

@@ -34,6 +34,7 @@ pub mod shutdown;
 pub mod stage_times;
 pub mod supervised;
 pub mod supervisor;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod syscall;
 pub mod takeover;

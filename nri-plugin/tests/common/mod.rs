@@ -1,10 +1,17 @@
-//! Raw CRI helpers shared by the node tests (`node`, `inject_node`, `preregistered_node`): each
+//! Helpers shared by the tests. Raw CRI helpers for the node tests (`node`, `inject_node`,
+//! `preregistered_node`): each
 //! runs host-network busybox pods through a containerd's CRI socket, field by field, so a test
 //! sees exactly what containerd was asked and gets containerd's own error text back (the
 //! fail-closed test in `inject_node` reads the plugin's refusal from it).
 //!
+//! [`stand_in`] is the in-process rampartd the tests give the handler; [`seccomp`] builds and
+//! inspects seccomp profiles.
+//!
 //! Each test binary uses part of this module.
 #![allow(dead_code)]
+
+pub mod seccomp;
+pub mod stand_in;
 
 use std::path::PathBuf;
 

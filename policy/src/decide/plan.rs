@@ -1,0 +1,87 @@
+//! What a workload's seccomp filter needs, from the rules that apply to it.
+
+use super::WorkloadView;
+use crate::compile::{ProcessMatcher, Verdict};
+use crate::model::{Access, Direction};
+use crate::syscalls::{self, SeccompPlan};
+
+impl WorkloadView {
+    /// What the seccomp filter of this workload needs: which syscalls go to the agent
+    /// (SCMP_ACT_NOTIFY) and which fail with EPERM in the kernel. Audit-mode rules still need
+    /// notification (to report); learn-mode policies add nothing (bpf-audit observes).
+    pub fn seccomp_plan(&self) -> SeccompPlan {
+        let mut plan = SeccompPlan::default();
+        let mut notify = |names: &[&'static str]| plan.notify.extend(names.iter().copied());
+        for p in &self.policies {
+            let active = |rule: u32| p.rules[rule as usize].verdict != Verdict::Allow;
+            for m in p.files.iter().filter(|m| active(m.rule)) {
+                let has = |a: Access| m.access & a.bit() != 0;
+                if has(Access::Read) || has(Access::Write) || has(Access::Create) {
+                    notify(syscalls::FILE_OPEN);
+                }
+                if has(Access::Write) {
+                    notify(syscalls::FILE_TRUNCATE);
+                }
+                if has(Access::Delete) {
+                    notify(syscalls::FILE_DELETE);
+                }
+                if has(Access::Chmod) {
+                    notify(syscalls::FILE_CHMOD);
+                }
+                notify(syscalls::FILE_RENAME_LINK);
+            }
+            if !p.integrity.is_empty() {
+                notify(syscalls::FILE_OPEN);
+                notify(syscalls::FILE_TRUNCATE);
+                notify(syscalls::FILE_DELETE);
+                notify(syscalls::FILE_CHMOD);
+                notify(syscalls::FILE_RENAME_LINK);
+            }
+            let exec_rules = p.processes.iter().any(|m| match m {
+                ProcessMatcher::Listed { rule, .. } | ProcessMatcher::AllowOnly { rule, .. } => {
+                    active(*rule)
+                }
+            });
+            if exec_rules || p.drift.is_some() {
+                notify(syscalls::EXEC);
+            }
+            // Ingress is not notified: accept() and recv*() learn the peer only after the kernel
+            // has done the call, too late for a seccomp decision. Ingress rules are for the
+            // kernel auditor's cgroup programs (docs/enforcement.md).
+            if p.network
+                .iter()
+                .any(|m| active(m.rule) && m.direction == Direction::Egress)
+            {
+                notify(syscalls::EGRESS);
+            }
+            if let Some((rule, names)) = &p.hardening {
+                if p.rules[*rule as usize].verdict == Verdict::Block {
+                    plan.errno.extend(names.iter().map(|s| (*s).to_owned()));
+                } else {
+                    notify(names);
+                }
+            }
+        }
+        if plan
+            .notify
+            .iter()
+            .any(|s| syscalls::FILE_RENAME_LINK.contains(s) || syscalls::FILE_OPEN.contains(s))
+        {
+            plan.errno
+                .extend(syscalls::FILE_SIDE_DOORS.iter().map(|s| (*s).to_owned()));
+        }
+        // io_uring's IORING_OP_CONNECT/SENDMSG never pass the filter either.
+        if plan.notify.iter().any(|s| syscalls::EGRESS.contains(s)) {
+            plan.errno.extend(
+                syscalls::FILE_SIDE_DOORS
+                    .iter()
+                    .filter(|s| s.starts_with("io_uring"))
+                    .map(|s| (*s).to_owned()),
+            );
+        }
+        // A syscall denied outright for one policy need not also be notified for another.
+        let errno = plan.errno.clone();
+        plan.notify.retain(|s| !errno.contains(*s));
+        plan
+    }
+}
