@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::ffi::OsStringExt;
 
-use crate::memory::{MemoryError, PATH_MAX, TaskMemory};
+use crate::container::memory::{MemoryError, PATH_MAX, TaskMemory};
 use crate::sys::notify::Notification;
 
 /// AUDIT_ARCH_X86_64: the filter only notifies native calls (runc's profile lists the arches it
@@ -405,8 +405,7 @@ mod tests {
             s
         };
         let (a, b) = (sin(1), sin(2));
-        // SAFETY: plain data, zero is a valid mmsghdr.
-        let mut msgs: [libc::mmsghdr; 3] = unsafe { std::mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; 3] = crate::sys::testing::zeroed_mmsghdrs();
         msgs[0].msg_hdr.msg_name = a.as_ptr() as *mut _;
         msgs[0].msg_hdr.msg_namelen = 16;
         msgs[2].msg_hdr.msg_name = b.as_ptr() as *mut _;

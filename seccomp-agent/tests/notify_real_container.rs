@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use rampart_seccomp::listener::Listener;
-use rampart_seccomp::memory::TaskMemory;
-use rampart_seccomp::supervisor::{self, Answer, Handler, Phase};
+use rampart_seccomp::container::memory::TaskMemory;
+use rampart_seccomp::outcome::Answer;
+use rampart_seccomp::supervision::listener::Listener;
+use rampart_seccomp::supervision::supervisor::{self, Handler, Phase};
 use rampart_seccomp::sys::notify::{self, Notification};
 use rampart_seccomp::syscall::{Call, decode};
 use rampart_seccomp::workload::Workload;

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use rampart_seccomp::holder::{self, Holder};
-use rampart_seccomp::holder_protocol::DEFAULT_SOCKET;
+use rampart_seccomp::holder::protocol::DEFAULT_SOCKET;
+use rampart_seccomp::holder::server::{self, Holder};
 use rustix::process::{Resource, getrlimit, setrlimit};
 use tracing::{info, warn};
 
@@ -38,7 +38,7 @@ fn main() -> Result<()> {
             warn!(error = %e, "cannot raise the open-file limit to its hard limit");
         }
     }
-    let listener = holder::bind(&args.socket)
+    let listener = server::bind(&args.socket)
         .with_context(|| format!("cannot serve {}", args.socket.display()))?;
     info!(socket = %args.socket.display(), max_fds = ?getrlimit(Resource::Nofile).current,
         "rampart-seccomp-holder holding notify fds");

@@ -6,3 +6,5 @@ pub mod notify;
 pub mod openat2;
 pub mod scm;
 pub mod seqpacket;
+#[cfg(test)]
+pub(crate) mod testing;

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use oci_spec::runtime::ContainerProcessState;
 use tracing::{error, info, info_span, warn};
 
-use crate::holder_client::{HolderClient, HolderClientError};
-use crate::shutdown::Stopper;
-use crate::supervisor::{self, Handler, Phase, Supervision, Watcher};
+use crate::holder::client::{HolderClient, HolderClientError};
+use crate::supervision::shutdown::Stopper;
+use crate::supervision::supervisor::{self, Handler, Phase, Supervision, Watcher};
 use crate::workload::Workload;
 
 /// Starts supervisor threads, with the holder (if any) kept informed and the stopper tracking them.

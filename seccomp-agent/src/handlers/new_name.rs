@@ -10,12 +10,13 @@ use nix::fcntl::{AT_FDCWD, AtFlags, RenameFlags, renameat2};
 use nix::unistd::linkat;
 use rampart_policy::{Access, Decision, Operation, WorkloadView};
 
-use crate::entry::{self, Entry, File, is_dir};
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::resolve::{Errno, OpenRequest};
-use crate::supervisor::Answer;
+use crate::container::entry::{self, Entry, File, is_dir};
+use crate::container::resolve::{Errno, OpenRequest};
+use crate::container::task::TaskInfo;
+use crate::container::task::exe_path;
+use crate::outcome::Answer;
+use crate::outcome::{Outcome, Subject, outcome};
 use crate::syscall::{Call, Dir};
-use crate::task::TaskInfo;
 use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
@@ -43,7 +44,7 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
     let Ok(task) = TaskInfo::read(pid) else {
         return Outcome::errno(libc::EPERM);
     };
-    let process = process_path(pid);
+    let process = exe_path(pid);
 
     // The source, with the task's credentials; they are given back before the target is found
     // (the credential guard does not nest).

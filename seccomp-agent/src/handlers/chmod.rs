@@ -10,10 +10,10 @@ use nix::fcntl::AT_FDCWD;
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat};
 use rampart_policy::{Access, WorkloadView};
 
-use crate::file_call::{FileCall, decide_and_do};
-use crate::policy_handler::Outcome;
-use crate::resolve::OpenRequest;
-use crate::supervisor::Answer;
+use crate::container::resolve::OpenRequest;
+use crate::handlers::file_call::{FileCall, decide_and_do};
+use crate::outcome::Answer;
+use crate::outcome::Outcome;
 use crate::syscall::{Call, Dir};
 use crate::workload::Workload;
 

@@ -11,13 +11,14 @@ use nix::fcntl::OFlag;
 use rampart_policy::{EventType, Operation, WorkloadView};
 use tracing::warn;
 
-use crate::entry;
-use crate::exec_guard::ExecGuard;
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::resolve::OpenRequest;
-use crate::supervisor::Answer;
+use crate::backstop::exec_guard::ExecGuard;
+use crate::container::entry;
+use crate::container::resolve::OpenRequest;
+use crate::container::task::TaskInfo;
+use crate::container::task::exe_path;
+use crate::outcome::Answer;
+use crate::outcome::{Outcome, Subject, outcome};
 use crate::syscall::{Call, Dir};
-use crate::task::TaskInfo;
 use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
@@ -32,7 +33,7 @@ pub fn handle<'v>(
     let Call::Exec { dir, path, flags } = call else {
         return Outcome::errno(libc::EPERM);
     };
-    let process = process_path(pid);
+    let process = exe_path(pid);
     let empty_path = path.is_empty() && *flags & libc::AT_EMPTY_PATH as u64 != 0;
     // The file the exec names, held open: its inode is what the backstop lets through.
     let (file, target) = if empty_path {

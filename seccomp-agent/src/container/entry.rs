@@ -11,10 +11,10 @@ use std::os::unix::ffi::OsStrExt;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{FileStat, SFlag, fstatat};
 
-use crate::resolve::{self, Errno, Object, OpenRequest};
+use crate::container::resolve::{self, Errno, Object, OpenRequest};
+use crate::container::task::TaskInfo;
 use crate::sys::creds::Assumed;
 use crate::syscall::Dir;
-use crate::task::TaskInfo;
 
 /// One directory entry, found inside the container.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
-use crate::resolve::{Errno, Object, fd_name, self_fd_dir};
+use crate::container::resolve::{Errno, Object, fd_name, self_fd_dir};
 use crate::sys::openat2::openat2;
 
 /// What an open does to the file, for policy: several may hold at once.
@@ -110,9 +110,9 @@ fn reopen(fd: &OwnedFd, flags: i32, fifo: bool) -> Result<OwnedFd, Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolve::{OpenRequest, resolve};
+    use crate::container::resolve::{OpenRequest, resolve};
+    use crate::container::task::TaskInfo;
     use crate::syscall::Dir;
-    use crate::task::TaskInfo;
     use std::ffi::OsStr;
     use std::io::{Read, Write};
 

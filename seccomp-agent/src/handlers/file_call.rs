@@ -4,11 +4,12 @@
 
 use rampart_policy::{Access, Operation, WorkloadView};
 
-use crate::entry::{self, File};
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::resolve::OpenRequest;
-use crate::supervisor::Answer;
-use crate::task::TaskInfo;
+use crate::container::entry::{self, File};
+use crate::container::resolve::OpenRequest;
+use crate::container::task::TaskInfo;
+use crate::container::task::exe_path;
+use crate::outcome::Answer;
+use crate::outcome::{Outcome, Subject, outcome};
 use crate::workload::Workload;
 
 /// What one file call is, for the decision and its report.
@@ -31,7 +32,7 @@ pub fn decide_and_do<'v>(
     let Ok(task) = TaskInfo::read(pid) else {
         return Outcome::errno(libc::EPERM);
     };
-    let process = process_path(pid);
+    let process = exe_path(pid);
     let (file, creds) = match entry::find_file(pid, &task, &call.request) {
         Ok(r) => r,
         Err(errno) => return Outcome::errno(errno),

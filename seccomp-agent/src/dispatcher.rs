@@ -6,34 +6,26 @@
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use rampart_policy::{Decision, EventType, Operation, Response, Snapshot, Verdict, WorkloadView};
-use rampart_protos::agent;
+use rampart_policy::{EventType, Operation, Response, Snapshot, WorkloadView};
 use tracing::{debug, warn};
 
-use crate::egress_guard::EgressGuard;
-use crate::exec_guard::{ExecGuard, ExecJudge};
-use crate::kill_process;
-use crate::memory::TaskMemory;
+use crate::backstop::egress_guard::EgressGuard;
+use crate::backstop::exec_guard::{ExecGuard, ExecJudge};
+use crate::backstop::kill_process;
+use crate::container::memory::TaskMemory;
+use crate::container::task::{TaskInfo, exe_path};
+use crate::handlers::{chmod, connect, exec, hardening, new_name, open, remove, truncate};
+use crate::outcome::{Answer, Outcome, Subject, outcome};
+use crate::reporter::{Reporter, event};
 use crate::stage_times::{self, Stage};
-use crate::supervisor::{Answer, Handler, Phase};
+use crate::supervision::supervisor::{Handler, Phase};
 use crate::sys::notify::{self, Notification};
 use crate::syscall::{Call, decode};
-use crate::task::TaskInfo;
 use crate::workload::Workload;
-use crate::{
-    handle_chmod, handle_connect, handle_exec, handle_hardening, handle_new_name, handle_open,
-    handle_remove, handle_truncate,
-};
 
 /// Containers whose views are kept before the cache starts over.
 const MAX_VIEWS: usize = 4096;
-
-/// Where reportable decisions go (rampartd's ReportEvents, batched by the caller). Must not block.
-pub trait Reporter: Send + Sync + 'static {
-    fn report(&self, event: agent::Event);
-}
 
 /// The current snapshot and each container's view of it.
 pub struct PolicyHandler {
@@ -113,79 +105,6 @@ impl PolicyHandler {
     }
 }
 
-/// What a handler decided, with what to report.
-pub struct Outcome<'v> {
-    pub answer: Answer,
-    pub report: Option<Report<'v>>,
-}
-
-impl Outcome<'_> {
-    pub fn errno(errno: i32) -> Self {
-        Self {
-            answer: Answer::Errno(errno),
-            report: None,
-        }
-    }
-}
-
-/// What the decision was about, for the event.
-pub struct Subject {
-    pub event_type: EventType,
-    pub syscall: &'static str,
-    pub process: String,
-    pub path: String,
-    pub remote: String,
-}
-
-impl Subject {
-    /// A file access by `process` (its executable) to `path`, through `syscall`.
-    pub fn file(syscall: &'static str, process: &str, path: &str) -> Self {
-        Subject {
-            event_type: EventType::FileAccess,
-            syscall,
-            process: process.to_owned(),
-            path: path.to_owned(),
-            remote: String::new(),
-        }
-    }
-}
-
-pub struct Report<'v> {
-    pub decision: Decision<'v>,
-    pub subject: Subject,
-    pub message: String,
-}
-
-/// Block → `errno` and a report; Alert → `allowed()` and a report; Allow → `allowed()`.
-pub fn outcome<'v>(
-    decision: Decision<'v>,
-    w: &Workload,
-    op: &Operation<'_>,
-    subject: Subject,
-    errno: i32,
-    allowed: impl FnOnce() -> Answer,
-) -> Outcome<'v> {
-    let answer = match decision.verdict {
-        Verdict::Allow => {
-            return Outcome {
-                answer: allowed(),
-                report: None,
-            };
-        }
-        Verdict::Alert => allowed(),
-        Verdict::Block => Answer::Errno(errno),
-    };
-    let message = decision.message(&w.policy_workload(), op);
-    Outcome {
-        answer,
-        report: Some(Report {
-            decision,
-            subject,
-            message,
-        }),
-    }
-}
-
 impl Handler for PolicyHandler {
     fn handle(
         &self,
@@ -221,19 +140,19 @@ impl Handler for PolicyHandler {
         let view = self.view(w);
         stage_times::mark(Stage::View);
         let outcome = match &call {
-            Call::Open { .. } => handle_open::handle(w, &view, fd, n, &call),
+            Call::Open { .. } => open::handle(w, &view, fd, n, &call),
             Call::Exec { .. } => {
-                handle_exec::handle(w, &view, n.pid, &call, self.exec_guard.get().map(|g| &**g))
+                exec::handle(w, &view, n.pid, &call, self.exec_guard.get().map(|g| &**g))
             }
             Call::Connect { .. } => {
-                handle_connect::handle(w, &view, n.pid, &call, self.egress_guard.get())
+                connect::handle(w, &view, n.pid, &call, self.egress_guard.get())
             }
-            Call::Remove { .. } => handle_remove::handle(w, &view, n.pid, &call),
-            Call::NewName { .. } => handle_new_name::handle(w, &view, n.pid, &call),
-            Call::Chmod { .. } => handle_chmod::handle(w, &view, n.pid, &call),
-            Call::Truncate { .. } => handle_truncate::handle(w, &view, n.pid, &call),
-            Call::Other { nr } => match handle_hardening::name_of(*nr) {
-                Some(name) => handle_hardening::handle(w, &view, n.pid, name),
+            Call::Remove { .. } => remove::handle(w, &view, n.pid, &call),
+            Call::NewName { .. } => new_name::handle(w, &view, n.pid, &call),
+            Call::Chmod { .. } => chmod::handle(w, &view, n.pid, &call),
+            Call::Truncate { .. } => truncate::handle(w, &view, n.pid, &call),
+            Call::Other { nr } => match hardening::name_of(*nr) {
+                Some(name) => hardening::handle(w, &view, n.pid, name),
                 None => {
                     // The filter only notifies what this agent handles; anything else is a
                     // filter this agent did not write. Refuse rather than guess.
@@ -279,7 +198,7 @@ impl ExecJudge for PolicyHandler {
         let subject = Subject {
             event_type: EventType::ProcessExecution,
             syscall: "execve",
-            process: process_path(tid),
+            process: exe_path(tid),
             path: path.to_owned(),
             remote: String::new(),
         };
@@ -296,56 +215,9 @@ impl ExecJudge for PolicyHandler {
     }
 }
 
-fn event(w: &Workload, pid: u32, r: &Report<'_>) -> agent::Event {
-    let action = match r.decision.verdict {
-        Verdict::Block => "Blocked",
-        _ => "Alerted",
-    };
-    agent::Event {
-        timestamp_ns: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-        event_type: r.subject.event_type.as_str().to_owned(),
-        container_id: w.container_id.clone(),
-        cgroup_id: 0,
-        pid,
-        process_path: r.subject.process.clone(),
-        args: Vec::new(),
-        syscall: r.subject.syscall.to_owned(),
-        file_path: r.subject.path.clone(),
-        remote: r.subject.remote.clone(),
-        policy_name: r.decision.policy_name().unwrap_or_default().to_owned(),
-        rule_id: r.decision.rule_id().unwrap_or_default().to_owned(),
-        action: action.to_owned(),
-        severity: r
-            .decision
-            .severity()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default(),
-        message: r.message.clone(),
-        enforcer: "seccomp-notify".to_owned(),
-        workload: Some(agent::Workload {
-            namespace: w.namespace.clone(),
-            pod_name: w.pod_name.clone(),
-            pod_uid: w.pod_uid.clone(),
-            pod_labels: w.pod_labels.clone().into_iter().collect(),
-            container_name: w.container_name.clone(),
-            container_id: w.container_id.clone(),
-            image: w.image.clone(),
-            ..Default::default()
-        }),
-    }
-}
-
 /// The thread group of task `tid` (notifications name the calling thread).
 fn kill_tgid(tid: u32) -> Result<u32, String> {
     TaskInfo::read(tid)
         .map(|t| t.tgid)
         .map_err(|e| e.to_string())
-}
-
-/// The executable of task `pid`, as the container names it ("" if unknown).
-pub fn process_path(pid: u32) -> String {
-    crate::task::exe_path(pid)
 }

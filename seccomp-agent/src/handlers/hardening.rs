@@ -5,8 +5,9 @@
 
 use rampart_policy::{EventType, Operation, WorkloadView};
 
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::supervisor::Answer;
+use crate::container::task::exe_path;
+use crate::outcome::Answer;
+use crate::outcome::{Outcome, Subject, outcome};
 use crate::workload::Workload;
 
 /// x86_64 numbers of the syscalls a policy may harden. `create_module`, `get_kernel_syms`, `query_module`, `stime`, `umount`, `vm86`, `vm86old` do not exist on
@@ -96,7 +97,7 @@ pub fn handle<'v>(
     let subject = Subject {
         event_type: EventType::Syscall,
         syscall: name,
-        process: process_path(pid),
+        process: exe_path(pid),
         path: String::new(),
         remote: String::new(),
     };

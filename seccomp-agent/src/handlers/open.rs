@@ -6,15 +6,16 @@ use std::os::fd::{AsFd, BorrowedFd};
 use nix::sys::stat::{SFlag, fstat};
 use rampart_policy::{Access, Operation, WorkloadView};
 
-use crate::emulate_open::{self, access_of};
-use crate::fifo_open;
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::resolve::{self, Object, OpenRequest};
+use crate::container::emulate_open::{self, access_of};
+use crate::container::fifo_open;
+use crate::container::resolve::{self, Object, OpenRequest};
+use crate::container::task::TaskInfo;
+use crate::container::task::exe_path;
+use crate::outcome::Answer;
+use crate::outcome::{Outcome, Subject, outcome};
 use crate::stage_times::{self, Stage};
-use crate::supervisor::Answer;
 use crate::sys::notify::Notification;
 use crate::syscall::Call;
-use crate::task::TaskInfo;
 use crate::workload::Workload;
 
 /// Files are refused the way a permission problem would be: "Permission denied".
@@ -43,7 +44,7 @@ pub fn handle<'v>(
     };
     stage_times::mark(Stage::Status);
     // Before assuming the task's credentials: its /proc/<pid>/exe may not be readable by them.
-    let process = process_path(pid);
+    let process = exe_path(pid);
     stage_times::mark(Stage::Exe);
     let req = OpenRequest {
         dir: *dir,

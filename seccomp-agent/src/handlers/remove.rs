@@ -5,11 +5,12 @@
 use nix::unistd::{UnlinkatFlags, unlinkat};
 use rampart_policy::{Access, Operation, WorkloadView};
 
-use crate::entry;
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::supervisor::Answer;
+use crate::container::entry;
+use crate::container::task::TaskInfo;
+use crate::container::task::exe_path;
+use crate::outcome::Answer;
+use crate::outcome::{Outcome, Subject, outcome};
 use crate::syscall::Call;
-use crate::task::TaskInfo;
 use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
@@ -25,7 +26,7 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
     let Ok(task) = TaskInfo::read(pid) else {
         return Outcome::errno(libc::EPERM);
     };
-    let process = process_path(pid);
+    let process = exe_path(pid);
     let (e, creds) = match entry::find(pid, &task, *dir, path) {
         Ok(r) => r,
         Err(errno) => return Outcome::errno(errno),

@@ -21,12 +21,12 @@ use std::sync::OnceLock;
 
 use nix::fcntl::OFlag;
 
-use crate::procfs_self::{own_magic_link, rewrite};
+use crate::container::procfs_self::{own_magic_link, rewrite};
+use crate::container::task::{TaskInfo, open_in_proc, read_link_at, read_link_in_proc};
 use crate::stage_times::{self, Stage};
 use crate::sys::creds::{self, Assumed};
 use crate::sys::openat2::openat2;
 use crate::syscall::Dir;
-use crate::task::{TaskInfo, open_in_proc, read_link_at, read_link_in_proc};
 
 /// The object an open names.
 #[derive(Debug)]

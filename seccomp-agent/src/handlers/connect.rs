@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 
 use rampart_policy::{Direction, EventType, Operation, Protocol, WorkloadView};
 
-use crate::egress_guard::{EgressGuard, warn_unguarded};
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::supervisor::Answer;
+use crate::backstop::egress_guard::{EgressGuard, warn_unguarded};
+use crate::container::task::exe_path;
+use crate::outcome::Answer;
+use crate::outcome::{Outcome, Subject, outcome};
 use crate::syscall::Call;
 use crate::workload::Workload;
 
@@ -34,7 +35,7 @@ pub fn handle<'v>(
             report: None,
         };
     }
-    let process = process_path(pid);
+    let process = exe_path(pid);
     let op = |addr: &SocketAddr| Operation::Connect {
         direction: Direction::Egress,
         address: addr.ip(),
