@@ -12,16 +12,17 @@ use tracing::{debug, warn};
 
 use crate::backstop::egress_guard::EgressGuard;
 use crate::backstop::exec_guard::{ExecGuard, ExecJudge};
-use crate::backstop::kill_process;
+use crate::backstop::kill_process::{self, KillError};
 use crate::container::memory::TaskMemory;
-use crate::container::task::{TaskInfo, exe_path};
+use crate::container::procfs::TaskError;
 use crate::handlers::{chmod, connect, exec, hardening, new_name, open, remove, truncate};
 use crate::outcome::{Answer, Outcome, Subject, outcome};
 use crate::reporter::{Reporter, event};
 use crate::stage_times::{self, Stage};
 use crate::supervision::supervisor::{Handler, Phase};
 use crate::sys::notify::{self, Notification};
-use crate::syscall::{Call, decode};
+use crate::syscall::{Call, DecodeError, decode};
+use crate::task::Task;
 use crate::workload::Workload;
 
 /// Containers whose views are kept before the cache starts over.
@@ -115,8 +116,8 @@ impl Handler for PolicyHandler {
     ) -> Answer {
         // Read the arguments once, then make sure they belonged to this notification's task.
         let call = TaskMemory::open(n.pid)
-            .map_err(|e| e.to_string())
-            .and_then(|mem| decode(n, &mem).map_err(|e| e.to_string()));
+            .map_err(DecodeError::from)
+            .and_then(|mem| decode(n, &mem));
         if !notify::id_valid(fd, n.id) {
             return Answer::Errno(libc::EPERM);
         }
@@ -130,7 +131,7 @@ impl Handler for PolicyHandler {
         };
         stage_times::mark(Stage::Args);
         if *phase == Phase::RuntimeInit {
-            if !matches!(call, Call::Exec { .. }) {
+            if !matches!(call, Call::Exec(_)) {
                 // runc's own setup (see `Phase`): let it run as the runtime intended.
                 return Answer::Continue;
             }
@@ -139,40 +140,30 @@ impl Handler for PolicyHandler {
         }
         let view = self.view(w);
         stage_times::mark(Stage::View);
+        let task = Task::new(n.pid);
         let outcome = match &call {
-            Call::Open { .. } => open::handle(w, &view, fd, n, &call),
-            Call::Exec { .. } => {
-                exec::handle(w, &view, n.pid, &call, self.exec_guard.get().map(|g| &**g))
+            Call::Open(c) => open::handle(w, &view, &task, fd, n.id, c),
+            Call::Exec(c) => exec::handle(w, &view, &task, c, self.exec_guard.get().map(|g| &**g)),
+            Call::Connect(c) => connect::handle(w, &view, &task, c, self.egress_guard.get()),
+            Call::Remove(c) => remove::handle(w, &view, &task, c),
+            Call::NewName(c) => new_name::handle(w, &view, &task, c),
+            Call::Chmod(c) => chmod::handle(w, &view, &task, c),
+            Call::Truncate(c) => truncate::handle(w, &view, &task, c),
+            Call::Hardening(c) => hardening::handle(w, &view, &task, c),
+            Call::Other { nr } => {
+                // The filter only notifies what this agent handles; anything else is a filter
+                // this agent did not write. Refuse rather than guess.
+                warn!(
+                    nr,
+                    "notification for a syscall the agent does not handle; answering EPERM"
+                );
+                Outcome::errno(libc::EPERM)
             }
-            Call::Connect { .. } => {
-                connect::handle(w, &view, n.pid, &call, self.egress_guard.get())
-            }
-            Call::Remove { .. } => remove::handle(w, &view, n.pid, &call),
-            Call::NewName { .. } => new_name::handle(w, &view, n.pid, &call),
-            Call::Chmod { .. } => chmod::handle(w, &view, n.pid, &call),
-            Call::Truncate { .. } => truncate::handle(w, &view, n.pid, &call),
-            Call::Other { nr } => match hardening::name_of(*nr) {
-                Some(name) => hardening::handle(w, &view, n.pid, name),
-                None => {
-                    // The filter only notifies what this agent handles; anything else is a
-                    // filter this agent did not write. Refuse rather than guess.
-                    warn!(
-                        nr,
-                        "notification for a syscall the agent does not handle; answering EPERM"
-                    );
-                    Outcome {
-                        answer: Answer::Errno(libc::EPERM),
-                        report: None,
-                    }
-                }
-            },
         };
         if let Some(r) = outcome.report {
             let mut ev = event(w, n.pid, &r);
             match r.decision.response() {
-                Some(Response::KillProcess) => match kill_tgid(n.pid)
-                    .and_then(|tgid| kill_process::kill(fd, n.id, tgid).map_err(|e| e.to_string()))
-                {
+                Some(Response::KillProcess) => match kill(&task, fd, n.id) {
                     Ok(()) => ev.action = "ProcessKilled".into(),
                     Err(e) => {
                         warn!(pid = n.pid, error = %e, "kill-process response failed; the call is still denied")
@@ -198,7 +189,7 @@ impl ExecJudge for PolicyHandler {
         let subject = Subject {
             event_type: EventType::ProcessExecution,
             syscall: "execve",
-            process: exe_path(tid),
+            process: Task::new(tid).exe().to_owned(),
             path: path.to_owned(),
             remote: String::new(),
         };
@@ -215,9 +206,16 @@ impl ExecJudge for PolicyHandler {
     }
 }
 
-/// The thread group of task `tid` (notifications name the calling thread).
-fn kill_tgid(tid: u32) -> Result<u32, String> {
-    TaskInfo::read(tid)
-        .map(|t| t.tgid)
-        .map_err(|e| e.to_string())
+#[derive(Debug, thiserror::Error)]
+enum KillResponseError {
+    #[error("cannot find the task's thread group: {0}")]
+    Task(Arc<TaskError>),
+    #[error(transparent)]
+    Kill(#[from] KillError),
+}
+
+/// SIGKILLs the thread group of `task` (notifications name the calling thread).
+fn kill(task: &Task, fd: BorrowedFd<'_>, id: u64) -> Result<(), KillResponseError> {
+    let tgid = task.info().map_err(KillResponseError::Task)?.tgid;
+    Ok(kill_process::kill(fd, id, tgid)?)
 }

@@ -21,4 +21,5 @@ pub mod supervision;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod syscall;
+pub mod task;
 pub mod workload;

@@ -11,8 +11,8 @@ use std::os::unix::ffi::OsStrExt;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{FileStat, SFlag, fstatat};
 
+use crate::container::procfs::TaskInfo;
 use crate::container::resolve::{self, Errno, Object, OpenRequest};
-use crate::container::task::TaskInfo;
 use crate::sys::creds::Assumed;
 use crate::syscall::Dir;
 

@@ -5,6 +5,6 @@ pub mod emulate_open;
 pub mod entry;
 pub mod fifo_open;
 pub mod memory;
+pub mod procfs;
 pub mod procfs_self;
 pub mod resolve;
-pub mod task;

@@ -21,8 +21,8 @@ use std::sync::OnceLock;
 
 use nix::fcntl::OFlag;
 
+use crate::container::procfs::{TaskInfo, open_in_proc, read_link_at, read_link_in_proc};
 use crate::container::procfs_self::{own_magic_link, rewrite};
-use crate::container::task::{TaskInfo, open_in_proc, read_link_at, read_link_in_proc};
 use crate::stage_times::{self, Stage};
 use crate::sys::creds::{self, Assumed};
 use crate::sys::openat2::openat2;

@@ -14,19 +14,23 @@ use crate::container::resolve::OpenRequest;
 use crate::handlers::file_call::{FileCall, decide_and_do};
 use crate::outcome::Answer;
 use crate::outcome::Outcome;
-use crate::syscall::{Call, Dir};
+use crate::syscall::{ChmodCall, Dir};
+use crate::task::Task;
 use crate::workload::Workload;
 
-pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
-    let Call::Chmod {
+pub fn handle<'v>(
+    w: &Workload,
+    view: &'v WorkloadView,
+    task: &Task,
+    call: &ChmodCall,
+) -> Outcome<'v> {
+    let ChmodCall {
+        syscall,
         dir,
         path,
         mode,
         flags,
-    } = call
-    else {
-        return Outcome::errno(libc::EPERM);
-    };
+    } = call;
     let known = (libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) as u64;
     if *flags & !known != 0 {
         return Outcome::errno(libc::EINVAL);
@@ -55,10 +59,10 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
             resolve: 0,
         },
         access: Access::Chmod,
-        syscall: "fchmodat",
+        syscall,
         deny: libc::EPERM,
     };
-    decide_and_do(w, view, pid, call, |file| {
+    decide_and_do(w, view, task, call, |file| {
         let symlink = fstat(file.fd.as_fd())
             .map(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits())
             .unwrap_or(false);

@@ -10,10 +10,9 @@ use std::net::SocketAddr;
 use rampart_policy::{Direction, EventType, Operation, Protocol, WorkloadView};
 
 use crate::backstop::egress_guard::{EgressGuard, warn_unguarded};
-use crate::container::task::exe_path;
-use crate::outcome::Answer;
-use crate::outcome::{Outcome, Subject, outcome};
-use crate::syscall::Call;
+use crate::outcome::{Answer, Outcome, Subject, outcome};
+use crate::syscall::ConnectCall;
+use crate::task::Task;
 use crate::workload::Workload;
 
 const DENY: i32 = libc::EPERM;
@@ -21,13 +20,11 @@ const DENY: i32 = libc::EPERM;
 pub fn handle<'v>(
     w: &Workload,
     view: &'v WorkloadView,
-    pid: u32,
-    call: &Call,
+    task: &Task,
+    call: &ConnectCall,
     guard: Option<&EgressGuard>,
 ) -> Outcome<'v> {
-    let Call::Connect { syscall, addrs, .. } = call else {
-        return Outcome::errno(libc::EPERM);
-    };
+    let ConnectCall { syscall, addrs, .. } = call;
     // Unix and netlink sockets, and sends on a connected socket: no destination to decide.
     if addrs.is_empty() {
         return Outcome {
@@ -35,7 +32,7 @@ pub fn handle<'v>(
             report: None,
         };
     }
-    let process = exe_path(pid);
+    let process = task.exe();
     let op = |addr: &SocketAddr| Operation::Connect {
         direction: Direction::Egress,
         address: addr.ip(),
@@ -43,7 +40,7 @@ pub fn handle<'v>(
         // The socket's type would need the task's fd; connect is overwhelmingly TCP, and UDP
         // "connects" are decided the same way by address and port.
         protocol: Protocol::Tcp,
-        process: &process,
+        process,
     };
     // The strictest destination decides; the first of equals names it.
     let (addr, decision) = addrs
@@ -55,14 +52,14 @@ pub fn handle<'v>(
     let subject = Subject {
         event_type: EventType::NetworkConnection,
         syscall,
-        process: process.clone(),
+        process: process.to_owned(),
         path: String::new(),
         remote: addr.to_string(),
     };
     outcome(decision, w, &op(addr), subject, DENY, || {
         // Before the CONTINUE: the kernel's hook must find this thread's approvals.
         if let Some(g) = guard
-            && let Err(e) = g.allow(w, pid, addrs)
+            && let Err(e) = g.allow(w, task.tid(), addrs)
         {
             warn_unguarded(&e, w);
         }

@@ -12,13 +12,11 @@ use rampart_policy::{EventType, Operation, WorkloadView};
 use tracing::warn;
 
 use crate::backstop::exec_guard::ExecGuard;
-use crate::container::entry;
 use crate::container::resolve::OpenRequest;
-use crate::container::task::TaskInfo;
-use crate::container::task::exe_path;
 use crate::outcome::Answer;
 use crate::outcome::{Outcome, Subject, outcome};
-use crate::syscall::{Call, Dir};
+use crate::syscall::{Dir, ExecCall};
+use crate::task::Task;
 use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
@@ -26,14 +24,17 @@ const DENY: i32 = libc::EACCES;
 pub fn handle<'v>(
     w: &Workload,
     view: &'v WorkloadView,
-    pid: u32,
-    call: &Call,
+    task: &Task,
+    call: &ExecCall,
     guard: Option<&ExecGuard>,
 ) -> Outcome<'v> {
-    let Call::Exec { dir, path, flags } = call else {
-        return Outcome::errno(libc::EPERM);
-    };
-    let process = exe_path(pid);
+    let ExecCall {
+        syscall,
+        dir,
+        path,
+        flags,
+    } = call;
+    let pid = task.tid();
     let empty_path = path.is_empty() && *flags & libc::AT_EMPTY_PATH as u64 != 0;
     // The file the exec names, held open: its inode is what the backstop lets through.
     let (file, target) = if empty_path {
@@ -52,9 +53,6 @@ pub fn handle<'v>(
             _ => return Outcome::errno(libc::EBADF),
         }
     } else {
-        let Ok(task) = TaskInfo::read(pid) else {
-            return Outcome::errno(libc::EPERM);
-        };
         let req = OpenRequest {
             dir: *dir,
             path,
@@ -65,7 +63,7 @@ pub fn handle<'v>(
             },
             resolve: 0,
         };
-        match entry::find_file(pid, &task, &req) {
+        match task.find_file(&req) {
             Ok((file, _creds)) => (file.fd, file.path),
             // What the exec would have failed with anyway (ENOENT for a PATH search miss).
             Err(errno) => return Outcome::errno(errno),
@@ -83,12 +81,8 @@ pub fn handle<'v>(
     let decision = view.decide(&op);
     let subject = Subject {
         event_type,
-        syscall: if empty_path || matches!(dir, Dir::Fd(_)) {
-            "execveat"
-        } else {
-            "execve"
-        },
-        process,
+        syscall,
+        process: task.exe().to_owned(),
         path: target.clone(),
         remote: String::new(),
     };

@@ -10,13 +10,11 @@ use nix::fcntl::{AT_FDCWD, AtFlags, RenameFlags, renameat2};
 use nix::unistd::linkat;
 use rampart_policy::{Access, Decision, Operation, WorkloadView};
 
-use crate::container::entry::{self, Entry, File, is_dir};
+use crate::container::entry::{Entry, File, is_dir};
 use crate::container::resolve::{Errno, OpenRequest};
-use crate::container::task::TaskInfo;
-use crate::container::task::exe_path;
-use crate::outcome::Answer;
-use crate::outcome::{Outcome, Subject, outcome};
-use crate::syscall::{Call, Dir};
+use crate::outcome::{Answer, Outcome, Subject, outcome};
+use crate::syscall::{Dir, NewNameCall};
+use crate::task::Task;
 use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
@@ -29,22 +27,21 @@ enum Source {
     Followed(File),
 }
 
-pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
-    let Call::NewName {
+pub fn handle<'v>(
+    w: &Workload,
+    view: &'v WorkloadView,
+    task: &Task,
+    call: &NewNameCall,
+) -> Outcome<'v> {
+    let NewNameCall {
+        syscall,
         hard_link,
         old_dir,
         old,
         new_dir,
         new,
         flags,
-    } = call
-    else {
-        return Outcome::errno(libc::EPERM);
-    };
-    let Ok(task) = TaskInfo::read(pid) else {
-        return Outcome::errno(libc::EPERM);
-    };
-    let process = exe_path(pid);
+    } = call;
 
     // The source, with the task's credentials; they are given back before the target is found
     // (the credential guard does not nest).
@@ -53,12 +50,12 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
         if *flags & !allowed != 0 {
             return Outcome::errno(libc::EINVAL);
         }
-        match link_source(pid, &task, *old_dir, old, *flags) {
+        match link_source(task, *old_dir, old, *flags) {
             Ok(s) => s,
             Err(errno) => return Outcome::errno(errno),
         }
     } else {
-        let found = entry::find(pid, &task, *old_dir, old).and_then(|(e, creds)| {
+        let found = task.find(*old_dir, old).and_then(|(e, creds)| {
             let st = e.stat();
             drop(creds);
             let dir = is_dir(&st?);
@@ -74,23 +71,24 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
         // link(2): directories can't be hard linked.
         return Outcome::errno(libc::EPERM);
     }
-    let (target, creds) = match entry::find(pid, &task, *new_dir, new) {
+    let (target, creds) = match task.find(*new_dir, new) {
         Ok(r) => r,
         Err(errno) => return Outcome::errno(errno),
     };
+    let process = task.exe();
     let target_st = target.stat().ok();
     let exchange = !*hard_link && *flags & libc::RENAME_EXCHANGE as u64 != 0;
 
     let mut ops: Vec<Operation<'_>> = vec![Operation::FileAccess {
         path: &target.path,
         access: Access::Create,
-        process: &process,
+        process,
     }];
     if !*hard_link {
         ops.push(Operation::FileAccess {
             path: &source_path,
             access: Access::Delete,
-            process: &process,
+            process,
         });
     }
     if target_st.is_some() {
@@ -98,14 +96,14 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
         ops.push(Operation::FileAccess {
             path: &target.path,
             access: Access::Delete,
-            process: &process,
+            process,
         });
     }
     if exchange {
         ops.push(Operation::FileAccess {
             path: &source_path,
             access: Access::Create,
-            process: &process,
+            process,
         });
     }
     let mut decided: Vec<(Decision<'v>, usize)> = ops
@@ -118,7 +116,7 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
     let source_op = Operation::FileAccess {
         path: &source_path,
         access: Access::Read,
-        process: &process,
+        process,
     };
     ops.push(source_op);
     decided.push((moved, ops.len() - 1));
@@ -131,7 +129,7 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
         ops.push(Operation::FileAccess {
             path: &target.path,
             access: Access::Read,
-            process: &process,
+            process,
         });
         decided.push((back, ops.len() - 1));
     }
@@ -144,8 +142,8 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
         .unwrap_or((moved, 0));
     let op = &ops[at];
     let subject = Subject::file(
-        if *hard_link { "linkat" } else { "renameat2" },
-        &process,
+        syscall,
+        process,
         match op {
             Operation::FileAccess { path, .. } => path,
             _ => &source_path,
@@ -183,8 +181,7 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
 
 /// The source of link/linkat, its path and whether it is a directory.
 fn link_source(
-    pid: u32,
-    task: &TaskInfo,
+    task: &Task,
     dir: Dir,
     path: &std::ffi::OsStr,
     flags: u64,
@@ -192,7 +189,7 @@ fn link_source(
     let follow = flags & libc::AT_SYMLINK_FOLLOW as u64 != 0;
     let empty = flags & libc::AT_EMPTY_PATH as u64 != 0 && path.is_empty();
     if !follow && !empty {
-        let (e, creds) = entry::find(pid, task, dir, path)?;
+        let (e, creds) = task.find(dir, path)?;
         let st = e.stat();
         drop(creds);
         let dir = is_dir(&st?);
@@ -216,7 +213,7 @@ fn link_source(
         flags: 0,
         resolve: 0,
     };
-    let (file, creds) = entry::find_file(pid, task, &req)?;
+    let (file, creds) = task.find_file(&req)?;
     drop(creds);
     let dir = nix::sys::stat::fstat(file.fd.as_fd())
         .map(|st| is_dir(&st))

@@ -8,14 +8,11 @@ use rampart_policy::{Access, Operation, WorkloadView};
 
 use crate::container::emulate_open::{self, access_of};
 use crate::container::fifo_open;
-use crate::container::resolve::{self, Object, OpenRequest};
-use crate::container::task::TaskInfo;
-use crate::container::task::exe_path;
-use crate::outcome::Answer;
-use crate::outcome::{Outcome, Subject, outcome};
+use crate::container::resolve::{Object, OpenRequest};
+use crate::outcome::{Answer, Outcome, Subject, outcome};
 use crate::stage_times::{self, Stage};
-use crate::sys::notify::Notification;
-use crate::syscall::Call;
+use crate::syscall::OpenCall;
+use crate::task::Task;
 use crate::workload::Workload;
 
 /// Files are refused the way a permission problem would be: "Permission denied".
@@ -24,38 +21,34 @@ const DENY: i32 = libc::EACCES;
 pub fn handle<'v>(
     w: &Workload,
     view: &'v WorkloadView,
+    task: &Task,
     notify_fd: BorrowedFd<'_>,
-    n: &Notification,
-    call: &Call,
+    id: u64,
+    call: &OpenCall,
 ) -> Outcome<'v> {
-    let pid = n.pid;
-    let Call::Open {
+    let OpenCall {
+        syscall,
         dir,
         path,
         flags,
         mode,
         resolve,
-    } = call
-    else {
-        return Outcome::errno(libc::EPERM);
-    };
-    let Ok(task) = TaskInfo::read(pid) else {
-        return Outcome::errno(libc::EPERM);
-    };
-    stage_times::mark(Stage::Status);
-    // Before assuming the task's credentials: its /proc/<pid>/exe may not be readable by them.
-    let process = exe_path(pid);
-    stage_times::mark(Stage::Exe);
+    } = call;
     let req = OpenRequest {
         dir: *dir,
         path,
         flags: *flags,
         resolve: *resolve,
     };
-    let (object, creds) = match resolve::resolve(pid, &task, &req) {
+    let (object, creds) = match task.resolve(&req) {
         Ok(r) => r,
         Err(errno) => return Outcome::errno(errno),
     };
+    // The status resolving read, not another read of it.
+    let Ok(info) = task.info() else {
+        return Outcome::errno(libc::EPERM);
+    };
+    let process = task.exe();
     let file = object.path().to_string_lossy().into_owned();
     let access = access_of(*flags, &object);
     let wanted = [
@@ -71,7 +64,7 @@ pub fn handle<'v>(
             let op = Operation::FileAccess {
                 path: &file,
                 access: *a,
-                process: &process,
+                process,
             };
             (view.decide(&op), op)
         })
@@ -80,14 +73,14 @@ pub fn handle<'v>(
             let op = Operation::FileAccess {
                 path: &file,
                 access: Access::Read,
-                process: &process,
+                process,
             };
             (view.decide(&op), op)
         });
     let subject = Subject {
         event_type: rampart_policy::EventType::FileAccess,
-        syscall: "openat",
-        process: process.clone(),
+        syscall,
+        process: process.to_owned(),
         path: file.clone(),
         remote: String::new(),
     };
@@ -111,14 +104,14 @@ pub fn handle<'v>(
                 };
                 let spawned = notify_fd
                     .try_clone_to_owned()
-                    .and_then(|nfd| fifo_open::spawn(nfd, n.id, fd, *flags, task.creds.clone()));
+                    .and_then(|nfd| fifo_open::spawn(nfd, id, fd, *flags, info.creds.clone()));
                 return match spawned {
                     Ok(()) => Answer::Deferred,
                     Err(e) => Answer::Errno(e.raw_os_error().unwrap_or(libc::EAGAIN)),
                 };
             }
         }
-        let answer = match emulate_open::open(object, *flags, *mode, task.umask) {
+        let answer = match emulate_open::open(object, *flags, *mode, info.umask) {
             Ok(fd) => Answer::Inject { fd, cloexec },
             Err(errno) => Answer::Errno(errno),
         };

@@ -12,13 +12,21 @@ use crate::container::resolve::OpenRequest;
 use crate::handlers::file_call::{FileCall, decide_and_do};
 use crate::outcome::Answer;
 use crate::outcome::Outcome;
-use crate::syscall::{Call, Dir};
+use crate::syscall::{Dir, TruncateCall};
+use crate::task::Task;
 use crate::workload::Workload;
 
-pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -> Outcome<'v> {
-    let Call::Truncate { path, length } = call else {
-        return Outcome::errno(libc::EPERM);
-    };
+pub fn handle<'v>(
+    w: &Workload,
+    view: &'v WorkloadView,
+    task: &Task,
+    call: &TruncateCall,
+) -> Outcome<'v> {
+    let TruncateCall {
+        syscall,
+        path,
+        length,
+    } = call;
     let Ok(length) = libc::off_t::try_from(*length) else {
         return Outcome::errno(libc::EINVAL);
     };
@@ -30,10 +38,10 @@ pub fn handle<'v>(w: &Workload, view: &'v WorkloadView, pid: u32, call: &Call) -
             resolve: 0,
         },
         access: Access::Write,
-        syscall: "truncate",
+        syscall,
         deny: libc::EACCES,
     };
-    decide_and_do(w, view, pid, call, |file| {
+    decide_and_do(w, view, task, call, |file| {
         let kind = match fstat(file.fd.as_fd()) {
             Ok(st) => st.st_mode & SFlag::S_IFMT.bits(),
             Err(errno) => return Answer::Errno(errno as i32),

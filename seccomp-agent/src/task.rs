@@ -1,0 +1,85 @@
+//! The task behind one notification, built once by the dispatcher and handed to its handler.
+//!
+//! What is known about it is read lazily and at most once per notification: its status (~8 µs)
+//! only by the handlers that resolve a path, its executable only by those that decide or report.
+//! Every way of assuming the task's credentials goes through here, and reads the executable
+//! first: /proc/<pid>/exe may not be readable with the task's credentials.
+
+use std::cell::OnceCell;
+use std::ffi::OsStr;
+use std::sync::Arc;
+
+use crate::container::entry::{self, Entry, File};
+use crate::container::procfs::{TaskError, TaskInfo, exe_path};
+use crate::container::resolve::{self, Errno, Object, OpenRequest};
+use crate::stage_times::{self, Stage};
+use crate::sys::creds::Assumed;
+use crate::syscall::Dir;
+
+/// The notifying task (the thread `tid`, as the agent's pid namespace numbers it).
+pub struct Task {
+    tid: u32,
+    info: OnceCell<Result<TaskInfo, Arc<TaskError>>>,
+    exe: OnceCell<String>,
+}
+
+impl Task {
+    pub fn new(tid: u32) -> Self {
+        Self {
+            tid,
+            info: OnceCell::new(),
+            exe: OnceCell::new(),
+        }
+    }
+
+    pub fn tid(&self) -> u32 {
+        self.tid
+    }
+
+    /// Its credentials, umask and pids, from /proc/<tid>/status.
+    pub fn info(&self) -> Result<&TaskInfo, Arc<TaskError>> {
+        self.info
+            .get_or_init(|| {
+                let info = TaskInfo::read(self.tid).map_err(Arc::new);
+                stage_times::mark(Stage::Status);
+                info
+            })
+            .as_ref()
+            .map_err(Arc::clone)
+    }
+
+    /// Its executable, as the container names it ("" if unknown).
+    pub fn exe(&self) -> &str {
+        self.exe.get_or_init(|| {
+            let exe = exe_path(self.tid);
+            stage_times::mark(Stage::Exe);
+            exe
+        })
+    }
+
+    /// What the task needs before its credentials are assumed: its status, and its executable
+    /// while the agent's own credentials can still read it.
+    fn before_assuming(&self) -> Result<&TaskInfo, Errno> {
+        let info = self.info().map_err(|_| libc::EPERM)?;
+        self.exe();
+        Ok(info)
+    }
+
+    /// `resolve::resolve` for this task: the object, and the task's credentials still assumed.
+    pub fn resolve(&self, req: &OpenRequest<'_>) -> Result<(Object, Assumed), Errno> {
+        let info = self.before_assuming()?;
+        resolve::resolve(self.tid, info, req)
+    }
+
+    /// `entry::find_file` for this task, with its credentials left assumed.
+    pub fn find_file(&self, req: &OpenRequest<'_>) -> Result<(File, Assumed), Errno> {
+        let info = self.before_assuming()?;
+        entry::find_file(self.tid, info, req)
+    }
+
+    /// `entry::find` for this task, with its credentials left assumed.
+    pub fn find(&self, dir: Dir, path: &OsStr) -> Result<(Entry, Assumed), Errno> {
+        let info = self.before_assuming()?;
+        entry::find(self.tid, info, dir, path)
+    }
+}
