@@ -8,11 +8,10 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::fcntl::{FcntlArg, OFlag, OpenHow, ResolveFlag, fcntl, openat2};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
 use crate::container::resolve::{Errno, Object, fd_name, self_fd_dir};
-use crate::sys::openat2::openat2;
 
 /// What an open does to the file, for policy: several may hold at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,14 +66,15 @@ pub fn open(object: Object, flags: u64, mode: u64, umask: u32) -> Result<OwnedFd
             let mode = (mode as u32) & 0o7777 & !umask;
             // No symlinks at all: the name didn't exist when checked; if a symlink appeared there
             // since, following it would open something policy never saw.
-            openat2(
-                parent.as_fd(),
-                &name,
-                (flags | libc::O_CLOEXEC) as u64,
-                u64::from(mode),
-                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
-            )
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EACCES))
+            let how = OpenHow::new()
+                .flags(OFlag::from_bits_retain(flags | libc::O_CLOEXEC))
+                .mode(Mode::from_bits_retain(mode))
+                .resolve(
+                    ResolveFlag::RESOLVE_BENEATH
+                        | ResolveFlag::RESOLVE_NO_SYMLINKS
+                        | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+                );
+            openat2(parent.as_fd(), name.as_c_str(), how).map_err(|e| e as i32)
         }
     }
 }

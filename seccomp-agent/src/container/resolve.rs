@@ -12,20 +12,20 @@
 //! (no jumping through /proc/<pid>/fd/N to another root). The task's own magic links are reopened
 //! through the host's procfs instead (see `procfs_self`).
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use nix::fcntl::OFlag;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
 
 use crate::container::procfs::{TaskInfo, open_in_proc, read_link_at, read_link_in_proc};
 use crate::container::procfs_self::{own_magic_link, rewrite};
 use crate::stage_times::{self, Stage};
 use crate::sys::creds::{self, Assumed};
-use crate::sys::openat2::openat2;
 use crate::syscall::Dir;
 
 /// The object an open names.
@@ -256,6 +256,20 @@ fn start_dir(tid: u32, dir: Dir) -> Result<OwnedFd, Errno> {
     }
 }
 
+/// openat2(2) of an O_PATH lookup from `base`, confined by `resolve`.
+fn open_beneath(
+    base: BorrowedFd<'_>,
+    path: &CStr,
+    flags: u64,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(OFlag::from_bits_retain(flags as i32))
+        .mode(Mode::empty())
+        .resolve(ResolveFlag::from_bits_retain(resolve));
+    Ok(nix::fcntl::openat2(base, path, how)?)
+}
+
 fn lookup(
     base: std::os::fd::BorrowedFd<'_>,
     path: &OsStr,
@@ -263,7 +277,7 @@ fn lookup(
     lookup_flags: u64,
     resolve: u64,
 ) -> Result<Object, Errno> {
-    match openat2(base, &cstr(path)?, lookup_flags, 0, resolve) {
+    match open_beneath(base, &cstr(path)?, lookup_flags, resolve) {
         Ok(fd) => {
             let path = fd_path(&fd)?;
             Ok(Object::Existing { fd, path })
@@ -272,11 +286,10 @@ fn lookup(
             if e.raw_os_error() == Some(libc::ENOENT) && task_flags & libc::O_CREAT as u64 != 0 =>
         {
             let (parent, name) = split_last(path)?;
-            let parent = openat2(
+            let parent = open_beneath(
                 base,
                 &cstr(&parent)?,
                 O_PATH_FLAGS | libc::O_DIRECTORY as u64,
-                0,
                 resolve,
             )
             .map_err(errno)?;
