@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::container::entry::{self, Entry, File};
 use crate::container::procfs::{TaskError, TaskInfo, exe_path};
-use crate::container::resolve::{self, Errno, Object, OpenRequest};
+use crate::container::resolve::{self, Object, OpenRequest, ResolveError};
 use crate::stage_times::{self, Stage};
 use crate::sys::creds::Assumed;
 use crate::syscall::Dir;
@@ -59,26 +59,26 @@ impl Task {
 
     /// What the task needs before its credentials are assumed: its status, and its executable
     /// while the agent's own credentials can still read it.
-    fn before_assuming(&self) -> Result<&TaskInfo, Errno> {
-        let info = self.info().map_err(|_| libc::EPERM)?;
+    fn before_assuming(&self) -> Result<&TaskInfo, ResolveError> {
+        let info = self.info().map_err(|_| ResolveError::TaskUnreadable)?;
         self.exe();
         Ok(info)
     }
 
     /// `resolve::resolve` for this task: the object, and the task's credentials still assumed.
-    pub fn resolve(&self, req: &OpenRequest<'_>) -> Result<(Object, Assumed), Errno> {
+    pub fn resolve(&self, req: &OpenRequest<'_>) -> Result<(Object, Assumed), ResolveError> {
         let info = self.before_assuming()?;
         resolve::resolve(self.tid, info, req)
     }
 
     /// `entry::find_file` for this task, with its credentials left assumed.
-    pub fn find_file(&self, req: &OpenRequest<'_>) -> Result<(File, Assumed), Errno> {
+    pub fn find_file(&self, req: &OpenRequest<'_>) -> Result<(File, Assumed), ResolveError> {
         let info = self.before_assuming()?;
         entry::find_file(self.tid, info, req)
     }
 
     /// `entry::find` for this task, with its credentials left assumed.
-    pub fn find(&self, dir: Dir, path: &OsStr) -> Result<(Entry, Assumed), Errno> {
+    pub fn find(&self, dir: Dir, path: &OsStr) -> Result<(Entry, Assumed), ResolveError> {
         let info = self.before_assuming()?;
         entry::find(self.tid, info, dir, path)
     }

@@ -70,10 +70,7 @@ pub fn handle<'v>(
             // Linux has no symlink modes: fchmodat2(AT_SYMLINK_NOFOLLOW) says so.
             return Answer::Errno(libc::EOPNOTSUPP);
         }
-        let own = match file.own_path() {
-            Ok(p) => p,
-            Err(errno) => return Answer::Errno(errno),
-        };
+        let own = file.own_path();
         let mode = Mode::from_bits_truncate((*mode as u32 & 0o7777) as libc::mode_t);
         match fchmodat(AT_FDCWD, own.as_c_str(), mode, FchmodatFlags::FollowSymlink) {
             Ok(()) => Answer::Done(0),

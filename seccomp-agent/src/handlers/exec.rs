@@ -66,7 +66,7 @@ pub fn handle<'v>(
         match task.find_file(&req) {
             Ok((file, _creds)) => (file.fd, file.path),
             // What the exec would have failed with anyway (ENOENT for a PATH search miss).
-            Err(errno) => return Outcome::errno(errno),
+            Err(e) => return Outcome::errno(e.errno()),
         }
     };
     let memfd = target.starts_with("/memfd:");

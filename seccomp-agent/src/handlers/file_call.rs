@@ -29,7 +29,7 @@ pub fn decide_and_do<'v>(
 ) -> Outcome<'v> {
     let (file, creds) = match task.find_file(&call.request) {
         Ok(r) => r,
-        Err(errno) => return Outcome::errno(errno),
+        Err(e) => return Outcome::errno(e.errno()),
     };
     let op = Operation::FileAccess {
         path: &file.path,

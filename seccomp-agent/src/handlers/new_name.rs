@@ -11,7 +11,7 @@ use nix::unistd::linkat;
 use rampart_policy::{Access, Decision, Operation, WorkloadView};
 
 use crate::container::entry::{Entry, File, is_dir};
-use crate::container::resolve::{Errno, OpenRequest};
+use crate::container::resolve::{OpenRequest, ResolveError};
 use crate::outcome::{Answer, Outcome, Subject, outcome};
 use crate::syscall::{Dir, NewNameCall};
 use crate::task::Task;
@@ -52,7 +52,7 @@ pub fn handle<'v>(
         }
         match link_source(task, *old_dir, old, *flags) {
             Ok(s) => s,
-            Err(errno) => return Outcome::errno(errno),
+            Err(e) => return Outcome::errno(e.errno()),
         }
     } else {
         let found = task.find(*old_dir, old).and_then(|(e, creds)| {
@@ -64,7 +64,7 @@ pub fn handle<'v>(
         });
         match found {
             Ok(s) => s,
-            Err(errno) => return Outcome::errno(errno),
+            Err(e) => return Outcome::errno(e.errno()),
         }
     };
     if *hard_link && source_is_dir {
@@ -73,7 +73,7 @@ pub fn handle<'v>(
     }
     let (target, creds) = match task.find(*new_dir, new) {
         Ok(r) => r,
-        Err(errno) => return Outcome::errno(errno),
+        Err(e) => return Outcome::errno(e.errno()),
     };
     let process = task.exe();
     let target_st = target.stat().ok();
@@ -185,7 +185,7 @@ fn link_source(
     dir: Dir,
     path: &std::ffi::OsStr,
     flags: u64,
-) -> Result<(Source, String, bool), Errno> {
+) -> Result<(Source, String, bool), ResolveError> {
     let follow = flags & libc::AT_SYMLINK_FOLLOW as u64 != 0;
     let empty = flags & libc::AT_EMPTY_PATH as u64 != 0 && path.is_empty();
     if !follow && !empty {
@@ -200,7 +200,7 @@ fn link_source(
     let own;
     let (dir, path) = if empty {
         let Dir::Fd(n) = dir else {
-            return Err(libc::ENOENT);
+            return Err(ResolveError::NotFound);
         };
         own = format!("/proc/self/fd/{n}");
         (Dir::Cwd, std::ffi::OsStr::new(own.as_str()))
@@ -217,7 +217,10 @@ fn link_source(
     drop(creds);
     let dir = nix::sys::stat::fstat(file.fd.as_fd())
         .map(|st| is_dir(&st))
-        .map_err(|e| e as i32)?;
+        .map_err(|errno| ResolveError::Os {
+            step: "stat of the link's source",
+            errno,
+        })?;
     let path = file.path.clone();
     Ok((Source::Followed(file), path, dir))
 }
@@ -225,7 +228,7 @@ fn link_source(
 /// Links the file found by following: through our own descriptor's magic link, which needs no
 /// CAP_DAC_READ_SEARCH (AT_EMPTY_PATH would).
 fn link_followed(file: &File, target: &Entry) -> nix::Result<()> {
-    let own = file.own_path().map_err(nix::errno::Errno::from_raw)?;
+    let own = file.own_path();
     linkat(
         AT_FDCWD,
         own.as_c_str(),

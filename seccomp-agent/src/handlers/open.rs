@@ -42,7 +42,7 @@ pub fn handle<'v>(
     };
     let (object, creds) = match task.resolve(&req) {
         Ok(r) => r,
-        Err(errno) => return Outcome::errno(errno),
+        Err(e) => return Outcome::errno(e.errno()),
     };
     // The status resolving read, not another read of it.
     let Ok(info) = task.info() else {
@@ -113,7 +113,7 @@ pub fn handle<'v>(
         }
         let answer = match emulate_open::open(object, *flags, *mode, info.umask) {
             Ok(fd) => Answer::Inject { fd, cloexec },
-            Err(errno) => Answer::Errno(errno),
+            Err(errno) => Answer::Errno(errno as i32),
         };
         stage_times::mark(Stage::Open);
         answer

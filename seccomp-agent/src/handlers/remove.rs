@@ -30,7 +30,7 @@ pub fn handle<'v>(
     let remove_dir = *flags & libc::AT_REMOVEDIR as u64 != 0;
     let (e, creds) = match task.find(*dir, path) {
         Ok(r) => r,
-        Err(errno) => return Outcome::errno(errno),
+        Err(e) => return Outcome::errno(e.errno()),
     };
     let op = Operation::FileAccess {
         path: &e.path,

@@ -53,10 +53,7 @@ pub fn handle<'v>(
             // truncate(2) on a FIFO, socket or device; opening one could also block.
             return Answer::Errno(libc::EINVAL);
         }
-        let own = match file.own_path() {
-            Ok(p) => p,
-            Err(errno) => return Answer::Errno(errno),
-        };
+        let own = file.own_path();
         let opened = nix::fcntl::open(
             own.as_c_str(),
             OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
