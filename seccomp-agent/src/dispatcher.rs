@@ -50,16 +50,16 @@ impl PolicyHandler {
         }
     }
 
-    /// Starts the egress backstop (`egress_guard`). Without it, an allowed connect or send can be
-    /// raced by a thread rewriting the sockaddr after the check.
+    /// Starts the egress backstop (`backstop::egress_guard`). Without it, an allowed connect or
+    /// send can be raced by a thread rewriting the sockaddr after the check.
     pub fn start_egress_guard(&self) -> std::io::Result<()> {
         let guard = EgressGuard::start()?;
         let _ = self.egress_guard.set(guard);
         Ok(())
     }
 
-    /// Starts the exec backstop (`exec_guard`) with this handler as its judge. Without it, an
-    /// allowed exec can be raced by a thread rewriting the path after the check.
+    /// Starts the exec backstop (`backstop::exec_guard`) with this handler as its judge. Without
+    /// it, an allowed exec can be raced by a thread rewriting the path after the check.
     pub fn start_exec_guard(self: &Arc<Self>) -> std::io::Result<()> {
         let judge: Weak<dyn ExecJudge> = Arc::downgrade(self) as Weak<dyn ExecJudge>;
         let guard = ExecGuard::start(judge)?;

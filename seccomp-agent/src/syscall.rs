@@ -1,6 +1,6 @@
 //! Decoding a notification into the call it stands for, with its pointer arguments copied out of
-//! the task once (see `memory`). Everything rampart notifies on is listed here; anything else is
-//! `Other`, which the caller must still answer.
+//! the task once (see `container::memory`), and its real name. Everything rampart notifies on is
+//! listed here; anything else is `Other`, which the caller must still answer.
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -149,8 +149,9 @@ const UIO_MAXIOV: u64 = 1024;
 /// sizeof(struct mmsghdr) on x86_64: a 56-byte msghdr, msg_len, padding.
 const MMSGHDR_SIZE: u64 = 64;
 
-/// x86_64 numbers of the syscalls a policy may harden. `create_module`, `get_kernel_syms`, `query_module`, `stime`, `umount`, `vm86`, `vm86old` do not exist on
-/// x86_64 (a filter naming them matches nothing here).
+/// x86_64 numbers of the syscalls a policy may harden. `create_module`, `get_kernel_syms`,
+/// `query_module`, `stime`, `umount`, `vm86`, `vm86old` do not exist on x86_64 (a filter naming
+/// them matches nothing here).
 const HARDENABLE: &[(i64, &str)] = &[
     (libc::SYS_acct, "acct"),
     (libc::SYS_add_key, "add_key"),

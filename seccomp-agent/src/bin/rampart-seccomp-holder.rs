@@ -1,6 +1,6 @@
 //! rampart-seccomp-holder: keeps a copy of every notify fd rampart-seccomp supervises, so that the
 //! containers' filters outlive an agent restart, and hands them to the next agent. Start it before
-//! the agent and leave it running: stopping it drops the fds it holds (see `holder`).
+//! the agent and leave it running: stopping it drops the fds it holds (see `holder::server`).
 
 use std::os::fd::AsFd;
 use std::path::PathBuf;

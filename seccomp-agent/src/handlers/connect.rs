@@ -2,7 +2,7 @@
 //! passed (every one of a sendmmsg; the strictest decides). An allowed call CONTINUEs, so the
 //! kernel re-reads the sockaddr: a task that rewrites it after the check reaches another address.
 //! cgroup/connect4/6 + sendmsg4/6 BPF, which sees the address the kernel actually uses, is the
-//! backstop (`egress_guard`, rampart-audit's programs): it lets the thread reach only the
+//! backstop (`backstop::egress_guard`, rampart-audit's programs): it lets the thread reach only the
 //! destinations approved here.
 
 use std::net::SocketAddr;

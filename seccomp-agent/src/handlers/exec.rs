@@ -1,8 +1,8 @@
 //! execve, execveat: refused before the exec when policy doesn't allow the executable (resolved
 //! inside the container, symlinks followed); allowed ones CONTINUE. A CONTINUE re-reads the path,
 //! so a task that rewrites it after the check could exec something else: the exec guard's check
-//! of the file actually opened for exec (fanotify FAN_OPEN_EXEC_PERM, `exec_guard`) is the
-//! backstop, told here which inode this thread may exec.
+//! of the file actually opened for exec (fanotify FAN_OPEN_EXEC_PERM, `backstop::exec_guard`) is
+//! the backstop, told here which inode this thread may exec.
 //! `fexecve` of a memfd is drift: a binary that is in no image.
 
 use std::os::fd::AsFd;
@@ -13,8 +13,7 @@ use tracing::warn;
 
 use crate::backstop::exec_guard::ExecGuard;
 use crate::container::resolve::OpenRequest;
-use crate::outcome::Answer;
-use crate::outcome::{Outcome, Subject, outcome};
+use crate::outcome::{Answer, Outcome, Subject, outcome};
 use crate::syscall::{Dir, ExecCall};
 use crate::task::Task;
 use crate::workload::Workload;

@@ -5,7 +5,7 @@
 //! fd it holds): one thread, one poll loop over its socket, its clients and the held fds; it never
 //! reads a notification and never looks inside the agent's description of an fd. A held fd is
 //! dropped when every task of its filter has exited (the fd polls POLLHUP), or when the agent
-//! releases it. See `holder_protocol` for the messages.
+//! releases it. See `holder::protocol` for the messages.
 
 use std::collections::BTreeMap;
 use std::io;

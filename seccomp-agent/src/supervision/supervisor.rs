@@ -41,7 +41,7 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Who else must hear of one fd's life: the fd holder, which keeps a copy of the fd so that it
-/// outlives an agent restart (see `takeover`).
+/// outlives an agent restart (see `supervision::takeover`).
 pub trait Watcher: Send + 'static {
     /// The handler moved the fd to `phase`. Called before the notification that moved it is
     /// answered, so no workload code runs before the watcher knows.

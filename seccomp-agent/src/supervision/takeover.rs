@@ -1,6 +1,6 @@
 //! Restart survival on the agent's side: every notify fd the agent starts supervising is also
-//! handed to the fd holder (`holder`), and on start the agent takes back everything the holder
-//! holds, so containers started under an earlier agent stay supervised.
+//! handed to the fd holder (`holder::server`), and on start the agent takes back everything the
+//! holder holds, so containers started under an earlier agent stay supervised.
 //!
 //! Never closed-to-open: an fd the holder can't take is still supervised (it just won't survive a
 //! restart), and an fd the agent gives up to fail closed is released from the holder too.

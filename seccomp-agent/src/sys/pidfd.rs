@@ -34,3 +34,27 @@ pub fn kill(pidfd: BorrowedFd<'_>) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kills_the_process_it_names() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let fd = open(child.id()).unwrap();
+        kill(std::os::fd::AsFd::as_fd(&fd)).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+        assert_eq!(
+            open(u32::MAX).unwrap_err().raw_os_error(),
+            Some(libc::ESRCH)
+        );
+    }
+}

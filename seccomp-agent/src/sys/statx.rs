@@ -29,3 +29,17 @@ pub fn unique_mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     }
     Ok(st.stx_mnt_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_mount_has_a_unique_id_or_the_kernel_says_unsupported() {
+        let root = std::fs::File::open("/").unwrap();
+        match unique_mount_id(std::os::fd::AsFd::as_fd(&root)) {
+            Ok(id) => assert_ne!(id, 0),
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}"),
+        }
+    }
+}
