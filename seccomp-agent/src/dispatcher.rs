@@ -1,7 +1,7 @@
-//! The seccomp agent's decisions: each notification is decoded, its object resolved inside the
-//! container, checked against the workload's view of the compiled policy snapshot, and answered.
-//! Reportable decisions go to rampartd as events. The policy is evaluated here, locally, from the
-//! snapshot: no round trip on the syscall's path.
+//! The dispatcher (`PolicyHandler`): each notification is decoded once, handed with its `Task` to
+//! the handler of its kind, and answered; reportable decisions go to rampartd as events, with the
+//! kill responses done here. It holds the compiled policy snapshot and each container's view of
+//! it, so policy is evaluated locally: no round trip on the syscall's path.
 
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
