@@ -12,8 +12,7 @@ use rampart_policy::{Access, WorkloadView};
 
 use crate::container::resolve::OpenRequest;
 use crate::handlers::file_call::{FileCall, decide_and_do};
-use crate::outcome::Answer;
-use crate::outcome::Outcome;
+use crate::outcome::{Answer, Outcome};
 use crate::syscall::{ChmodCall, Dir};
 use crate::task::Task;
 use crate::workload::Workload;
