@@ -14,7 +14,7 @@ use crate::backstop::egress_guard::EgressGuard;
 use crate::backstop::exec_guard::{ExecGuard, ExecJudge};
 use crate::backstop::kill_process::{self, KillError};
 use crate::container::memory::TaskMemory;
-use crate::container::procfs::TaskError;
+use crate::container::procfs::{TaskError, exe_path};
 use crate::handlers::{chmod, connect, exec, hardening, new_name, open, remove, truncate};
 use crate::outcome::{Answer, Outcome, Subject, outcome};
 use crate::reporter::{Reporter, event};
@@ -189,7 +189,7 @@ impl ExecJudge for PolicyHandler {
         let subject = Subject {
             event_type: EventType::ProcessExecution,
             syscall: "execve",
-            process: Task::new(tid).exe().to_owned(),
+            process: exe_path(tid),
             path: path.to_owned(),
             remote: String::new(),
         };

@@ -61,6 +61,7 @@ impl Subject {
     }
 }
 
+/// A decision to report: the policy's verdict, what it was about, and the message saying why.
 pub struct Report<'v> {
     pub decision: Decision<'v>,
     pub subject: Subject,
