@@ -35,8 +35,9 @@ use rampart_nri::nri::{ConfigureRequest, Container, ContainerUpdate, PodSandbox}
 use rampart_nri::runc_wrapper::SECCOMP_ANNOTATION;
 use rampart_nri::seccomp_merge::Additions;
 use rampart_nri::{CreateReply, EventMask, Handler, HandlerResult, Plugin, PluginConfig};
-use rampart_seccomp::listener::Listener;
-use rampart_seccomp::supervisor::{self, Answer, Handler as NotifyHandler, Phase};
+use rampart_seccomp::outcome::Answer;
+use rampart_seccomp::supervision::listener::Listener;
+use rampart_seccomp::supervision::supervisor::{self, Handler as NotifyHandler, Phase};
 use rampart_seccomp::sys::notify::Notification;
 use rampart_seccomp::workload::Workload as NotifyWorkload;
 use tonic::transport::Channel;

@@ -18,11 +18,13 @@ use std::time::Instant;
 
 use rampart_policy::Snapshot;
 use rampart_protos::agent;
-use rampart_seccomp::daemon_link::REPORT_LINGER;
-use rampart_seccomp::listener::Listener;
-use rampart_seccomp::policy_handler::{PolicyHandler, Reporter};
+use rampart_seccomp::dispatcher::PolicyHandler;
+use rampart_seccomp::outcome::Answer;
+use rampart_seccomp::reporter::Reporter;
 use rampart_seccomp::stage_times;
-use rampart_seccomp::supervisor::{self, Answer, Handler, Phase};
+use rampart_seccomp::supervision::daemon_link::REPORT_LINGER;
+use rampart_seccomp::supervision::listener::Listener;
+use rampart_seccomp::supervision::supervisor::{self, Handler, Phase};
 use rampart_seccomp::sys::notify::Notification;
 use rampart_seccomp::workload::Workload;
 use tokio::signal::unix::{SignalKind, signal};

@@ -8,15 +8,15 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use rampart_protos::agent::{AgentKind, DEFAULT_SOCKET, HelloRequest};
 use rampart_protos::client::DaemonClient;
-use rampart_seccomp::daemon_link;
-use rampart_seccomp::holder_client::{HolderClient, HolderClientError};
-use rampart_seccomp::holder_protocol;
-use rampart_seccomp::listener::Listener;
-use rampart_seccomp::policy_handler::PolicyHandler;
-use rampart_seccomp::shutdown::Stopper;
-use rampart_seccomp::supervised::Supervised;
-use rampart_seccomp::supervisor::Handler;
-use rampart_seccomp::takeover::Supervisors;
+use rampart_seccomp::dispatcher::PolicyHandler;
+use rampart_seccomp::holder::client::{HolderClient, HolderClientError};
+use rampart_seccomp::holder::protocol;
+use rampart_seccomp::supervision::daemon_link;
+use rampart_seccomp::supervision::listener::Listener;
+use rampart_seccomp::supervision::shutdown::Stopper;
+use rampart_seccomp::supervision::supervised::Supervised;
+use rampart_seccomp::supervision::supervisor::Handler;
+use rampart_seccomp::supervision::takeover::Supervisors;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -44,7 +44,7 @@ struct Args {
     #[arg(long, env = "RAMPART_DAEMON_SOCKET", default_value = DEFAULT_SOCKET)]
     daemon: PathBuf,
     /// The fd holder (rampart-seccomp-holder) that keeps notify fds across agent restarts.
-    #[arg(long, env = "RAMPART_SECCOMP_HOLDER", default_value = holder_protocol::DEFAULT_SOCKET)]
+    #[arg(long, env = "RAMPART_SECCOMP_HOLDER", default_value = protocol::DEFAULT_SOCKET)]
     holder: PathBuf,
     /// Don't use the fd holder: an agent restart then fails the notified syscalls of every
     /// container it supervised (ENOSYS).

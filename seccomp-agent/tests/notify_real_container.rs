@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use rampart_seccomp::listener::Listener;
-use rampart_seccomp::memory::TaskMemory;
-use rampart_seccomp::supervisor::{self, Answer, Handler, Phase};
+use rampart_seccomp::container::memory::TaskMemory;
+use rampart_seccomp::outcome::Answer;
+use rampart_seccomp::supervision::listener::Listener;
+use rampart_seccomp::supervision::supervisor::{self, Handler, Phase};
 use rampart_seccomp::sys::notify::{self, Notification};
-use rampart_seccomp::syscall::{Call, decode};
+use rampart_seccomp::syscall::{Call, ExecCall, OpenCall, decode};
 use rampart_seccomp::workload::Workload;
 
 fn node_socket() -> Option<PathBuf> {
@@ -57,7 +58,7 @@ impl Handler for DenyOne {
             Err(_) => return Answer::Errno(libc::EPERM),
         };
         let path = match &call {
-            Call::Open { path, .. } | Call::Exec { path, .. } => {
+            Call::Open(OpenCall { path, .. }) | Call::Exec(ExecCall { path, .. }) => {
                 path.to_string_lossy().into_owned()
             }
             _ => String::new(),
@@ -67,7 +68,7 @@ impl Handler for DenyOne {
             .unwrap()
             .push((w.container_id.clone(), path.clone()));
         match call {
-            Call::Open { .. } if path == self.path => Answer::Errno(libc::EPERM),
+            Call::Open(_) if path == self.path => Answer::Errno(libc::EPERM),
             _ => Answer::Continue,
         }
     }

@@ -26,7 +26,7 @@ use nix::unistd::Pid;
 use rampart_integration::cri::{
     ContainerSpec, Cri, PodSpec, SeccompProfile, TestPod, read_log, unique_name,
 };
-use rampart_seccomp::holder_client::HolderClient;
+use rampart_seccomp::holder::client::HolderClient;
 
 /// Blocks /etc/shadow for the test's container only; everything else is allowed.
 const POLICY: &str = "apiVersion: rampart.dev/v1alpha1

@@ -19,7 +19,8 @@ use super::status::{StatusSource, unix_ms};
 use super::{ApiError, CallContext, Peer};
 use crate::registry::{ContainerEntry, Registry};
 
-/// Decides what a container needs injected; the policy crate implements it.
+/// Decides what a container needs injected; `planner::SnapshotPlanner` implements it from the
+/// compiled policy snapshot.
 pub trait Planner: Send + Sync + 'static {
     fn plan(&self, workload: &Workload) -> PlanResponse;
 }

@@ -1,15 +1,15 @@
 //! rampart-seccomp-holder: keeps a copy of every notify fd rampart-seccomp supervises, so that the
 //! containers' filters outlive an agent restart, and hands them to the next agent. Start it before
-//! the agent and leave it running: stopping it drops the fds it holds (see `holder`).
+//! the agent and leave it running: stopping it drops the fds it holds (see `holder::server`).
 
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use rampart_seccomp::holder::{self, Holder};
-use rampart_seccomp::holder_protocol::DEFAULT_SOCKET;
-use rustix::process::{Resource, getrlimit, setrlimit};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use rampart_seccomp::holder::protocol::DEFAULT_SOCKET;
+use rampart_seccomp::holder::server::{self, Holder};
 use tracing::{info, warn};
 
 #[derive(Debug, Parser)]
@@ -31,16 +31,18 @@ fn main() -> Result<()> {
     let args = Args::parse();
     rampart_logging::init("rampart-seccomp-holder", args.log_stderr);
     // One descriptor per supervised process: take all the descriptors the hard limit allows.
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current != limit.maximum {
-        limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit) {
-            warn!(error = %e, "cannot raise the open-file limit to its hard limit");
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft != hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                warn!(error = %e, "cannot raise the open-file limit to its hard limit");
+            }
         }
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "cannot read the open-file limit"),
     }
-    let listener = holder::bind(&args.socket)
+    let listener = server::bind(&args.socket)
         .with_context(|| format!("cannot serve {}", args.socket.display()))?;
-    info!(socket = %args.socket.display(), max_fds = ?getrlimit(Resource::Nofile).current,
+    info!(socket = %args.socket.display(), max_fds = ?getrlimit(Resource::RLIMIT_NOFILE).ok().map(|(soft, _)| soft),
         "rampart-seccomp-holder holding notify fds");
     Holder::new()
         .serve(listener.as_fd(), None)

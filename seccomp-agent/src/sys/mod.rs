@@ -1,8 +1,12 @@
-//! The only place in this crate with `unsafe`: thin wrappers over the seccomp notify ioctls and
-//! openat2, each returning `io::Result` so the rest of the agent is safe code.
+//! The only place in this crate with `unsafe`: thin wrappers over the syscalls nix does not wrap
+//! (the seccomp notify ioctls, credentials, pidfds, statx, SCM_RIGHTS, seqpacket sockets), each
+//! returning `io::Result` so the rest of the agent is safe code.
 
 pub mod creds;
 pub mod notify;
-pub mod openat2;
+pub mod pidfd;
 pub mod scm;
 pub mod seqpacket;
+pub mod statx;
+#[cfg(test)]
+pub(crate) mod testing;

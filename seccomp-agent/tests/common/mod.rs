@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use rampart_policy::{Snapshot, parse_str};
 use rampart_protos::agent;
-use rampart_seccomp::listener::Listener;
-use rampart_seccomp::policy_handler::{PolicyHandler, Reporter};
-use rampart_seccomp::supervisor::{self, Handler};
+use rampart_seccomp::dispatcher::PolicyHandler;
+use rampart_seccomp::reporter::Reporter;
+use rampart_seccomp::supervision::listener::Listener;
+use rampart_seccomp::supervision::supervisor::{self, Handler};
 use rampart_seccomp::workload::Workload;
 
 /// The seed policy: DisallowEtcAccessForNginx.

@@ -7,7 +7,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-use crate::task::TaskInfo;
+use crate::container::procfs::TaskInfo;
 
 /// Rewrites a leading self-reference to the task's pid in its pid namespace. Only absolute paths
 /// that literally start with one are rewritten; anything else is returned unchanged.

@@ -10,12 +10,11 @@ use nix::fcntl::{AT_FDCWD, AtFlags, RenameFlags, renameat2};
 use nix::unistd::linkat;
 use rampart_policy::{Access, Decision, Operation, WorkloadView};
 
-use crate::entry::{self, Entry, File, is_dir};
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::resolve::{Errno, OpenRequest};
-use crate::supervisor::Answer;
-use crate::syscall::{Call, Dir};
-use crate::task::TaskInfo;
+use crate::container::entry::{Entry, File, is_dir};
+use crate::container::resolve::{OpenRequest, ResolveError};
+use crate::outcome::{Answer, Outcome, Subject, outcome};
+use crate::syscall::{Dir, NewNameCall};
+use crate::task::Task;
 use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
@@ -28,22 +27,16 @@ enum Source {
     Followed(File),
 }
 
-pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outcome {
-    let Call::NewName {
+pub fn handle(w: &Workload, view: &WorkloadView, task: &Task, call: &NewNameCall) -> Outcome {
+    let NewNameCall {
+        syscall,
         hard_link,
         old_dir,
         old,
         new_dir,
         new,
         flags,
-    } = call
-    else {
-        return Outcome::errno(libc::EPERM);
-    };
-    let Ok(task) = TaskInfo::read(pid) else {
-        return Outcome::errno(libc::EPERM);
-    };
-    let process = process_path(pid);
+    } = call;
 
     // The source, with the task's credentials; they are given back before the target is found
     // (the credential guard does not nest).
@@ -52,12 +45,12 @@ pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outco
         if *flags & !allowed != 0 {
             return Outcome::errno(libc::EINVAL);
         }
-        match link_source(pid, &task, *old_dir, old, *flags) {
+        match link_source(task, *old_dir, old, *flags) {
             Ok(s) => s,
-            Err(errno) => return Outcome::errno(errno),
+            Err(e) => return Outcome::errno(e.errno()),
         }
     } else {
-        let found = entry::find(pid, &task, *old_dir, old).and_then(|(e, creds)| {
+        let found = task.find(*old_dir, old).and_then(|(e, creds)| {
             let st = e.stat();
             drop(creds);
             let dir = is_dir(&st?);
@@ -66,30 +59,31 @@ pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outco
         });
         match found {
             Ok(s) => s,
-            Err(errno) => return Outcome::errno(errno),
+            Err(e) => return Outcome::errno(e.errno()),
         }
     };
     if *hard_link && source_is_dir {
         // link(2): directories can't be hard linked.
         return Outcome::errno(libc::EPERM);
     }
-    let (target, creds) = match entry::find(pid, &task, *new_dir, new) {
+    let (target, creds) = match task.find(*new_dir, new) {
         Ok(r) => r,
-        Err(errno) => return Outcome::errno(errno),
+        Err(e) => return Outcome::errno(e.errno()),
     };
+    let process = task.exe();
     let target_st = target.stat().ok();
     let exchange = !*hard_link && *flags & libc::RENAME_EXCHANGE as u64 != 0;
 
     let mut ops: Vec<Operation<'_>> = vec![Operation::FileAccess {
         path: &target.path,
         access: Access::Create,
-        process: &process,
+        process,
     }];
     if !*hard_link {
         ops.push(Operation::FileAccess {
             path: &source_path,
             access: Access::Delete,
-            process: &process,
+            process,
         });
     }
     if target_st.is_some() {
@@ -97,14 +91,14 @@ pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outco
         ops.push(Operation::FileAccess {
             path: &target.path,
             access: Access::Delete,
-            process: &process,
+            process,
         });
     }
     if exchange {
         ops.push(Operation::FileAccess {
             path: &source_path,
             access: Access::Create,
-            process: &process,
+            process,
         });
     }
     let mut decided: Vec<(Decision<'_>, usize)> = ops
@@ -117,7 +111,7 @@ pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outco
     let source_op = Operation::FileAccess {
         path: &source_path,
         access: Access::Read,
-        process: &process,
+        process,
     };
     ops.push(source_op);
     decided.push((moved, ops.len() - 1));
@@ -130,7 +124,7 @@ pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outco
         ops.push(Operation::FileAccess {
             path: &target.path,
             access: Access::Read,
-            process: &process,
+            process,
         });
         decided.push((back, ops.len() - 1));
     }
@@ -142,14 +136,7 @@ pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outco
         .max_by_key(|(d, _)| d.verdict)
         .unwrap_or((moved, 0));
     let op = &ops[at];
-    let subject = Subject::file(
-        if *hard_link { "linkat" } else { "renameat2" },
-        &process,
-        match op {
-            Operation::FileAccess { path, .. } => path,
-            _ => &source_path,
-        },
-    );
+    let subject = Subject::new(syscall, process);
     let result = outcome(decision, w, op, subject, DENY, || {
         let done = match &source {
             Source::Entry(e) if *hard_link => linkat(
@@ -182,16 +169,15 @@ pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outco
 
 /// The source of link/linkat, its path and whether it is a directory.
 fn link_source(
-    pid: u32,
-    task: &TaskInfo,
+    task: &Task,
     dir: Dir,
     path: &std::ffi::OsStr,
     flags: u64,
-) -> Result<(Source, String, bool), Errno> {
+) -> Result<(Source, String, bool), ResolveError> {
     let follow = flags & libc::AT_SYMLINK_FOLLOW as u64 != 0;
     let empty = flags & libc::AT_EMPTY_PATH as u64 != 0 && path.is_empty();
     if !follow && !empty {
-        let (e, creds) = entry::find(pid, task, dir, path)?;
+        let (e, creds) = task.find(dir, path)?;
         let st = e.stat();
         drop(creds);
         let dir = is_dir(&st?);
@@ -202,7 +188,7 @@ fn link_source(
     let own;
     let (dir, path) = if empty {
         let Dir::Fd(n) = dir else {
-            return Err(libc::ENOENT);
+            return Err(ResolveError::NotFound);
         };
         own = format!("/proc/self/fd/{n}");
         (Dir::Cwd, std::ffi::OsStr::new(own.as_str()))
@@ -215,11 +201,14 @@ fn link_source(
         flags: 0,
         resolve: 0,
     };
-    let (file, creds) = entry::find_file(pid, task, &req)?;
+    let (file, creds) = task.find_file(&req)?;
     drop(creds);
     let dir = nix::sys::stat::fstat(file.fd.as_fd())
         .map(|st| is_dir(&st))
-        .map_err(|e| e as i32)?;
+        .map_err(|errno| ResolveError::Os {
+            step: "stat of the link's source",
+            errno,
+        })?;
     let path = file.path.clone();
     Ok((Source::Followed(file), path, dir))
 }
@@ -227,7 +216,7 @@ fn link_source(
 /// Links the file found by following: through our own descriptor's magic link, which needs no
 /// CAP_DAC_READ_SEARCH (AT_EMPTY_PATH would).
 fn link_followed(file: &File, target: &Entry) -> nix::Result<()> {
-    let own = file.own_path().map_err(nix::errno::Errno::from_raw)?;
+    let own = file.own_path();
     linkat(
         AT_FDCWD,
         own.as_c_str(),

@@ -1,23 +1,21 @@
 //! execve, execveat: refused before the exec when policy doesn't allow the executable (resolved
 //! inside the container, symlinks followed); allowed ones CONTINUE. A CONTINUE re-reads the path,
 //! so a task that rewrites it after the check could exec something else: the exec guard's check
-//! of the file actually opened for exec (fanotify FAN_OPEN_EXEC_PERM, `exec_guard`) is the
-//! backstop, told here which inode this thread may exec.
+//! of the file actually opened for exec (fanotify FAN_OPEN_EXEC_PERM, `backstop::exec_guard`) is
+//! the backstop, told here which inode this thread may exec.
 //! `fexecve` of a memfd is drift: a binary that is in no image.
 
 use std::os::fd::AsFd;
 
 use nix::fcntl::OFlag;
-use rampart_policy::{EventType, Operation, WorkloadView};
+use rampart_policy::{Operation, WorkloadView};
 use tracing::warn;
 
-use crate::entry;
-use crate::exec_guard::ExecGuard;
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::resolve::OpenRequest;
-use crate::supervisor::Answer;
-use crate::syscall::{Call, Dir};
-use crate::task::TaskInfo;
+use crate::backstop::exec_guard::ExecGuard;
+use crate::container::resolve::OpenRequest;
+use crate::outcome::{Answer, Outcome, Subject, outcome};
+use crate::syscall::{Dir, ExecCall};
+use crate::task::Task;
 use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
@@ -25,14 +23,17 @@ const DENY: i32 = libc::EACCES;
 pub fn handle(
     w: &Workload,
     view: &WorkloadView,
-    pid: u32,
-    call: &Call,
+    task: &Task,
+    call: &ExecCall,
     guard: Option<&ExecGuard>,
 ) -> Outcome {
-    let Call::Exec { dir, path, flags } = call else {
-        return Outcome::errno(libc::EPERM);
-    };
-    let process = process_path(pid);
+    let ExecCall {
+        syscall,
+        dir,
+        path,
+        flags,
+    } = call;
+    let pid = task.tid();
     let empty_path = path.is_empty() && *flags & libc::AT_EMPTY_PATH as u64 != 0;
     // The file the exec names, held open: its inode is what the backstop lets through.
     let (file, target) = if empty_path {
@@ -51,9 +52,6 @@ pub fn handle(
             _ => return Outcome::errno(libc::EBADF),
         }
     } else {
-        let Ok(task) = TaskInfo::read(pid) else {
-            return Outcome::errno(libc::EPERM);
-        };
         let req = OpenRequest {
             dir: *dir,
             path,
@@ -64,33 +62,21 @@ pub fn handle(
             },
             resolve: 0,
         };
-        match entry::find_file(pid, &task, &req) {
+        match task.find_file(&req) {
             Ok((file, _creds)) => (file.fd, file.path),
             // What the exec would have failed with anyway (ENOENT for a PATH search miss).
-            Err(errno) => return Outcome::errno(errno),
+            Err(e) => return Outcome::errno(e.errno()),
         }
     };
     let memfd = target.starts_with("/memfd:");
-    let (op, event_type) = if memfd {
-        (Operation::Drift { path: &target }, EventType::Drift)
+    // A program run from a memfd is in no image: drift, whatever its name.
+    let op = if memfd {
+        Operation::Drift { path: &target }
     } else {
-        (
-            Operation::Exec { path: &target },
-            EventType::ProcessExecution,
-        )
+        Operation::Exec { path: &target }
     };
     let decision = view.decide(&op);
-    let subject = Subject {
-        event_type,
-        syscall: if empty_path || matches!(dir, Dir::Fd(_)) {
-            "execveat"
-        } else {
-            "execve"
-        },
-        process,
-        path: target.clone(),
-        remote: String::new(),
-    };
+    let subject = Subject::new(syscall, task.exe());
     let result = outcome(decision, w, &op, subject, DENY, || Answer::Continue);
     if let Some(g) = guard {
         if matches!(result.answer, Answer::Continue) {

@@ -11,10 +11,10 @@ use std::os::unix::ffi::OsStrExt;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{FileStat, SFlag, fstatat};
 
-use crate::resolve::{self, Errno, Object, OpenRequest};
+use crate::container::procfs::TaskInfo;
+use crate::container::resolve::{self, Object, OpenRequest, ResolveError};
 use crate::sys::creds::Assumed;
 use crate::syscall::Dir;
-use crate::task::TaskInfo;
 
 /// One directory entry, found inside the container.
 #[derive(Debug)]
@@ -30,13 +30,16 @@ pub struct Entry {
 
 impl Entry {
     /// The entry's own metadata (a symlink's, not its target's); ENOENT if it doesn't exist.
-    pub fn stat(&self) -> Result<FileStat, Errno> {
+    pub fn stat(&self) -> Result<FileStat, ResolveError> {
         fstatat(
             self.parent.as_fd(),
             self.name.as_c_str(),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         )
-        .map_err(|e| e as i32)
+        .map_err(|errno| ResolveError::Os {
+            step: "stat of the entry",
+            errno,
+        })
     }
 }
 
@@ -52,8 +55,8 @@ pub struct File {
 impl File {
     /// Our own magic link to it (`/proc/self/fd/N`): how the agent reaches the very inode it
     /// checked, for calls that take a path (chmod, linkat, a reopen).
-    pub fn own_path(&self) -> Result<CString, Errno> {
-        CString::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd())).map_err(|_| libc::EINVAL)
+    pub fn own_path(&self) -> CString {
+        CString::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd())).expect("a number has no NUL")
     }
 }
 
@@ -63,7 +66,7 @@ pub fn find_file(
     tid: u32,
     task: &TaskInfo,
     req: &OpenRequest<'_>,
-) -> Result<(File, Assumed), Errno> {
+) -> Result<(File, Assumed), ResolveError> {
     match resolve::resolve(tid, task, req)? {
         (Object::Existing { fd, path }, creds) => Ok((
             File {
@@ -73,7 +76,7 @@ pub fn find_file(
             creds,
         )),
         // Only an O_CREAT request yields a name to create.
-        (Object::ToCreate { .. }, _) => Err(libc::ENOENT),
+        (Object::ToCreate { .. }, _) => Err(ResolveError::NotFound),
     }
 }
 
@@ -84,7 +87,12 @@ pub fn is_dir(st: &FileStat) -> bool {
 
 /// Finds the entry `path` names (relative to `dir`) for task `tid`. Returns it with the task's
 /// credentials assumed by this thread, as `resolve::resolve` does.
-pub fn find(tid: u32, task: &TaskInfo, dir: Dir, path: &OsStr) -> Result<(Entry, Assumed), Errno> {
+pub fn find(
+    tid: u32,
+    task: &TaskInfo,
+    dir: Dir,
+    path: &OsStr,
+) -> Result<(Entry, Assumed), ResolveError> {
     let (parent, name) = split(path.as_bytes())?;
     let req = OpenRequest {
         dir,
@@ -95,7 +103,7 @@ pub fn find(tid: u32, task: &TaskInfo, dir: Dir, path: &OsStr) -> Result<(Entry,
     let (object, creds) = resolve::resolve(tid, task, &req)?;
     let Object::Existing { fd, path } = object else {
         // Only an O_CREAT request yields a name to create.
-        return Err(libc::ENOENT);
+        return Err(ResolveError::NotFound);
     };
     let bare = trim_slashes(name);
     let mut full = path.as_os_str().as_bytes().to_vec();
@@ -105,21 +113,21 @@ pub fn find(tid: u32, task: &TaskInfo, dir: Dir, path: &OsStr) -> Result<(Entry,
     full.extend_from_slice(bare);
     let entry = Entry {
         parent: fd,
-        name: CString::new(name).map_err(|_| libc::EINVAL)?,
+        name: CString::new(name).map_err(|_| ResolveError::InvalidName)?,
         path: String::from_utf8_lossy(&full).into_owned(),
     };
     Ok((entry, creds))
 }
 
 /// Splits a path into the part to resolve and the last component (with its trailing slashes).
-fn split(path: &[u8]) -> Result<(&[u8], &[u8]), Errno> {
+fn split(path: &[u8]) -> Result<(&[u8], &[u8]), ResolveError> {
     if path.is_empty() {
-        return Err(libc::ENOENT);
+        return Err(ResolveError::EmptyPath);
     }
     let bare = trim_slashes(path);
     if bare.is_empty() {
         // "/" itself: it is nobody's entry to remove or rename.
-        return Err(libc::EBUSY);
+        return Err(ResolveError::Root);
     }
     let (parent, name) = match bare.iter().rposition(|b| *b == b'/') {
         Some(i) => (if i == 0 { &b"/"[..] } else { &path[..i] }, &path[i + 1..]),
@@ -127,7 +135,7 @@ fn split(path: &[u8]) -> Result<(&[u8], &[u8]), Errno> {
     };
     match trim_slashes(name) {
         // unlink/rename/link of "." or ".." are refused by the kernel too.
-        b"." | b".." => Err(libc::EINVAL),
+        b"." | b".." => Err(ResolveError::InvalidName),
         _ => Ok((parent, name)),
     }
 }
@@ -144,12 +152,14 @@ mod tests {
     #[test]
     fn splits_like_the_kernel() {
         let s = |p: &str| {
-            split(p.as_bytes()).map(|(a, b)| {
-                (
-                    String::from_utf8(a.to_vec()).unwrap(),
-                    String::from_utf8(b.to_vec()).unwrap(),
-                )
-            })
+            split(p.as_bytes())
+                .map(|(a, b)| {
+                    (
+                        String::from_utf8(a.to_vec()).unwrap(),
+                        String::from_utf8(b.to_vec()).unwrap(),
+                    )
+                })
+                .map_err(|e| e.errno())
         };
         assert_eq!(s("/etc/passwd"), Ok(("/etc".into(), "passwd".into())));
         assert_eq!(s("/passwd"), Ok(("/".into(), "passwd".into())));

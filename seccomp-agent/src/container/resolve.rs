@@ -12,21 +12,22 @@
 //! (no jumping through /proc/<pid>/fd/N to another root). The task's own magic links are reopened
 //! through the host's procfs instead (see `procfs_self`).
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use nix::fcntl::OFlag;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
 
-use crate::procfs_self::{own_magic_link, rewrite};
+use crate::container::procfs::{TaskInfo, open_in_proc, read_link_at, read_link_in_proc};
+use crate::container::procfs_self::{own_magic_link, rewrite};
 use crate::stage_times::{self, Stage};
 use crate::sys::creds::{self, Assumed};
-use crate::sys::openat2::openat2;
 use crate::syscall::Dir;
-use crate::task::{TaskInfo, open_in_proc, read_link_at, read_link_in_proc};
 
 /// The object an open names.
 #[derive(Debug)]
@@ -60,25 +61,67 @@ pub struct OpenRequest<'a> {
     pub resolve: u64,
 }
 
-/// An errno to answer the task with.
-pub type Errno = i32;
-
-fn errno(e: io::Error) -> Errno {
-    e.raw_os_error().unwrap_or(libc::EACCES)
+/// Why the object a task names was not found for it. Each case knows the errno the task is
+/// answered with: the one its own call would have failed with, or the one the agent's step hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("the task's status could not be read")]
+    TaskUnreadable,
+    #[error("empty path")]
+    EmptyPath,
+    #[error("no such file")]
+    NotFound,
+    #[error("not an open descriptor of the task")]
+    BadFd,
+    #[error("a relative path's start is not a directory in the container")]
+    NotDir,
+    #[error("a directory's name where a file would be created")]
+    IsDir,
+    #[error("a name the kernel refuses here (a NUL, \".\" or \"..\")")]
+    InvalidName,
+    #[error("\"/\" is nobody's entry")]
+    Root,
+    #[error("{step}: {errno}")]
+    Os { step: &'static str, errno: Errno },
 }
 
-fn cstr(p: &OsStr) -> Result<CString, Errno> {
-    CString::new(p.as_bytes()).map_err(|_| libc::EINVAL)
+impl ResolveError {
+    /// The errno the task is answered with.
+    pub fn errno(&self) -> i32 {
+        match self {
+            // Unreadable status is never allowed, and never mistaken for the file's absence.
+            ResolveError::TaskUnreadable => libc::EPERM,
+            ResolveError::EmptyPath | ResolveError::NotFound => libc::ENOENT,
+            ResolveError::BadFd => libc::EBADF,
+            ResolveError::NotDir => libc::ENOTDIR,
+            ResolveError::IsDir => libc::EISDIR,
+            ResolveError::InvalidName => libc::EINVAL,
+            ResolveError::Root => libc::EBUSY,
+            ResolveError::Os { errno, .. } => *errno as i32,
+        }
+    }
+
+    /// The failure of `step`, with the errno it hit.
+    pub fn os(step: &'static str) -> impl Fn(io::Error) -> ResolveError {
+        move |e| ResolveError::Os {
+            step,
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EACCES)),
+        }
+    }
 }
 
-fn open_host(path: &str, flags: i32) -> Result<OwnedFd, Errno> {
-    let c = CString::new(path).map_err(|_| libc::EINVAL)?;
-    nix::fcntl::open(
-        c.as_c_str(),
-        nix::fcntl::OFlag::from_bits_truncate(flags | libc::O_CLOEXEC),
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| e as i32)
+fn cstr(p: &OsStr) -> Result<CString, ResolveError> {
+    CString::new(p.as_bytes()).map_err(|_| ResolveError::InvalidName)
+}
+
+fn open_host(path: &str, flags: OFlag) -> Result<OwnedFd, ResolveError> {
+    let c = CString::new(path).map_err(|_| ResolveError::InvalidName)?;
+    nix::fcntl::open(c.as_c_str(), flags | OFlag::O_CLOEXEC, Mode::empty()).map_err(|errno| {
+        ResolveError::Os {
+            step: "opening the task's own link in the host's procfs",
+            errno,
+        }
+    })
 }
 
 /// The agent's own /proc/self/fd, opened once (O_PATH): reading or reopening one of its entries
@@ -103,11 +146,11 @@ pub(crate) fn fd_name(fd: &impl AsRawFd) -> CString {
 }
 
 /// The path the kernel gives an open descriptor, relative to the container's root.
-pub fn fd_path(fd: &OwnedFd) -> Result<PathBuf, Errno> {
-    let dir = self_fd_dir().map_err(errno)?;
+pub fn fd_path(fd: &OwnedFd) -> Result<PathBuf, ResolveError> {
+    let dir = self_fd_dir().map_err(ResolveError::os("opening the agent's /proc/self/fd"))?;
     read_link_at(dir, &fd_name(fd))
         .map(PathBuf::from)
-        .map_err(errno)
+        .map_err(ResolveError::os("reading the path of the object found"))
 }
 
 const O_PATH_FLAGS: u64 = (libc::O_PATH | libc::O_CLOEXEC) as u64;
@@ -145,11 +188,12 @@ pub fn resolve(
     tid: u32,
     task: &TaskInfo,
     req: &OpenRequest<'_>,
-) -> Result<(Object, Assumed), Errno> {
+) -> Result<(Object, Assumed), ResolveError> {
     let anchor = anchor(tid, task, req)?;
     stage_times::mark(Stage::Anchor);
     // From here on, permission checks are the task's.
-    let guard = creds::assume(&task.creds).map_err(errno)?;
+    let guard =
+        creds::assume(&task.creds).map_err(ResolveError::os("assuming the task's credentials"))?;
     stage_times::mark(Stage::Assume);
     let lookup_flags = O_PATH_FLAGS | (req.flags & (libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64);
     let object = match anchor {
@@ -179,9 +223,9 @@ pub fn resolve(
     Ok((object, guard))
 }
 
-fn anchor(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<Anchor, Errno> {
+fn anchor(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<Anchor, ResolveError> {
     if req.path.is_empty() {
-        return Err(libc::ENOENT);
+        return Err(ResolveError::EmptyPath);
     }
     let path = rewrite(req.path, task);
 
@@ -202,16 +246,16 @@ fn anchor(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<Anchor, Er
         let base = match req.dir {
             Dir::Cwd => c"cwd".to_owned(),
             Dir::Fd(n) if n >= 0 => CString::new(format!("fd/{n}")).expect("no NUL"),
-            Dir::Fd(_) => return Err(libc::EBADF),
+            Dir::Fd(_) => return Err(ResolveError::BadFd),
         };
         let base = read_link_in_proc(tid, &base).map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) if matches!(req.dir, Dir::Fd(_)) => libc::EBADF,
-            _ => errno(e),
+            Some(libc::ENOENT) if matches!(req.dir, Dir::Fd(_)) => ResolveError::BadFd,
+            _ => ResolveError::os("reading the task's cwd or dirfd")(e),
         })?;
         // A dirfd that is not a directory in the container's tree ("pipe:[..]", a deleted
         // directory): the kernel would fail too (ENOTDIR / ENOENT).
         if !base.as_bytes().starts_with(b"/") {
-            return Err(libc::ENOTDIR);
+            return Err(ResolveError::NotDir);
         }
         let mut joined = base.into_vec();
         joined.push(b'/');
@@ -221,7 +265,8 @@ fn anchor(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<Anchor, Er
 
     if let Some(link) = own_magic_link(&absolute, task, tid) {
         // The task's own fd/cwd/root/exe: followed in the host's procfs.
-        let base = open_host(link.host_path.to_str().ok_or(libc::EINVAL)?, libc::O_PATH)?;
+        let host_path = link.host_path.to_str().ok_or(ResolveError::InvalidName)?;
+        let base = open_host(host_path, OFlag::O_PATH)?;
         return Ok(Anchor::OwnLink {
             base,
             rest: link.rest,
@@ -236,24 +281,40 @@ fn anchor(tid: u32, task: &TaskInfo, req: &OpenRequest<'_>) -> Result<Anchor, Er
     // task's cached /proc/<tid> this costs about 1 µs; checking a cached root against the task's
     // (statx of its mount id and inode) would save only a quarter of that.
     Ok(Anchor::Root {
-        root: open_in_proc(tid, c"root", OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(errno)?,
+        root: open_in_proc(tid, c"root", OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .map_err(ResolveError::os("opening the task's root"))?,
         path: absolute,
         resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | (req.resolve & KEPT_RESOLVE),
     })
 }
 
-fn start_dir(tid: u32, dir: Dir) -> Result<OwnedFd, Errno> {
+fn start_dir(tid: u32, dir: Dir) -> Result<OwnedFd, ResolveError> {
     match dir {
-        Dir::Cwd => open_in_proc(tid, c"cwd", OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(errno),
+        Dir::Cwd => open_in_proc(tid, c"cwd", OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .map_err(ResolveError::os("opening the task's cwd")),
         Dir::Fd(n) if n >= 0 => {
             let name = CString::new(format!("fd/{n}")).expect("no NUL");
-            open_in_proc(tid, &name, OFlag::O_PATH).map_err(|e| match errno(e) {
-                libc::ENOENT => libc::EBADF,
-                e => e,
+            open_in_proc(tid, &name, OFlag::O_PATH).map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOENT) => ResolveError::BadFd,
+                _ => ResolveError::os("opening the task's dirfd")(e),
             })
         }
-        Dir::Fd(_) => Err(libc::EBADF),
+        Dir::Fd(_) => Err(ResolveError::BadFd),
     }
+}
+
+/// openat2(2) of an O_PATH lookup from `base`, confined by `resolve`.
+fn open_beneath(
+    base: BorrowedFd<'_>,
+    path: &CStr,
+    flags: u64,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(OFlag::from_bits_retain(flags as i32))
+        .mode(Mode::empty())
+        .resolve(ResolveFlag::from_bits_retain(resolve));
+    Ok(nix::fcntl::openat2(base, path, how)?)
 }
 
 fn lookup(
@@ -262,8 +323,8 @@ fn lookup(
     task_flags: u64,
     lookup_flags: u64,
     resolve: u64,
-) -> Result<Object, Errno> {
-    match openat2(base, &cstr(path)?, lookup_flags, 0, resolve) {
+) -> Result<Object, ResolveError> {
+    match open_beneath(base, &cstr(path)?, lookup_flags, resolve) {
         Ok(fd) => {
             let path = fd_path(&fd)?;
             Ok(Object::Existing { fd, path })
@@ -272,14 +333,13 @@ fn lookup(
             if e.raw_os_error() == Some(libc::ENOENT) && task_flags & libc::O_CREAT as u64 != 0 =>
         {
             let (parent, name) = split_last(path)?;
-            let parent = openat2(
+            let parent = open_beneath(
                 base,
                 &cstr(&parent)?,
                 O_PATH_FLAGS | libc::O_DIRECTORY as u64,
-                0,
                 resolve,
             )
-            .map_err(errno)?;
+            .map_err(ResolveError::os("looking up the new name's parent"))?;
             let mut p = fd_path(&parent)?.into_os_string().into_vec();
             if p.last() != Some(&b'/') {
                 p.push(b'/');
@@ -291,17 +351,17 @@ fn lookup(
                 path: PathBuf::from(OsString::from_vec(p)),
             })
         }
-        Err(e) => Err(errno(e)),
+        Err(e) => Err(ResolveError::os("looking up the path")(e)),
     }
 }
 
 /// Splits `a/b/c` into (`a/b`, `c`); the last component must be a plain name.
-fn split_last(path: &OsStr) -> Result<(OsString, OsString), Errno> {
+fn split_last(path: &OsStr) -> Result<(OsString, OsString), ResolveError> {
     let b = path.as_bytes();
     let trimmed = b.strip_suffix(b"/").unwrap_or(b);
     if trimmed.len() != b.len() {
         // "dir/" with O_CREAT: the kernel answers EISDIR.
-        return Err(libc::EISDIR);
+        return Err(ResolveError::IsDir);
     }
     let (parent, name) = match trimmed.iter().rposition(|&c| c == b'/') {
         Some(0) => (&b"/"[..], &trimmed[1..]),
@@ -309,7 +369,7 @@ fn split_last(path: &OsStr) -> Result<(OsString, OsString), Errno> {
         None => (&b"."[..], trimmed),
     };
     if name.is_empty() || name == b"." || name == b".." {
-        return Err(libc::EISDIR);
+        return Err(ResolveError::IsDir);
     }
     Ok((
         OsString::from_vec(parent.to_vec()),
@@ -383,7 +443,7 @@ mod tests {
             dir: Dir::Fd(987_654),
             ..r
         };
-        assert_eq!(resolve(tid, &t, &bad).unwrap_err(), libc::EBADF);
+        assert_eq!(resolve(tid, &t, &bad).unwrap_err().errno(), libc::EBADF);
     }
 
     #[test]
@@ -407,7 +467,7 @@ mod tests {
             .spawn()
             .unwrap();
         let p = format!("/proc/{}/root/etc/hostname", child.id());
-        let err = resolve(tid, &t, &req(&p)).unwrap_err();
+        let err = resolve(tid, &t, &req(&p)).unwrap_err().errno();
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(matches!(err, libc::ELOOP | libc::EXDEV), "errno {err}");
@@ -430,7 +490,10 @@ mod tests {
             other => panic!("expected ToCreate, got {other:?}"),
         }
         let no_creat = req(p.to_str().unwrap());
-        assert_eq!(resolve(tid, &t, &no_creat).unwrap_err(), libc::ENOENT);
+        assert_eq!(
+            resolve(tid, &t, &no_creat).unwrap_err().errno(),
+            libc::ENOENT
+        );
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -448,7 +511,13 @@ mod tests {
             split_last(OsStr::new("b")).unwrap(),
             (".".into(), "b".into())
         );
-        assert_eq!(split_last(OsStr::new("a/")).unwrap_err(), libc::EISDIR);
-        assert_eq!(split_last(OsStr::new("a/..")).unwrap_err(), libc::EISDIR);
+        assert_eq!(
+            split_last(OsStr::new("a/")).unwrap_err().errno(),
+            libc::EISDIR
+        );
+        assert_eq!(
+            split_last(OsStr::new("a/..")).unwrap_err().errno(),
+            libc::EISDIR
+        );
     }
 }

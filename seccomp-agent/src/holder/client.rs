@@ -14,8 +14,8 @@ use std::time::Duration;
 use oci_spec::runtime::ContainerProcessState;
 use tracing::{error, info, warn};
 
-use crate::holder_protocol::{self as proto, HeldPhase, ProtocolError, Reply, Request};
-use crate::supervisor::Phase;
+use crate::holder::protocol::{self as proto, HeldPhase, ProtocolError, Reply, Request};
+use crate::supervision::supervisor::Phase;
 use crate::sys::seqpacket;
 use crate::workload::{Workload, annotations};
 

@@ -163,33 +163,11 @@ mod tests {
     #[test]
     fn a_string_ending_at_a_page_boundary_is_read() {
         // Put "abc\0" at the very end of a page whose successor is unmapped.
-        let page = 4096usize;
-        let region = nix_map(2 * page);
-        let base = region as usize;
-        let end = base + page;
-        // SAFETY: (test only): the first page is mapped read-write by nix_map.
-        unsafe {
-            std::ptr::copy_nonoverlapping(c"abc".as_ptr().cast::<u8>(), (end - 4) as *mut u8, 4);
-        }
+        let page = crate::sys::testing::page_before_a_hole();
+        let end = page.as_ptr() as usize + page.len();
+        let len = page.len();
+        page[len - 4..].copy_from_slice(b"abc\0");
         let mem = TaskMemory::open(std::process::id()).unwrap();
         assert_eq!(mem.read_cstr((end - 4) as u64, PATH_MAX).unwrap(), b"abc");
-    }
-
-    /// Maps `len` bytes and unmaps the second half, so reads past the first page fault.
-    fn nix_map(len: usize) -> *mut libc::c_void {
-        // SAFETY: (test only): anonymous private mapping, then unmapping its own upper half.
-        unsafe {
-            let p = libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            assert_ne!(p, libc::MAP_FAILED);
-            libc::munmap((p as usize + len / 2) as *mut libc::c_void, len / 2);
-            p
-        }
     }
 }

@@ -5,41 +5,34 @@
 use nix::unistd::{UnlinkatFlags, unlinkat};
 use rampart_policy::{Access, Operation, WorkloadView};
 
-use crate::entry;
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::supervisor::Answer;
-use crate::syscall::Call;
-use crate::task::TaskInfo;
+use crate::outcome::{Answer, Outcome, Subject, outcome};
+use crate::syscall::RemoveCall;
+use crate::task::Task;
 use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
 
-pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outcome {
-    let Call::Remove { dir, path, flags } = call else {
-        return Outcome::errno(libc::EPERM);
-    };
+pub fn handle(w: &Workload, view: &WorkloadView, task: &Task, call: &RemoveCall) -> Outcome {
+    let RemoveCall {
+        syscall,
+        dir,
+        path,
+        flags,
+    } = call;
     if *flags & !(libc::AT_REMOVEDIR as u64) != 0 {
         return Outcome::errno(libc::EINVAL);
     }
     let remove_dir = *flags & libc::AT_REMOVEDIR as u64 != 0;
-    let Ok(task) = TaskInfo::read(pid) else {
-        return Outcome::errno(libc::EPERM);
-    };
-    let process = process_path(pid);
-    let (e, creds) = match entry::find(pid, &task, *dir, path) {
+    let (e, creds) = match task.find(*dir, path) {
         Ok(r) => r,
-        Err(errno) => return Outcome::errno(errno),
+        Err(e) => return Outcome::errno(e.errno()),
     };
     let op = Operation::FileAccess {
         path: &e.path,
         access: Access::Delete,
-        process: &process,
+        process: task.exe(),
     };
-    let subject = Subject::file(
-        if remove_dir { "rmdir" } else { "unlinkat" },
-        &process,
-        &e.path,
-    );
+    let subject = Subject::new(syscall, task.exe());
     let result = outcome(view.decide(&op), w, &op, subject, DENY, || {
         let how = if remove_dir {
             UnlinkatFlags::RemoveDir

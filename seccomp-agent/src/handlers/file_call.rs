@@ -4,11 +4,10 @@
 
 use rampart_policy::{Access, Operation, WorkloadView};
 
-use crate::entry::{self, File};
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::resolve::OpenRequest;
-use crate::supervisor::Answer;
-use crate::task::TaskInfo;
+use crate::container::entry::File;
+use crate::container::resolve::OpenRequest;
+use crate::outcome::{Answer, Outcome, Subject, outcome};
+use crate::task::Task;
 use crate::workload::Workload;
 
 /// What one file call is, for the decision and its report.
@@ -20,28 +19,24 @@ pub struct FileCall<'a> {
     pub deny: i32,
 }
 
-/// Decides `call` for task `pid`; `act` does the allowed call on the file and says the answer.
+/// Decides `call` for `task`; `act` does the allowed call on the file and says the answer.
 pub fn decide_and_do(
     w: &Workload,
     view: &WorkloadView,
-    pid: u32,
+    task: &Task,
     call: FileCall<'_>,
     act: impl FnOnce(&File) -> Answer,
 ) -> Outcome {
-    let Ok(task) = TaskInfo::read(pid) else {
-        return Outcome::errno(libc::EPERM);
-    };
-    let process = process_path(pid);
-    let (file, creds) = match entry::find_file(pid, &task, &call.request) {
+    let (file, creds) = match task.find_file(&call.request) {
         Ok(r) => r,
-        Err(errno) => return Outcome::errno(errno),
+        Err(e) => return Outcome::errno(e.errno()),
     };
     let op = Operation::FileAccess {
         path: &file.path,
         access: call.access,
-        process: &process,
+        process: task.exe(),
     };
-    let subject = Subject::file(call.syscall, &process, &file.path);
+    let subject = Subject::new(call.syscall, task.exe());
     let result = outcome(view.decide(&op), w, &op, subject, call.deny, || act(&file));
     drop(creds);
     result

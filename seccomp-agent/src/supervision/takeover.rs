@@ -1,6 +1,6 @@
 //! Restart survival on the agent's side: every notify fd the agent starts supervising is also
-//! handed to the fd holder (`holder`), and on start the agent takes back everything the holder
-//! holds, so containers started under an earlier agent stay supervised.
+//! handed to the fd holder (`holder::server`), and on start the agent takes back everything the
+//! holder holds, so containers started under an earlier agent stay supervised.
 //!
 //! Never closed-to-open: an fd the holder can't take is still supervised (it just won't survive a
 //! restart), and an fd the agent gives up to fail closed is released from the holder too.
@@ -12,10 +12,10 @@ use std::sync::Arc;
 use oci_spec::runtime::ContainerProcessState;
 use tracing::{error, info, info_span, warn};
 
-use crate::holder_client::{HolderClient, HolderClientError};
-use crate::shutdown::Stopper;
-use crate::supervised::Supervised;
-use crate::supervisor::{self, Handler, Phase, Supervision, Watcher};
+use crate::holder::client::{HolderClient, HolderClientError};
+use crate::supervision::shutdown::Stopper;
+use crate::supervision::supervised::Supervised;
+use crate::supervision::supervisor::{self, Handler, Phase, Supervision, Watcher};
 use crate::workload::Workload;
 
 /// Starts supervisor threads, with the holder (if any) kept informed and the stopper tracking them.

@@ -8,17 +8,19 @@ use nix::sys::stat::{Mode, SFlag, fstat};
 use nix::unistd::ftruncate;
 use rampart_policy::{Access, WorkloadView};
 
-use crate::file_call::{FileCall, decide_and_do};
-use crate::policy_handler::Outcome;
-use crate::resolve::OpenRequest;
-use crate::supervisor::Answer;
-use crate::syscall::{Call, Dir};
+use crate::container::resolve::OpenRequest;
+use crate::handlers::file_call::{FileCall, decide_and_do};
+use crate::outcome::{Answer, Outcome};
+use crate::syscall::{Dir, TruncateCall};
+use crate::task::Task;
 use crate::workload::Workload;
 
-pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outcome {
-    let Call::Truncate { path, length } = call else {
-        return Outcome::errno(libc::EPERM);
-    };
+pub fn handle(w: &Workload, view: &WorkloadView, task: &Task, call: &TruncateCall) -> Outcome {
+    let TruncateCall {
+        syscall,
+        path,
+        length,
+    } = call;
     let Ok(length) = libc::off_t::try_from(*length) else {
         return Outcome::errno(libc::EINVAL);
     };
@@ -30,10 +32,10 @@ pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outco
             resolve: 0,
         },
         access: Access::Write,
-        syscall: "truncate",
+        syscall,
         deny: libc::EACCES,
     };
-    decide_and_do(w, view, pid, call, |file| {
+    decide_and_do(w, view, task, call, |file| {
         let kind = match fstat(file.fd.as_fd()) {
             Ok(st) => st.st_mode & SFlag::S_IFMT.bits(),
             Err(errno) => return Answer::Errno(errno as i32),
@@ -45,10 +47,7 @@ pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outco
             // truncate(2) on a FIFO, socket or device; opening one could also block.
             return Answer::Errno(libc::EINVAL);
         }
-        let own = match file.own_path() {
-            Ok(p) => p,
-            Err(errno) => return Answer::Errno(errno),
-        };
+        let own = file.own_path();
         let opened = nix::fcntl::open(
             own.as_c_str(),
             OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,

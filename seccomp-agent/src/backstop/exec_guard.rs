@@ -27,14 +27,14 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::fanotify::{
     EventFFlags, Fanotify, FanotifyResponse, InitFlags, MarkFlags, MaskFlags, Response,
 };
 use nix::sys::stat::fstat;
 use tracing::{debug, info, warn};
 
-use crate::sys::openat2::openat2;
+use crate::sys::statx;
 use crate::workload::Workload;
 
 /// How long an approval waits for its exec open (the CONTINUE and the kernel's lookup).
@@ -45,8 +45,6 @@ const FOLLOW_ON_WINDOW: Duration = Duration::from_secs(2);
 /// Root mounts remembered as marked, and containers remembered, before each set starts over
 /// (one entry per container started).
 const MAX_REMEMBERED: usize = 65_536;
-/// statx's STATX_MNT_ID_UNIQUE (Linux 6.8): a mount id that is never reused.
-const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
 /// binfmt nesting is at most 5 deep in the kernel (script → interpreter → loader ...).
 const MAX_FOLLOW_ONS: u8 = 5;
 
@@ -192,13 +190,14 @@ impl ExecGuard {
             };
             // Mount points in mountinfo have no symlinks; refusing them keeps a path inside the
             // container from steering the mark to a host mount.
-            let fd = match openat2(
-                root.as_fd(),
-                &c,
-                (libc::O_PATH | libc::O_CLOEXEC) as u64,
-                0,
-                libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
-            ) {
+            let how = OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+                .resolve(
+                    ResolveFlag::RESOLVE_IN_ROOT
+                        | ResolveFlag::RESOLVE_NO_SYMLINKS
+                        | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+                );
+            let fd = match openat2(root.as_fd(), c.as_c_str(), how) {
                 Ok(fd) => fd,
                 Err(e) => {
                     debug!(tid, mount = point, error = %e, "exec backstop: mount not reachable; skipped");
@@ -314,23 +313,13 @@ impl ExecGuard {
 /// The never-reused id of the task's root mount, where the kernel has one (Linux 6.8); without
 /// it, the mounts are marked on every exec (idempotent, only slower).
 fn unique_root_mount(tid: u32) -> io::Result<u64> {
-    use rustix::fs::{AtFlags, StatxFlags, statx};
     let root = nix::fcntl::open(
         format!("/proc/{tid}/root").as_str(),
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .map_err(io::Error::from)?;
-    let st = statx(
-        &root,
-        "",
-        AtFlags::EMPTY_PATH,
-        StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE),
-    )?;
-    if st.stx_mask & STATX_MNT_ID_UNIQUE == 0 {
-        return Err(io::Error::from(io::ErrorKind::Unsupported));
-    }
-    Ok(st.stx_mnt_id)
+    statx::unique_mount_id(root.as_fd())
 }
 
 /// The inode of `/proc/<tid>/ns/<kind>`: the namespace's identity.

@@ -8,6 +8,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::Mode;
@@ -38,7 +39,7 @@ pub fn spawn(
         .spawn(move || {
             let answer = match creds::assume(&creds) {
                 Ok(_guard) => wait_open(&notify_fd, id, &fifo, flags as i32),
-                Err(e) => Err(e.raw_os_error().unwrap_or(libc::EPERM)),
+                Err(e) => Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EPERM))),
             };
             let sent = match answer {
                 Ok(Some(fd)) => notify::addfd_send(
@@ -49,7 +50,7 @@ pub fn spawn(
                 )
                 .map(drop),
                 Ok(None) => return, // the task stopped waiting; nothing to answer
-                Err(errno) => notify::respond_errno(notify_fd.as_fd(), id, errno),
+                Err(errno) => notify::respond_errno(notify_fd.as_fd(), id, errno as i32),
             };
             if let Err(e) = sent {
                 debug!(error = %e, "answering a FIFO open failed (the task may be gone)");
@@ -64,21 +65,20 @@ fn wait_open(
     id: u64,
     fifo: &OwnedFd,
     flags: i32,
-) -> Result<Option<OwnedFd>, i32> {
+) -> Result<Option<OwnedFd>, Errno> {
     let path =
-        CString::new(format!("/proc/self/fd/{}", fifo.as_raw_fd())).map_err(|_| libc::EINVAL)?;
+        CString::new(format!("/proc/self/fd/{}", fifo.as_raw_fd())).map_err(|_| Errno::EINVAL)?;
     let open_flags = OFlag::from_bits_truncate(
         (flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW))
             | libc::O_NONBLOCK
             | libc::O_CLOEXEC,
     );
-    let blocking = |fd: OwnedFd| -> Result<OwnedFd, i32> {
-        let fl = fcntl(fd.as_fd(), FcntlArg::F_GETFL).map_err(|e| e as i32)?;
+    let blocking = |fd: OwnedFd| -> Result<OwnedFd, Errno> {
+        let fl = fcntl(fd.as_fd(), FcntlArg::F_GETFL)?;
         fcntl(
             fd.as_fd(),
             FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) & !OFlag::O_NONBLOCK),
-        )
-        .map_err(|e| e as i32)?;
+        )?;
         Ok(fd)
     };
     if flags & libc::O_ACCMODE == libc::O_WRONLY {
@@ -87,26 +87,26 @@ fn wait_open(
         loop {
             match nix::fcntl::open(path.as_c_str(), open_flags, Mode::empty()) {
                 Ok(fd) => return blocking(fd).map(Some),
-                Err(nix::errno::Errno::ENXIO) => {
+                Err(Errno::ENXIO) => {
                     if !notify::id_valid(notify_fd.as_fd(), id) {
                         return Ok(None);
                     }
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_millis(20));
                 }
-                Err(e) => return Err(e as i32),
+                Err(e) => return Err(e),
             }
         }
     }
     // A reader's non-blocking open succeeds at once; it is ready when a writer has written or
     // come and gone, which is as close as user space can see to "a writer opened".
-    let fd = nix::fcntl::open(path.as_c_str(), open_flags, Mode::empty()).map_err(|e| e as i32)?;
+    let fd = nix::fcntl::open(path.as_c_str(), open_flags, Mode::empty())?;
     loop {
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(50u16)) {
             Ok(n) if n > 0 => return blocking(fd).map(Some),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e as i32),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
         }
         if !notify::id_valid(notify_fd.as_fd(), id) {
             return Ok(None);

@@ -6,15 +6,13 @@ use std::os::fd::{AsFd, BorrowedFd};
 use nix::sys::stat::{SFlag, fstat};
 use rampart_policy::{Access, Operation, WorkloadView};
 
-use crate::emulate_open::{self, access_of};
-use crate::fifo_open;
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::resolve::{self, Object, OpenRequest};
+use crate::container::emulate_open::{self, access_of};
+use crate::container::fifo_open;
+use crate::container::resolve::{Object, OpenRequest};
+use crate::outcome::{Answer, Outcome, Subject, outcome};
 use crate::stage_times::{self, Stage};
-use crate::supervisor::Answer;
-use crate::sys::notify::Notification;
-use crate::syscall::Call;
-use crate::task::TaskInfo;
+use crate::syscall::OpenCall;
+use crate::task::Task;
 use crate::workload::Workload;
 
 /// Files are refused the way a permission problem would be: "Permission denied".
@@ -23,38 +21,34 @@ const DENY: i32 = libc::EACCES;
 pub fn handle(
     w: &Workload,
     view: &WorkloadView,
+    task: &Task,
     notify_fd: BorrowedFd<'_>,
-    n: &Notification,
-    call: &Call,
+    id: u64,
+    call: &OpenCall,
 ) -> Outcome {
-    let pid = n.pid;
-    let Call::Open {
+    let OpenCall {
+        syscall,
         dir,
         path,
         flags,
         mode,
         resolve,
-    } = call
-    else {
-        return Outcome::errno(libc::EPERM);
-    };
-    let Ok(task) = TaskInfo::read(pid) else {
-        return Outcome::errno(libc::EPERM);
-    };
-    stage_times::mark(Stage::Status);
-    // Before assuming the task's credentials: its /proc/<pid>/exe may not be readable by them.
-    let process = process_path(pid);
-    stage_times::mark(Stage::Exe);
+    } = call;
     let req = OpenRequest {
         dir: *dir,
         path,
         flags: *flags,
         resolve: *resolve,
     };
-    let (object, creds) = match resolve::resolve(pid, &task, &req) {
+    let (object, creds) = match task.resolve(&req) {
         Ok(r) => r,
-        Err(errno) => return Outcome::errno(errno),
+        Err(e) => return Outcome::errno(e.errno()),
     };
+    // The status resolving read, not another read of it.
+    let Ok(info) = task.info() else {
+        return Outcome::errno(libc::EPERM);
+    };
+    let process = task.exe();
     let file = object.path().to_string_lossy().into_owned();
     let access = access_of(*flags, &object);
     let wanted = [
@@ -70,7 +64,7 @@ pub fn handle(
             let op = Operation::FileAccess {
                 path: &file,
                 access: *a,
-                process: &process,
+                process,
             };
             (view.decide(&op), op)
         })
@@ -79,17 +73,11 @@ pub fn handle(
             let op = Operation::FileAccess {
                 path: &file,
                 access: Access::Read,
-                process: &process,
+                process,
             };
             (view.decide(&op), op)
         });
-    let subject = Subject {
-        event_type: rampart_policy::EventType::FileAccess,
-        syscall: "openat",
-        process: process.clone(),
-        path: file.clone(),
-        remote: String::new(),
-    };
+    let subject = Subject::new(syscall, process);
     let cloexec = *flags & libc::O_CLOEXEC as u64 != 0;
     stage_times::mark(Stage::Decide);
     let result = outcome(decision, w, &op, subject, DENY, || {
@@ -110,16 +98,16 @@ pub fn handle(
                 };
                 let spawned = notify_fd
                     .try_clone_to_owned()
-                    .and_then(|nfd| fifo_open::spawn(nfd, n.id, fd, *flags, task.creds.clone()));
+                    .and_then(|nfd| fifo_open::spawn(nfd, id, fd, *flags, info.creds.clone()));
                 return match spawned {
                     Ok(()) => Answer::Deferred,
                     Err(e) => Answer::Errno(e.raw_os_error().unwrap_or(libc::EAGAIN)),
                 };
             }
         }
-        let answer = match emulate_open::open(object, *flags, *mode, task.umask) {
+        let answer = match emulate_open::open(object, *flags, *mode, info.umask) {
             Ok(fd) => Answer::Inject { fd, cloexec },
-            Err(errno) => Answer::Errno(errno),
+            Err(errno) => Answer::Errno(errno as i32),
         };
         stage_times::mark(Stage::Open);
         answer

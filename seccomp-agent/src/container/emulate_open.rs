@@ -8,11 +8,11 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, OpenHow, ResolveFlag, fcntl, openat2};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
-use crate::resolve::{Errno, Object, fd_name, self_fd_dir};
-use crate::sys::openat2::openat2;
+use crate::container::resolve::{Object, fd_name, self_fd_dir};
 
 /// What an open does to the file, for policy: several may hold at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,9 +47,9 @@ pub fn open(object: Object, flags: u64, mode: u64, umask: u32) -> Result<OwnedFd
     match object {
         Object::Existing { fd, .. } => {
             if flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0 {
-                return Err(libc::EEXIST);
+                return Err(Errno::EEXIST);
             }
-            let st = fstat(fd.as_fd()).map_err(|e| e as i32)?;
+            let st = fstat(fd.as_fd())?;
             let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
             if flags & libc::O_PATH != 0 {
                 // resolve opened it with O_PATH and the task's O_NOFOLLOW/O_DIRECTORY: the same
@@ -58,23 +58,24 @@ pub fn open(object: Object, flags: u64, mode: u64, umask: u32) -> Result<OwnedFd
             }
             if kind == SFlag::S_IFLNK {
                 // Only reachable with O_NOFOLLOW on a symlink: open(2) says ELOOP.
-                return Err(libc::ELOOP);
+                return Err(Errno::ELOOP);
             }
             reopen(&fd, flags & !LOOKUP_ONLY, kind == SFlag::S_IFIFO)
         }
         Object::ToCreate { parent, name, .. } => {
-            let name = CString::new(name.as_bytes()).map_err(|_| libc::EINVAL)?;
+            let name = CString::new(name.as_bytes()).map_err(|_| Errno::EINVAL)?;
             let mode = (mode as u32) & 0o7777 & !umask;
             // No symlinks at all: the name didn't exist when checked; if a symlink appeared there
             // since, following it would open something policy never saw.
-            openat2(
-                parent.as_fd(),
-                &name,
-                (flags | libc::O_CLOEXEC) as u64,
-                u64::from(mode),
-                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
-            )
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EACCES))
+            let how = OpenHow::new()
+                .flags(OFlag::from_bits_retain(flags | libc::O_CLOEXEC))
+                .mode(Mode::from_bits_retain(mode))
+                .resolve(
+                    ResolveFlag::RESOLVE_BENEATH
+                        | ResolveFlag::RESOLVE_NO_SYMLINKS
+                        | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+                );
+            openat2(parent.as_fd(), name.as_c_str(), how)
         }
     }
 }
@@ -82,7 +83,8 @@ pub fn open(object: Object, flags: u64, mode: u64, umask: u32) -> Result<OwnedFd
 /// Reopens an O_PATH descriptor with real access through /proc/self/fd: the kernel checks
 /// permission again, on the same inode.
 fn reopen(fd: &OwnedFd, flags: i32, fifo: bool) -> Result<OwnedFd, Errno> {
-    let dir = self_fd_dir().map_err(|e| e.raw_os_error().unwrap_or(libc::EACCES))?;
+    let dir =
+        self_fd_dir().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EACCES)))?;
     // Opening a FIFO blocks until the other end opens; the supervisor thread must not. Open it
     // non-blocking and give the task the blocking mode it asked for afterwards. (A writer with no
     // reader then gets ENXIO instead of waiting: documented in docs/enforcement.md.)
@@ -97,12 +99,11 @@ fn reopen(fd: &OwnedFd, flags: i32, fifo: bool) -> Result<OwnedFd, Errno> {
         fd_name(fd).as_c_str(),
         OFlag::from_bits_truncate(open_flags | libc::O_CLOEXEC),
         Mode::empty(),
-    )
-    .map_err(|e| e as i32)?;
+    )?;
     if fifo && !wants_nonblock {
-        let fl = fcntl(new.as_fd(), FcntlArg::F_GETFL).map_err(|e| e as i32)?;
+        let fl = fcntl(new.as_fd(), FcntlArg::F_GETFL)?;
         let fl = OFlag::from_bits_truncate(fl) & !OFlag::O_NONBLOCK;
-        fcntl(new.as_fd(), FcntlArg::F_SETFL(fl)).map_err(|e| e as i32)?;
+        fcntl(new.as_fd(), FcntlArg::F_SETFL(fl))?;
     }
     Ok(new)
 }
@@ -110,13 +111,13 @@ fn reopen(fd: &OwnedFd, flags: i32, fifo: bool) -> Result<OwnedFd, Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolve::{OpenRequest, resolve};
+    use crate::container::procfs::TaskInfo;
+    use crate::container::resolve::{OpenRequest, resolve};
     use crate::syscall::Dir;
-    use crate::task::TaskInfo;
     use std::ffi::OsStr;
     use std::io::{Read, Write};
 
-    fn run(path: &str, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    fn run(path: &str, flags: i32, mode: u32) -> Result<OwnedFd, i32> {
         let tid = nix::unistd::gettid().as_raw() as u32;
         let task = TaskInfo::read(tid).unwrap();
         let req = OpenRequest {
@@ -125,8 +126,8 @@ mod tests {
             flags: flags as u64,
             resolve: 0,
         };
-        let (obj, _creds) = resolve(tid, &task, &req)?;
-        open(obj, flags as u64, u64::from(mode), 0o022)
+        let (obj, _creds) = resolve(tid, &task, &req).map_err(|e| e.errno())?;
+        open(obj, flags as u64, u64::from(mode), 0o022).map_err(|e| e as i32)
     }
 
     fn scratch(name: &str) -> std::path::PathBuf {
@@ -218,7 +219,7 @@ mod tests {
         // Finding the file needs no permission on it (O_PATH); reading it does.
         let (obj, creds) = resolve(tid, &task, &req).unwrap();
         assert_eq!(
-            open(obj, libc::O_RDONLY as u64, 0, 0o022).unwrap_err(),
+            open(obj, libc::O_RDONLY as u64, 0, 0o022).unwrap_err() as i32,
             libc::EACCES
         );
         drop(creds);

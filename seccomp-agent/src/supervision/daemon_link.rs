@@ -11,7 +11,8 @@ use rampart_protos::client::DaemonClient;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::policy_handler::{PolicyHandler, Reporter};
+use crate::dispatcher::PolicyHandler;
+use crate::reporter::Reporter;
 
 /// Compiles what rampartd sent. A set that fails to compile here (rampartd validated it, so only
 /// a version skew can do this) is an error: the agent keeps what it enforces now.

@@ -5,7 +5,7 @@
 //! fd it holds): one thread, one poll loop over its socket, its clients and the held fds; it never
 //! reads a notification and never looks inside the agent's description of an fd. A held fd is
 //! dropped when every task of its filter has exited (the fd polls POLLHUP), or when the agent
-//! releases it. See `holder_protocol` for the messages.
+//! releases it. See `holder::protocol` for the messages.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -17,7 +17,7 @@ use std::time::Duration;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tracing::{debug, info, warn};
 
-use crate::holder_protocol::{self as proto, HeldPhase, Reply, Request};
+use crate::holder::protocol::{self as proto, HeldPhase, Reply, Request};
 use crate::sys::seqpacket;
 
 /// Clients served at once (one agent, and `list` callers such as tests); more are turned away.
@@ -343,8 +343,8 @@ mod tests {
     use oci_spec::runtime::ContainerProcessState;
 
     use super::*;
-    use crate::holder_client::{HolderClient, HolderClientError};
-    use crate::supervisor::Phase;
+    use crate::holder::client::{HolderClient, HolderClientError};
+    use crate::supervision::supervisor::Phase;
 
     fn state(id: &str) -> ContainerProcessState {
         serde_json::from_str(&format!(

@@ -10,23 +10,21 @@ use nix::fcntl::AT_FDCWD;
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat};
 use rampart_policy::{Access, WorkloadView};
 
-use crate::file_call::{FileCall, decide_and_do};
-use crate::policy_handler::Outcome;
-use crate::resolve::OpenRequest;
-use crate::supervisor::Answer;
-use crate::syscall::{Call, Dir};
+use crate::container::resolve::OpenRequest;
+use crate::handlers::file_call::{FileCall, decide_and_do};
+use crate::outcome::{Answer, Outcome};
+use crate::syscall::{ChmodCall, Dir};
+use crate::task::Task;
 use crate::workload::Workload;
 
-pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outcome {
-    let Call::Chmod {
+pub fn handle(w: &Workload, view: &WorkloadView, task: &Task, call: &ChmodCall) -> Outcome {
+    let ChmodCall {
+        syscall,
         dir,
         path,
         mode,
         flags,
-    } = call
-    else {
-        return Outcome::errno(libc::EPERM);
-    };
+    } = call;
     let known = (libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) as u64;
     if *flags & !known != 0 {
         return Outcome::errno(libc::EINVAL);
@@ -55,10 +53,10 @@ pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outco
             resolve: 0,
         },
         access: Access::Chmod,
-        syscall: "fchmodat",
+        syscall,
         deny: libc::EPERM,
     };
-    decide_and_do(w, view, pid, call, |file| {
+    decide_and_do(w, view, task, call, |file| {
         let symlink = fstat(file.fd.as_fd())
             .map(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits())
             .unwrap_or(false);
@@ -66,10 +64,7 @@ pub fn handle(w: &Workload, view: &WorkloadView, pid: u32, call: &Call) -> Outco
             // Linux has no symlink modes: fchmodat2(AT_SYMLINK_NOFOLLOW) says so.
             return Answer::Errno(libc::EOPNOTSUPP);
         }
-        let own = match file.own_path() {
-            Ok(p) => p,
-            Err(errno) => return Answer::Errno(errno),
-        };
+        let own = file.own_path();
         let mode = Mode::from_bits_truncate((*mode as u32 & 0o7777) as libc::mode_t);
         match fchmodat(AT_FDCWD, own.as_c_str(), mode, FchmodatFlags::FollowSymlink) {
             Ok(()) => Answer::Done(0),

@@ -2,17 +2,17 @@
 //! passed (every one of a sendmmsg; the strictest decides). An allowed call CONTINUEs, so the
 //! kernel re-reads the sockaddr: a task that rewrites it after the check reaches another address.
 //! cgroup/connect4/6 + sendmsg4/6 BPF, which sees the address the kernel actually uses, is the
-//! backstop (`egress_guard`, rampart-audit's programs): it lets the thread reach only the
+//! backstop (`backstop::egress_guard`, rampart-audit's programs): it lets the thread reach only the
 //! destinations approved here.
 
 use std::net::SocketAddr;
 
-use rampart_policy::{Direction, EventType, Operation, Protocol, WorkloadView};
+use rampart_policy::{Direction, Operation, Protocol, WorkloadView};
 
-use crate::egress_guard::{EgressGuard, warn_unguarded};
-use crate::policy_handler::{Outcome, Subject, outcome, process_path};
-use crate::supervisor::Answer;
-use crate::syscall::Call;
+use crate::backstop::egress_guard::{EgressGuard, warn_unguarded};
+use crate::outcome::{Answer, Outcome, Subject, outcome};
+use crate::syscall::ConnectCall;
+use crate::task::Task;
 use crate::workload::Workload;
 
 const DENY: i32 = libc::EPERM;
@@ -20,13 +20,11 @@ const DENY: i32 = libc::EPERM;
 pub fn handle(
     w: &Workload,
     view: &WorkloadView,
-    pid: u32,
-    call: &Call,
+    task: &Task,
+    call: &ConnectCall,
     guard: Option<&EgressGuard>,
 ) -> Outcome {
-    let Call::Connect { syscall, addrs, .. } = call else {
-        return Outcome::errno(libc::EPERM);
-    };
+    let ConnectCall { syscall, addrs, .. } = call;
     // Unix and netlink sockets, and sends on a connected socket: no destination to decide.
     if addrs.is_empty() {
         return Outcome {
@@ -34,7 +32,7 @@ pub fn handle(
             report: None,
         };
     }
-    let process = process_path(pid);
+    let process = task.exe();
     let op = |addr: &SocketAddr| Operation::Connect {
         direction: Direction::Egress,
         address: addr.ip(),
@@ -42,7 +40,7 @@ pub fn handle(
         // The socket's type would need the task's fd; connect is overwhelmingly TCP, and UDP
         // "connects" are decided the same way by address and port.
         protocol: Protocol::Tcp,
-        process: &process,
+        process,
     };
     // The strictest destination decides; the first of equals names it.
     let (addr, decision) = addrs
@@ -51,17 +49,11 @@ pub fn handle(
         .map(|a| (a, view.decide(&op(a))))
         .max_by_key(|(_, d)| d.verdict)
         .expect("addrs is not empty");
-    let subject = Subject {
-        event_type: EventType::NetworkConnection,
-        syscall,
-        process: process.clone(),
-        path: String::new(),
-        remote: addr.to_string(),
-    };
+    let subject = Subject::new(syscall, process);
     outcome(decision, w, &op(addr), subject, DENY, || {
         // Before the CONTINUE: the kernel's hook must find this thread's approvals.
         if let Some(g) = guard
-            && let Err(e) = g.allow(w, pid, addrs)
+            && let Err(e) = g.allow(w, task.tid(), addrs)
         {
             warn_unguarded(&e, w);
         }

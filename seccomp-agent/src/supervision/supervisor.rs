@@ -11,27 +11,11 @@ use std::sync::Arc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tracing::{debug, error, info_span, warn};
 
-use crate::shutdown::StopSignal;
+use crate::outcome::Answer;
+use crate::supervision::shutdown::StopSignal;
 use crate::sys::creds;
 use crate::sys::notify::{self, Notification};
 use crate::workload::Workload;
-
-/// How a notification is answered.
-#[derive(Debug)]
-pub enum Answer {
-    /// Let the kernel run the syscall. Only for decisions that don't depend on user memory, or
-    /// that an in-kernel check backs (see the crate docs).
-    Continue,
-    /// Fail it with this errno (positive).
-    Errno(i32),
-    /// The agent did the syscall itself (an emulated open): install this fd and return its number.
-    Inject { fd: OwnedFd, cloexec: bool },
-    /// The agent did the syscall itself (an emulated unlink, rename, link, chmod, truncate): return
-    /// this value to the task without running it.
-    Done(i64),
-    /// Another thread answers it later (an open that waits, such as a FIFO's).
-    Deferred,
-}
 
 /// Where the tasks of one notify fd are in their life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +41,7 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Who else must hear of one fd's life: the fd holder, which keeps a copy of the fd so that it
-/// outlives an agent restart (see `takeover`).
+/// outlives an agent restart (see `supervision::takeover`).
 pub trait Watcher: Send + 'static {
     /// The handler moved the fd to `phase`. Called before the notification that moved it is
     /// answered, so no workload code runs before the watcher knows.

@@ -3,30 +3,29 @@
 //! can't), and the notification id, still valid after the pidfd is open, proves the pidfd's process
 //! is the one that made the call.
 
-use std::os::fd::BorrowedFd;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 
-use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
-
-use crate::sys::notify;
+use crate::sys::{notify, pidfd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KillError {
     #[error("cannot open a pidfd for pid {pid}: {source}")]
-    Pidfd { pid: u32, source: rustix::io::Errno },
+    Pidfd { pid: u32, source: io::Error },
     #[error("the task left the syscall before it could be killed (pid {pid})")]
     Gone { pid: u32 },
     #[error("cannot send SIGKILL to pid {pid}: {source}")]
-    Signal { pid: u32, source: rustix::io::Errno },
+    Signal { pid: u32, source: io::Error },
 }
 
 /// SIGKILLs the process (thread group `tgid`) whose task is stopped in notification `id`.
 pub fn kill(notify_fd: BorrowedFd<'_>, id: u64, tgid: u32) -> Result<(), KillError> {
-    let pid = Pid::from_raw(tgid as i32).ok_or(KillError::Gone { pid: tgid })?;
-    let pidfd = pidfd_open(pid, PidfdFlags::empty())
-        .map_err(|source| KillError::Pidfd { pid: tgid, source })?;
+    if tgid == 0 {
+        return Err(KillError::Gone { pid: tgid });
+    }
+    let pidfd = pidfd::open(tgid).map_err(|source| KillError::Pidfd { pid: tgid, source })?;
     if !notify::id_valid(notify_fd, id) {
         return Err(KillError::Gone { pid: tgid });
     }
-    pidfd_send_signal(&pidfd, Signal::KILL)
-        .map_err(|source| KillError::Signal { pid: tgid, source })
+    pidfd::kill(pidfd.as_fd()).map_err(|source| KillError::Signal { pid: tgid, source })
 }

@@ -1,0 +1,10 @@
+//! Seeing what the notifying task sees: its memory, its credentials and pids, and paths resolved
+//! and files opened inside its container, as the task itself would.
+
+pub mod emulate_open;
+pub mod entry;
+pub mod fifo_open;
+pub mod memory;
+pub mod procfs;
+pub mod procfs_self;
+pub mod resolve;
