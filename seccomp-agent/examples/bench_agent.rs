@@ -18,11 +18,11 @@ use std::time::Instant;
 
 use rampart_policy::Snapshot;
 use rampart_protos::agent;
+use rampart_seccomp::daemon_link::REPORT_LINGER;
 use rampart_seccomp::dispatcher::PolicyHandler;
 use rampart_seccomp::outcome::Answer;
 use rampart_seccomp::reporter::Reporter;
 use rampart_seccomp::stage_times;
-use rampart_seccomp::supervision::daemon_link::REPORT_LINGER;
 use rampart_seccomp::supervision::listener::Listener;
 use rampart_seccomp::supervision::supervisor::{self, Handler, Phase};
 use rampart_seccomp::sys::notify::Notification;

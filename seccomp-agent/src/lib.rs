@@ -11,10 +11,12 @@
 
 pub mod backstop;
 pub mod container;
+pub mod daemon_link;
 pub mod dispatcher;
 pub mod handlers;
 pub mod holder;
 pub mod outcome;
+pub mod phase;
 pub mod reporter;
 pub mod stage_times;
 pub mod supervision;

@@ -13,12 +13,7 @@ use crate::sys::notify::Notification;
 /// allows; 32-bit calls have other numbers and are refused, not decoded).
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
-/// Where a relative path starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dir {
-    Cwd,
-    Fd(i32),
-}
+pub use crate::container::dir::Dir;
 
 /// One notified call, decoded: each kind is a struct of its own, handed as it is to its handler.
 /// Every struct carries the syscall's real name, for the event.

@@ -416,7 +416,9 @@ async fn delete_chmod_truncate_of_a_guarded_tree_are_refused() {
         .unwrap();
     assert_eq!(mode.stdout_text(), "644\n", "{mode:?}");
     let seen = agent.events.all();
-    for syscall in ["unlinkat", "fchmodat", "truncate", "openat", "renameat2"] {
+    // Reported under the calls busybox really makes (the agent used to name them all by their
+    // *at variant).
+    for syscall in ["unlink", "chmod", "truncate", "openat", "rename"] {
         assert!(
             seen.iter().any(|e| e.syscall == syscall
                 && e.action() == Action::Blocked

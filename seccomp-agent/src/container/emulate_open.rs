@@ -111,9 +111,9 @@ fn reopen(fd: &OwnedFd, flags: i32, fifo: bool) -> Result<OwnedFd, Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::dir::Dir;
     use crate::container::procfs::TaskInfo;
     use crate::container::resolve::{OpenRequest, resolve};
-    use crate::syscall::Dir;
     use std::ffi::OsStr;
     use std::io::{Read, Write};
 

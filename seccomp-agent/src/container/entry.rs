@@ -11,10 +11,10 @@ use std::os::unix::ffi::OsStrExt;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{FileStat, SFlag, fstatat};
 
+use crate::container::dir::Dir;
 use crate::container::procfs::TaskInfo;
 use crate::container::resolve::{self, Object, OpenRequest, ResolveError};
 use crate::sys::creds::Assumed;
-use crate::syscall::Dir;
 
 /// One directory entry, found inside the container.
 #[derive(Debug)]

@@ -23,11 +23,11 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
+use crate::container::dir::Dir;
 use crate::container::procfs::{TaskInfo, open_in_proc, read_link_at, read_link_in_proc};
 use crate::container::procfs_self::{own_magic_link, rewrite};
 use crate::stage_times::{self, Stage};
 use crate::sys::creds::{self, Assumed};
-use crate::syscall::Dir;
 
 /// The object an open names.
 #[derive(Debug)]

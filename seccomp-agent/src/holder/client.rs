@@ -15,7 +15,7 @@ use oci_spec::runtime::ContainerProcessState;
 use tracing::{error, info, warn};
 
 use crate::holder::protocol::{self as proto, HeldPhase, ProtocolError, Reply, Request};
-use crate::supervision::supervisor::Phase;
+use crate::phase::Phase;
 use crate::sys::seqpacket;
 use crate::workload::{Workload, annotations};
 

@@ -344,7 +344,7 @@ mod tests {
 
     use super::*;
     use crate::holder::client::{HolderClient, HolderClientError};
-    use crate::supervision::supervisor::Phase;
+    use crate::phase::Phase;
 
     fn state(id: &str) -> ContainerProcessState {
         serde_json::from_str(&format!(

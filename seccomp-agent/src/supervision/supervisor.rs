@@ -17,16 +17,7 @@ use crate::sys::creds;
 use crate::sys::notify::{self, Notification};
 use crate::workload::Workload;
 
-/// Where the tasks of one notify fd are in their life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// runc's init, between installing the filter and exec'ing the container's process: runc
-    /// itself (trusted) reads /etc/passwd and /etc/group to set up the user and opens its exec
-    /// FIFO. Nothing the workload controls runs yet. Ends at the first execve.
-    RuntimeInit,
-    /// The workload's own code: every notification is decided by policy.
-    Workload,
-}
+pub use crate::phase::Phase;
 
 /// Decides notifications. Called on the fd's supervising thread; it must answer quickly and must
 /// not panic (a panic is caught and answered with EPERM, never CONTINUE).
