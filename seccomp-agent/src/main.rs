@@ -109,6 +109,12 @@ async fn main() -> Result<()> {
               check alone, which a thread rewriting the path can race");
     }
     tokio::spawn(report_task);
+    // Back within a second of a restarted rampartd, announcing what runs, whatever the snapshot
+    // poll's backoff has grown to meanwhile.
+    tokio::spawn({
+        let client = client.clone();
+        async move { client.keep_connected(Duration::from_secs(1)).await }
+    });
     tokio::spawn(daemon_link::follow_snapshots(
         client.clone(),
         handler.clone(),
