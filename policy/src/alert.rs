@@ -24,6 +24,16 @@ pub enum EventType {
 }
 
 impl EventType {
+    pub const ALL: [EventType; 7] = [
+        EventType::FileAccess,
+        EventType::ProcessExecution,
+        EventType::NetworkConnection,
+        EventType::FileIntegrity,
+        EventType::Drift,
+        EventType::Anomaly,
+        EventType::Syscall,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::FileAccess => "FileAccess",
@@ -48,6 +58,23 @@ pub enum AlertAction {
 }
 
 impl AlertAction {
+    pub const ALL: [AlertAction; 4] = [
+        AlertAction::Blocked,
+        AlertAction::Alerted,
+        AlertAction::ProcessKilled,
+        AlertAction::PodKilled,
+    ];
+
+    /// The action named as records name it (`Blocked`, …).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    /// The operation did not happen (blocked, and maybe more).
+    pub fn stopped(self) -> bool {
+        self != AlertAction::Alerted
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlertAction::Blocked => "Blocked",
@@ -300,5 +327,25 @@ impl Alert {
         ];
         f.extend(opt.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_is_listed_once_and_named_as_records_name_it() {
+        for a in AlertAction::ALL {
+            assert_eq!(AlertAction::from_name(a.as_str()), Some(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+        assert_eq!(AlertAction::from_name("Vaporised"), None);
+        for t in EventType::ALL {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        for s in Severity::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
     }
 }

@@ -241,31 +241,13 @@ mod tests {
 
     #[test]
     fn every_enum_value_maps_both_ways() {
-        for t in [
-            EventType::FileAccess,
-            EventType::ProcessExecution,
-            EventType::NetworkConnection,
-            EventType::FileIntegrity,
-            EventType::Drift,
-            EventType::Anomaly,
-            EventType::Syscall,
-        ] {
+        for t in EventType::ALL {
             assert_eq!(event_type(wire_event_type(t) as i32), Ok(t));
         }
-        for a in [
-            AlertAction::Blocked,
-            AlertAction::Alerted,
-            AlertAction::ProcessKilled,
-            AlertAction::PodKilled,
-        ] {
+        for a in AlertAction::ALL {
             assert_eq!(action(wire_action(a) as i32), Ok(a));
         }
-        for s in [
-            Severity::Low,
-            Severity::Medium,
-            Severity::High,
-            Severity::Critical,
-        ] {
+        for s in Severity::ALL {
             assert_eq!(severity(wire_severity(s) as i32), Ok(s));
         }
     }

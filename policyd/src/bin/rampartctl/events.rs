@@ -9,9 +9,11 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use clap::builder::PossibleValuesParser;
+use rampart_policy::{AlertAction, Severity};
 use serde_json::Value;
 
-use crate::output::{Cell, Colour, Format, Painter, Table, or_dash};
+use crate::output::{Cell, Format, Painter, Table, action_colour, or_dash};
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -27,9 +29,9 @@ pub struct EventsArgs {
     /// The policy's name.
     #[arg(long)]
     pub policy: Vec<String>,
-    #[arg(long, value_parser = ["Blocked", "Alerted", "ProcessKilled", "PodKilled"])]
+    #[arg(long, value_parser = PossibleValuesParser::new(AlertAction::ALL.map(AlertAction::as_str)))]
     pub action: Vec<String>,
-    #[arg(long, value_parser = ["Low", "Medium", "High", "Critical"])]
+    #[arg(long, value_parser = PossibleValuesParser::new(Severity::ALL.map(Severity::as_str)))]
     pub severity: Vec<String>,
     /// FileAccess, ProcessExecution, NetworkConnection, FileIntegrity, Drift, Syscall, …
     #[arg(long = "event-type")]
@@ -173,14 +175,6 @@ fn streaming_row_painted(plain: &[String; 7], shown: &[String; 7]) -> String {
     }
     s.push_str(&shown[6]);
     s
-}
-
-fn action_colour(action: &str) -> Option<Colour> {
-    match action {
-        "Blocked" | "ProcessKilled" | "PodKilled" => Some(Colour::Red),
-        "Alerted" => Some(Colour::Yellow),
-        _ => None,
-    }
 }
 
 /// A journal field as text. journalctl prints binary values as byte arrays and repeated fields

@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Write};
 
 use clap::ValueEnum;
+use rampart_policy::AlertAction;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Format {
@@ -56,15 +57,12 @@ impl Painter {
         format!("\x1b[{code}m{text}\x1b[0m")
     }
 
-    /// The colour an action or verdict is shown in.
+    /// An action or verdict, in its colour.
     pub fn action(&self, action: &str) -> String {
-        let colour = match action {
-            "Blocked" | "ProcessKilled" | "PodKilled" => Colour::Red,
-            "Alerted" => Colour::Yellow,
-            "Allowed" => Colour::Green,
-            _ => return action.to_owned(),
-        };
-        self.paint(colour, action)
+        match action_colour(action) {
+            Some(colour) => self.paint(colour, action),
+            None => action.to_owned(),
+        }
     }
 }
 
@@ -190,6 +188,15 @@ pub fn time_ms(ms: u64) -> String {
     let nanos = u32::try_from(ms % 1000).unwrap_or(0) * 1_000_000;
     rampart_policy::Timestamp::from_unix(secs, nanos)
         .map_or_else(|| ms.to_string(), |t| t.to_rfc3339())
+}
+
+/// The colour an action (`Blocked`, …, as records name them) or `explain`'s `Allowed` is shown in.
+pub fn action_colour(action: &str) -> Option<Colour> {
+    match AlertAction::from_name(action) {
+        Some(a) if a.stopped() => Some(Colour::Red),
+        Some(_) => Some(Colour::Yellow),
+        None => (action == "Allowed").then_some(Colour::Green),
+    }
 }
 
 #[cfg(test)]
