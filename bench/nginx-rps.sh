@@ -275,19 +275,16 @@ done
 log "verified: baseline pods unfiltered, protected pods under their policies, nginx config as intended"
 
 # --- load. wrk against each pod's IP; a 1 s warm-up first (connections, page cache, the agent's
-# per-container state), then ROUNDS rounds, each starting one pod later in the list so no arm
-# always runs first or right after a given other.
+# per-container state), then ROUNDS rounds, the pods in a new random order each round, so no arm
+# always runs first, last, or right after a given other (the VM's speed drifts within a round).
 run_wrk() { # POD SECONDS OUT
   wrk -t1 -c"$CONNECTIONS" -d"$2"s --latency "http://${IP[$1]}/" > "$3" 2>&1 || die "wrk against $1 failed: $(tail -3 "$3")"
 }
 for p in "${PODS[@]}"; do run_wrk "$p" 1 "$work/wrk/warmup"; done
-n=${#PODS[@]}
 for r in $(seq "$ROUNDS"); do
-  for i in $(seq 0 $((n - 1))); do
-    p=${PODS[$(((i + r - 1) % n))]}
-    run_wrk "$p" "$DURATION" "$work/wrk/$p.$r"
-  done
-  log "round $r/$ROUNDS done"
+  mapfile -t order < <(printf '%s\n' "${PODS[@]}" | shuf)
+  for p in "${order[@]}"; do run_wrk "$p" "$DURATION" "$work/wrk/$p.$r"; done
+  log "round $r/$ROUNDS done (${order[*]})"
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -310,10 +307,10 @@ awk '$5 > 0 { print "bench: " $1 " round " $2 ": " $5 " non-2xx responses"; bad 
   || die "some requests failed; the numbers would not mean what they say"
 sock_errs=$(awk '{ s += $6 } END { print s + 0 }' "$work/results")
 
-order=$(printf '%s\n' "${PODS[@]}")
+table_order=$(printf '%s\n' "${PODS[@]}")
 table=$(python3 - "$work/results" <<PY
 import statistics, sys
-order = """$order""".split()
+order = """$table_order""".split()
 base_of = {$(for p in "${PODS[@]}"; do printf '"%s": "%s", ' "$p" "${BASE_OF[$p]}"; done)}
 arm = {$(for p in "${PODS[@]}"; do printf '"%s": "%s", ' "$p" "${ARM[$p]}"; done)}
 rps, p99 = {}, {}
@@ -391,8 +388,8 @@ them), all started in the same run under one rampartd and one policy directory:
   index.html once per request (checked with strace below); the difference is pread + write
   instead of sendfile.
 
-Each round runs \`wrk\` against every pod's IP in turn (the pod bridge on this machine), each
-round starting one pod later in the list; ratios are against the baseline pod with the same nginx
+Each round runs \`wrk\` against every pod's IP in turn (the pod bridge on this machine), in a new
+random order each round; ratios are against the baseline pod with the same nginx
 config, in the same run. "÷ baseline (medians)" divides the medians; "median of rounds" divides
 round by round first (a round in which the whole VM runs slower moves both alike) and shows the
 spread. The machine is a shared 2-core VM (wrk, nginx's two workers, the agent and containerd's
