@@ -16,10 +16,10 @@
 # image too, so both variants open index.html once per request; the bench checks that with
 # strace.)
 #
-# Load: wrk from the node to each pod's IP (the pod bridge only), short rounds, the pods in a
-# different order each round, N rounds. Every arm is reported as a ratio to the baseline of the
-# same nginx config measured in the same rounds: the machine is shared and noisy, so absolute
-# numbers from different runs are not comparable, and no threshold is applied.
+# Load: wrk from the node to each pod's IP (the pod bridge only), short runs, N rounds; in each
+# round every protected pod runs right next to its baseline (same nginx config), pairs in random
+# order. Every arm is reported as ratios to that baseline: the machine is shared and noisy, so
+# absolute numbers from different runs are not comparable, and no threshold is applied.
 #
 #   bench/nginx-rps.sh [--doc] [--rounds N] [--duration SECONDS] [--connections N]   (root)
 #     --doc   also write the table into docs/benchmarks.md, section
@@ -275,37 +275,51 @@ done
 log "verified: baseline pods unfiltered, protected pods under their policies, nginx config as intended"
 
 # --- load. wrk against each pod's IP; a 1 s warm-up first (connections, page cache, the agent's
-# per-container state), then ROUNDS rounds, the pods in a new random order each round, so no arm
-# always runs first, last, or right after a given other (the VM's speed drifts within a round).
+# per-container state), then ROUNDS rounds. A round measures every protected pod once, each right
+# next to its baseline (the unprotected pod with the same nginx config), the pair in random order
+# and the pairs in a new random order each round: the VM's speed drifts by tens of percent within
+# a minute when other work starts or stops, and a ratio of two runs 5 s apart sees little of it.
+# So each baseline pod runs once per protected arm per round.
 run_wrk() { # POD SECONDS OUT
   wrk -t1 -c"$CONNECTIONS" -d"$2"s --latency "http://${IP[$1]}/" > "$3" 2>&1 || die "wrk against $1 failed: $(tail -3 "$3")"
 }
 for p in "${PODS[@]}"; do run_wrk "$p" 1 "$work/wrk/warmup"; done
+PROTECTED=()
+for p in "${PODS[@]}"; do [ "${ARM[$p]}" = baseline ] || PROTECTED+=("$p"); done
+: > "$work/runs"
 for r in $(seq "$ROUNDS"); do
-  mapfile -t order < <(printf '%s\n' "${PODS[@]}" | shuf)
-  for p in "${order[@]}"; do run_wrk "$p" "$DURATION" "$work/wrk/$p.$r"; done
+  mapfile -t order < <(printf '%s\n' "${PROTECTED[@]}" | shuf)
+  for p in "${order[@]}"; do
+    pair=("${BASE_OF[$p]}" "$p")
+    [ $((RANDOM % 2)) = 0 ] || pair=("$p" "${BASE_OF[$p]}")
+    for q in "${pair[@]}"; do
+      # One line per run: pod, round, the protected pod of its pair, wrk's output file.
+      run_wrk "$q" "$DURATION" "$work/wrk/$q.$r.$p"
+      echo "$q $r $p $work/wrk/$q.$r.$p" >> "$work/runs"
+    done
+  done
   log "round $r/$ROUNDS done (${order[*]})"
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# wrk's output -> "POD ROUND RPS P99_US NON2XX SOCKET_ERRORS"
-for p in "${PODS[@]}"; do
-  for r in $(seq "$ROUNDS"); do
-    awk -v pod="$p" -v round="$r" '
-      function us(s) { if (s ~ /us$/) return s + 0; if (s ~ /ms$/) return (s + 0) * 1000; if (s ~ /s$/) return (s + 0) * 1000000; return s + 0 }
-      /^Requests\/sec:/ { rps = $2 }
-      $1 == "99%" { p99 = us($2) }
-      /Non-2xx or 3xx responses:/ { bad = $NF }
-      /Socket errors:/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
-      END { printf "%s %s %s %s %d %d\n", pod, round, rps, p99, bad, errs }
-    ' "$work/wrk/$p.$r"
-  done
-done > "$work/results"
-awk '$3 == "" || $4 == "" { print "bench: no result parsed for " $1 " round " $2; exit 1 }' "$work/results" >&2 || die "see $work/wrk"
+# wrk's output -> "POD ROUND PAIR RPS P99_US NON2XX SOCKET_ERRORS"
+while read -r q r p f; do
+  awk -v pod="$q" -v round="$r" -v pair="$p" '
+    function us(s) { if (s ~ /us$/) return s + 0; if (s ~ /ms$/) return (s + 0) * 1000; if (s ~ /s$/) return (s + 0) * 1000000; return s + 0 }
+    /^Requests\/sec:/ { rps = $2 }
+    $1 == "99%" { p99 = us($2) }
+    /Non-2xx or 3xx responses:/ { bad = $NF }
+    /Socket errors:/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
+    END { printf "%s %s %s %s %s %d %d\n", pod, round, pair, rps, p99, bad, errs }
+  ' "$f"
+done < "$work/runs" > "$work/results"
+awk 'NF < 7 { print "bench: no result parsed for " $1 " round " $2 " (pair " $3 ")"; bad = 1 } END { exit bad }' "$work/results" >&2 \
+  || die "wrk's output did not parse; see $work/wrk"
 # A protected pod answering errors would look fast; any non-2xx response is a failed run.
-awk '$5 > 0 { print "bench: " $1 " round " $2 ": " $5 " non-2xx responses"; bad = 1 } END { exit bad }' "$work/results" >&2 \
+awk '$6 > 0 { print "bench: " $1 " round " $2 ": " $6 " non-2xx responses"; bad = 1 } END { exit bad }' "$work/results" >&2 \
   || die "some requests failed; the numbers would not mean what they say"
-sock_errs=$(awk '{ s += $6 } END { print s + 0 }' "$work/results")
+sock_errs=$(awk '{ s += $7 } END { print s + 0 }' "$work/results")
+runs=$(wc -l < "$work/results")
 
 table_order=$(printf '%s\n' "${PODS[@]}")
 table=$(python3 - "$work/results" <<PY
@@ -313,38 +327,38 @@ import statistics, sys
 order = """$table_order""".split()
 base_of = {$(for p in "${PODS[@]}"; do printf '"%s": "%s", ' "$p" "${BASE_OF[$p]}"; done)}
 arm = {$(for p in "${PODS[@]}"; do printf '"%s": "%s", ' "$p" "${ARM[$p]}"; done)}
+# rps[pod][(round, pair)]: a protected pod has one run per round; a baseline one per pair.
 rps, p99 = {}, {}
 for line in open(sys.argv[1]):
-    pod, rnd, r, l = line.split()[:4]
-    rps.setdefault(pod, {})[int(rnd)] = float(r)
-    p99.setdefault(pod, {})[int(rnd)] = float(l)
+    pod, rnd, pair, r, l = line.split()[:5]
+    rps.setdefault(pod, {})[(int(rnd), pair)] = float(r)
+    p99.setdefault(pod, {})[(int(rnd), pair)] = float(l)
 med = statistics.median
 def lat(us):
     return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
-print("| arm | nginx config | req/s, median | ÷ baseline (medians) | ÷ baseline, median of rounds (min–max) | p99 latency, median | p99 ÷ baseline, median of rounds |")
-print("|---|---|---|---|---|---|---|")
+print("| arm | nginx config | runs | req/s, median | ÷ baseline (medians) | ÷ baseline, median of pairs (min–max) | p99 latency, median | p99 ÷ baseline, median of pairs |")
+print("|---|---|---|---|---|---|---|---|")
 for pod in order:
     b = base_of[pod]
-    rounds = sorted(rps[pod])
-    ratios = [rps[pod][k] / rps[b][k] for k in rounds]
-    lratios = [p99[pod][k] / p99[b][k] for k in rounds]
     cfg = "sendfile off, open_file_cache off" if pod.endswith("-nosendfile") else "image default (sendfile on)"
     name = arm[pod] if arm[pod] != "baseline" else "baseline (unprotected)"
     if pod == b:
-        rr, rr_rounds, lr = "1", "1", "1"
+        rr, rr_pairs, lr = "1", "1", "1"
     else:
-        rr = f"**{med(rps[pod].values()) / med(rps[b].values()):.3f}**"
-        rr_rounds = f"{med(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f})"
+        keys = sorted(rps[pod])
+        ratios = [rps[pod][k] / rps[b][k] for k in keys]
+        lratios = [p99[pod][k] / p99[b][k] for k in keys]
+        rr = f"{med(rps[pod].values()) / med(rps[b].values()):.3f}"
+        rr_pairs = f"**{med(ratios):.3f}** ({min(ratios):.3f}–{max(ratios):.3f})"
         lr = f"{med(lratios):.2f}"
-    print(f"| {name} | {cfg} | {med(rps[pod].values()):.0f} | {rr} | {rr_rounds} | {lat(med(p99[pod].values()))} | {lr} |")
+    print(f"| {name} | {cfg} | {len(rps[pod])} | {med(rps[pod].values()):.0f} | {rr} | {rr_pairs} | {lat(med(p99[pod].values()))} | {lr} |")
 b, n = "nginx-baseline", "nginx-baseline-nosendfile"
-r = [rps[n][k] / rps[b][k] for k in sorted(rps[b])]
 print()
-print(f"sendfile off itself (unprotected): {med(r):.3f}× the default config's requests/s (median of rounds).")
+print(f"sendfile off itself (unprotected): {med(rps[n].values()) / med(rps[b].values()):.3f}× the default config's requests/s (ratio of the baselines' medians; not paired).")
 PY
 )
 
-env_line="$(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), a shared VM; load average $load_before before, $load_after after. $ROUNDS rounds × ${#PODS[@]} pods × ${DURATION} s, \`wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency\` per pod per round; socket errors in all rounds: $sock_errs."
+env_line="$(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), a shared VM; load average $load_before before, $load_after after. $ROUNDS rounds of ${#PROTECTED[@]} (baseline, protected) pairs, $runs runs of \`wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency\`; socket errors in all runs: $sock_errs."
 verify_table=$(
   echo "| pod | arm | nginx config | Seccomp (/proc) | notified syscalls (bundle config.json) | probe | per 4 requests: opens of index.html / sendfile / pread64 (strace) |"
   echo "|---|---|---|---|---|---|---|"
@@ -388,11 +402,12 @@ them), all started in the same run under one rampartd and one policy directory:
   index.html once per request (checked with strace below); the difference is pread + write
   instead of sendfile.
 
-Each round runs \`wrk\` against every pod's IP in turn (the pod bridge on this machine), in a new
-random order each round; ratios are against the baseline pod with the same nginx
-config, in the same run. "÷ baseline (medians)" divides the medians; "median of rounds" divides
-round by round first (a round in which the whole VM runs slower moves both alike) and shows the
-spread. The machine is a shared 2-core VM (wrk, nginx's two workers, the agent and containerd's
+\`wrk\` loads one pod at a time, at its IP (the pod bridge on this machine). Each round measures
+every protected pod once, right next to the baseline pod with the same nginx config (the pair in
+random order, the pairs in a new random order each round), so each ratio compares two runs 5 s
+apart: on this VM the speed drifts by tens of percent within a minute as other work starts and
+stops. **The figure to read is the median of the pairs' ratios**, with their spread; "÷ baseline
+(medians)" divides the arm's median by the baseline's median over all its runs. The machine is a shared 2-core VM (wrk, nginx's two workers, the agent and containerd's
 log copying all share the 2 vCPUs): compare rows within one run, never with other runs.
 
 $table
