@@ -48,7 +48,7 @@ ROUNDS=5
 DURATION=5
 CONNECTIONS=16
 DOC=0
-CMDLINE="bench/nginx-rps.sh $*"
+ARGS="$*"
 
 usage() { echo "usage: bench/nginx-rps.sh [--doc] [--rounds N] [--duration SECONDS] [--connections N]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -375,12 +375,15 @@ echo "$verify_table"
 if [ "$DOC" = 1 ]; then
   doc=$SRC/docs/benchmarks.md
   heading="## nginx throughput (make bench)"
+  make_cmd="make bench"; [ -z "$ARGS" ] || make_cmd="make bench BENCH_ARGS=\"$ARGS\""
   section=$(cat <<EOF
 $heading
 
-\`make bench\` (\`cargo build --release\` of the workspace binaries, then
-\`RAMPART_BIN=target/release ${CMDLINE% }\`, as root on the local node), release build. What users
-compare with in-kernel enforcers that cost a few percent of requests/s.
+\`$make_cmd\` as root on the local node (\`cargo build --release\` of the
+workspace binaries, then \`RAMPART_BIN=target/release bench/nginx-rps.sh${ARGS:+ $ARGS}\`): release build.
+What users compare with in-kernel enforcers that cost a few percent of requests/s. enforce and
+audit pay a round trip to rampart-seccomp for each request's open of the page (see "seccomp agent
+latency" below for what one costs); allowlist puts nothing on the request path.
 
 Pods from the node's \`$IMAGE\` (Debian's nginx, 2 workers, access log to stdout as in the
 official image), no seccomp profile of their own (as \`rampart-kubelet run\` and the demo run
@@ -407,7 +410,10 @@ every protected pod once, right next to the baseline pod with the same nginx con
 random order, the pairs in a new random order each round), so each ratio compares two runs 5 s
 apart: on this VM the speed drifts by tens of percent within a minute as other work starts and
 stops. **The figure to read is the median of the pairs' ratios**, with their spread; "÷ baseline
-(medians)" divides the arm's median by the baseline's median over all its runs. The machine is a shared 2-core VM (wrk, nginx's two workers, the agent and containerd's
+(medians)" divides the arm's median by the baseline's median over all its runs. p99 is wrk's
+closed-loop latency over 16 connections, set mostly by scheduling on the 2 vCPUs (wrk, nginx's
+workers and the agent share them), so a slower arm can show a lower p99: read it as the tail,
+not as the cost of one request. The machine is a shared 2-core VM (wrk, nginx's two workers, the agent and containerd's
 log copying all share the 2 vCPUs): compare rows within one run, never with other runs.
 
 $table
