@@ -5,7 +5,7 @@ CARGO_FLAGS ?=
 export RAMPART_NODE_DIR ?= /var/lib/rampart-node
 export RAMPART_CRI_SOCKET ?= $(RAMPART_NODE_DIR)/containerd.sock
 
-.PHONY: all setup build demo test unit lint fuzz-smoke node-up node-down node-status node-purge clean
+.PHONY: all setup build demo test unit lint fuzz-smoke bench node-up node-down node-status node-purge clean
 
 all: build
 
@@ -28,6 +28,14 @@ test: build
 ## unit: tests that need neither root nor the node
 unit:
 	$(CARGO) test $(CARGO_FLAGS) --workspace
+
+## bench: nginx requests/s unprotected vs under rampart's policies, side by side (root, node up;
+## bench/nginx-rps.sh, BENCH_ARGS="--doc --rounds N"). Release builds: debug ones would measure
+## unoptimised code.
+BENCH_ARGS ?=
+bench: setup
+	$(CARGO) build --release $(CARGO_FLAGS) -p rampartd -p rampart-seccomp -p rampart-nri -p rampart-integration --bins
+	RAMPART_BIN=$${CARGO_TARGET_DIR:-target}/release bench/nginx-rps.sh $(BENCH_ARGS)
 
 ## fuzz-smoke: a short run of every fuzz target (needs nightly; skipped without it)
 fuzz-smoke:
