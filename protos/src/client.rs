@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::UnixStream;
+
 use crate::agent::{
     BindRequest, DAEMON_SERVICE, Event, HelloRequest, HelloResponse, PlanRequest, PlanResponse,
     ReportRequest, ReportResponse, SnapshotRequest, SnapshotResponse, StatusRequest,
     StatusResponse, UnbindRequest, UnbindResponse, Workload,
 };
-use crate::ttrpc::{TtrpcError, code};
-use crate::unix_conn::UnixConn;
+use crate::ttrpc::{Client, TtrpcError, code};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -52,7 +53,7 @@ impl ClientError {
 /// `Arc`; calls may run concurrently.
 pub struct DaemonClient {
     path: PathBuf,
-    conn: tokio::sync::Mutex<Option<Arc<UnixConn>>>,
+    conn: tokio::sync::Mutex<Option<Client>>,
     /// Builds the Hello sent on every reconnect.
     hello: std::sync::Mutex<Option<Announcement>>,
 }
@@ -200,11 +201,7 @@ impl DaemonClient {
     }
 
     /// The live connection, or a new one (with the Hello repeated when `replay_hello`).
-    async fn conn(
-        &self,
-        timeout: Duration,
-        replay_hello: bool,
-    ) -> Result<Arc<UnixConn>, ClientError> {
+    async fn conn(&self, timeout: Duration, replay_hello: bool) -> Result<Client, ClientError> {
         // Held across the reconnect so that concurrent callers share one new connection.
         let mut slot = self.conn.lock().await;
         if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
@@ -225,14 +222,15 @@ impl DaemonClient {
         Ok(conn)
     }
 
-    async fn open(&self) -> Result<Arc<UnixConn>, ClientError> {
-        let conn =
-            UnixConn::connect(&self.path)
+    async fn open(&self) -> Result<Client, ClientError> {
+        let stream =
+            UnixStream::connect(&self.path)
                 .await
                 .map_err(|source| ClientError::Unreachable {
                     path: self.path.clone(),
                     source,
                 })?;
-        Ok(Arc::new(conn))
+        let (rd, wr) = stream.into_split();
+        Ok(Client::from_halves(rd, wr))
     }
 }

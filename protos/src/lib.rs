@@ -7,8 +7,7 @@
 //! - [`ttrpc`]: ttrpc framing and envelopes, a unary client ([`ttrpc::client`]) and a server loop
 //!   ([`ttrpc::server`]) on any byte stream, shared by rampart-nri (over NRI's mux) and the agent
 //!   API (over a plain unix socket).
-//! - [`unix_conn`]: that client on a unix stream; [`client`]: the agents' client for rampartd on
-//!   top of it.
+//! - [`client`]: the agents' client for rampartd, that ttrpc client on a unix socket.
 //! - [`event`]: the policy crate's alert as an agent reports it, and back.
 
 #![forbid(unsafe_code)]
@@ -16,7 +15,6 @@
 pub mod client;
 pub mod event;
 pub mod ttrpc;
-pub mod unix_conn;
 
 /// rampart's own agent <-> rampartd API (`rampart.agent.v1`), from
 /// `proto/rampart/agent/v1/agent.proto`.

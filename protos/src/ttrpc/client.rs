@@ -1,5 +1,5 @@
 //! A unary ttrpc client on any byte stream: rampart-nri's calls to the runtime over a mux virtual
-//! connection, and the agents' calls to rampartd over a unix socket ([`crate::unix_conn`]).
+//! connection, and the agents' calls to rampartd over a unix socket ([`crate::client`]).
 //!
 //! Concurrent calls share the connection, told apart by their (odd) stream ids; answers may come
 //! in any order. One task reads and hands each response to its call, one task writes, so that a
