@@ -12,6 +12,7 @@ use rampart_seccomp::daemon_link;
 use rampart_seccomp::dispatcher::PolicyHandler;
 use rampart_seccomp::holder::client::{HolderClient, HolderClientError};
 use rampart_seccomp::holder::protocol;
+use rampart_seccomp::outcome::ENFORCER;
 use rampart_seccomp::supervision::listener::Listener;
 use rampart_seccomp::supervision::shutdown::Stopper;
 use rampart_seccomp::supervision::supervised::Supervised;
@@ -81,7 +82,7 @@ async fn main() -> Result<()> {
         kind: AgentKind::Seccomp as i32,
         version: env!("CARGO_PKG_VERSION").into(),
         pid: std::process::id(),
-        enforcers: vec!["seccomp-notify".into()],
+        enforcers: vec![ENFORCER.into()],
         containers: announced.list(),
     });
     if let Err(e) = client.announce(announce, Duration::from_secs(5)).await {

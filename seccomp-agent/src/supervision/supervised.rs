@@ -15,7 +15,11 @@ pub struct Supervised(Arc<Mutex<Vec<Weak<Workload>>>>);
 
 impl Supervised {
     pub fn add(&self, w: &Arc<Workload>) {
-        self.lock().push(Arc::downgrade(w));
+        let mut all = self.lock();
+        // Every exec into a container hands over a notify fd: without pruning here, an agent
+        // that never reconnects would keep one dead entry per exec.
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(w));
     }
 
     /// The containers still supervised, one entry each (a container with several notify fds,
@@ -72,5 +76,9 @@ mod tests {
         drop(b);
         assert_eq!(ids(&s), ["a"]);
         assert_eq!(s.list()[0].workload.as_ref().unwrap().pod_name, "web");
+        // Adding prunes what has ended, list or not.
+        drop((a, a_exec));
+        s.add(&w("c"));
+        assert_eq!(s.lock().len(), 1);
     }
 }
