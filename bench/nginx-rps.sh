@@ -428,19 +428,7 @@ record, and what 4 requests do in the workers (strace from the node):
 $verify_table
 EOF
 )
-  tmp=$(mktemp)
-  # Replace our section (up to the next "## " heading) if present, else put it first: it is the
-  # figure users look for.
-  present=0; grep -qxF "$heading" "$doc" && present=1
-  SECTION=$section HEADING=$heading PRESENT=$present awk '
-    BEGIN { s = ENVIRON["SECTION"]; h = ENVIRON["HEADING"]; skipping = 0; done = 0; present = ENVIRON["PRESENT"] == 1 }
-    $0 == h { print s; print ""; skipping = 1; done = 1; next }
-    skipping && /^## / { skipping = 0 }
-    !present && !done && /^## / { print s; print ""; done = 1 }
-    !skipping { print }
-    END { if (!done) { print ""; print s } }
-  ' "$doc" > "$tmp"
-  cat "$tmp" > "$doc"
-  rm -f "$tmp"
+  # A new section goes first: it is the figure users look for.
+  printf '%s\n' "$section" | "$SRC/bench/doc-section" "$doc" first
   log "wrote the table to $doc"
 fi

@@ -341,17 +341,6 @@ $where
 $env_line
 EOF
 )
-  [ -f "$doc" ] || printf '# Benchmarks\n' > "$doc"
-  tmp=$(mktemp)
-  # Replace our section (up to the next "## " heading) if present, else append it.
-  SECTION=$section HEADING=$heading awk '
-    BEGIN { s = ENVIRON["SECTION"]; h = ENVIRON["HEADING"]; skipping = 0; done = 0 }
-    $0 == h { print s; print ""; skipping = 1; done = 1; next }
-    skipping && /^## / { skipping = 0 }
-    !skipping { print }
-    END { if (!done) { print ""; print s } }
-  ' "$doc" > "$tmp"
-  cat "$tmp" > "$doc"
-  rm -f "$tmp"
+  printf '%s\n' "$section" | "$SRC/bench/doc-section" "$doc" last
   log "wrote the table to $doc"
 fi
