@@ -335,7 +335,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_value_is_listed_once_and_named_as_records_name_it() {
+    fn every_listed_value_is_named_as_records_name_it() {
         for a in AlertAction::ALL {
             assert_eq!(AlertAction::from_name(a.as_str()), Some(a));
             assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
