@@ -1,8 +1,8 @@
 //! rampart as an operator runs it: rampartd, rampart-seccomp and rampart-nri started by
 //! `scripts/rampart` on the real node, containerd running runc through rampart-runc. The seed
 //! scenario end to end: the nginx pod is protected at creation, `cat /etc/passwd` in it gets
-//! "Permission denied", and the seed's JSON record lands in journald with its fields. Then the
-//! policy file is edited: a broken edit is rejected while the old policy keeps deciding, and a
+//! "Operation not permitted" (EPERM from the file guard), and the seed's JSON record lands in
+//! journald with its fields. Then the policy file is edited: a broken edit is rejected while the old policy keeps deciding, and a
 //! switch to audit mode lets the read through with an Alerted record. In between, rampartd
 //! restarts: the agents announce what runs, so its registry and the alerts' pod names come back.
 //!
@@ -152,7 +152,7 @@ async fn the_seed_scenario_end_to_end() {
     assert_ne!(cat.exit_code, 0, "{cat:?}");
     assert!(!cat.stdout_text().contains("root:x:0:0"), "{cat:?}");
     assert!(
-        String::from_utf8_lossy(&cat.stderr).contains("Permission denied"),
+        String::from_utf8_lossy(&cat.stderr).contains("Operation not permitted"),
         "{cat:?}"
     );
 
@@ -173,7 +173,7 @@ async fn the_seed_scenario_end_to_end() {
             "File access to /etc/passwd by nginx container is prohibited by policy.",
         ),
         ("namespace", "rampart-test"),
-        ("enforcer", "seccomp-notify"),
+        ("enforcer", "fanotify"),
     ] {
         assert_eq!(alert[k], v, "alert field {k}: {alert}");
     }

@@ -8,7 +8,7 @@ use rampart_protos::nri::{Container, ContainerAdjustment, LinuxContainerAdjustme
 
 use crate::mode::Injection;
 use crate::runc_wrapper::SECCOMP_ANNOTATION;
-use crate::seccomp_merge::Additions;
+use crate::seccomp_merge::{Additions, READ_OPENS_LABEL, READ_OPENS_SECCOMP};
 use crate::seccomp_policy::{self, ExistingSeccomp, PolicyError};
 use crate::workload;
 
@@ -34,6 +34,8 @@ pub fn additions(plan: &PlanResponse, w: &Workload, listener_path: &str) -> Addi
         deny: plan.deny_syscalls.clone(),
         listener_path: listener_path.to_owned(),
         listener_metadata: workload::listener_metadata(w),
+        reads_in_kernel: w.pod_labels.get(READ_OPENS_LABEL).map(String::as_str)
+            != Some(READ_OPENS_SECCOMP),
     }
 }
 

@@ -173,6 +173,7 @@ mod tests {
             deny: vec![],
             listener_path: "/run/rampart/seccomp.sock".into(),
             listener_metadata: "m".into(),
+            reads_in_kernel: true,
         })
         .unwrap()
     }

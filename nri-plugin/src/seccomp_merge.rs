@@ -29,6 +29,39 @@ pub struct Additions {
     pub listener_path: String,
     /// Names the workload for the agent (the agent also reads the CRI annotations).
     pub listener_metadata: String,
+    /// Read-only `open`/`openat` calls are not notified: the agent's file guard decides them in
+    /// the kernel, on the file being opened (fanotify). Only calls whose flags write, create or
+    /// truncate reach the agent. False: every open is notified (the design before the guard).
+    #[serde(default)]
+    pub reads_in_kernel: bool,
+}
+
+/// Pod label that keeps every open of the pod's containers on the seccomp path (each one
+/// notified and emulated by the agent) instead of the kernel-side file guard: an escape hatch,
+/// and the baseline the benchmarks compare with. Read by rampart-seccomp too.
+pub const READ_OPENS_LABEL: &str = "rampart.dev/read-opens";
+/// The value of [`READ_OPENS_LABEL`] that asks for it.
+pub const READ_OPENS_SECCOMP: &str = "seccomp";
+
+/// The open flags that make an open more than a read: write access, creating a name (or an
+/// unnamed file), truncating. An open with none of them is read-only.
+const WRITE_FLAGS: [u64; 5] = [
+    libc::O_WRONLY as u64,
+    libc::O_RDWR as u64,
+    libc::O_CREAT as u64,
+    libc::O_TRUNC as u64,
+    // O_TMPFILE without its O_DIRECTORY bit: the bit that makes it O_TMPFILE.
+    (libc::O_TMPFILE & !libc::O_DIRECTORY) as u64,
+];
+
+/// Which argument holds the flags of the open syscalls whose flags a filter can test (openat2's
+/// are behind a pointer; creat always creates).
+fn flags_index(name: &str) -> Option<u32> {
+    match name {
+        "open" => Some(1),
+        "openat" => Some(2),
+        _ => None,
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -135,7 +168,7 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
             out.push(Value::Object(rule));
             continue;
         }
-        let (mut keep, mut to_notify, mut to_deny) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut keep, mut to_notify, mut to_deny) = (Vec::new(), Vec::<String>::new(), Vec::new());
         for n in names {
             if deny.contains(&n.as_str()) {
                 to_deny.push(n);
@@ -147,6 +180,16 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
         }
         // The same argument conditions carry over: where the profile allowed a syscall only for
         // some arguments, it is notified (or denied) for exactly those.
+        if add.reads_in_kernel {
+            // A read-only open stays allowed as the profile allows it; the others notify.
+            let (split, rest): (Vec<String>, Vec<String>) = to_notify
+                .into_iter()
+                .partition(|n| flags_index(n).is_some() && !tests_flags(&rule, n));
+            to_notify = rest;
+            for n in split {
+                out.extend(split_on_flags(&rule, &n, &action));
+            }
+        }
         for (names, action) in [
             (keep, action.as_str()),
             (to_notify, ACT_NOTIFY),
@@ -172,7 +215,20 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
                 .map(|n| (*n).to_owned())
                 .collect()
         };
-        let n = unmentioned(&notify);
+        let mut n = unmentioned(&notify);
+        if add.reads_in_kernel {
+            // Read-only opens fall through to the default action, which allows them.
+            n.retain(|name| match flags_index(name) {
+                Some(_) => {
+                    out.extend(
+                        split_on_flags(&Map::new(), name, "SCMP_ACT_ALLOW")
+                            .filter(|r| r["action"] == ACT_NOTIFY),
+                    );
+                    false
+                }
+                None => true,
+            });
+        }
         if !n.is_empty() {
             out.push(json!({"names": n, "action": ACT_NOTIFY}));
         }
@@ -185,6 +241,50 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
     profile.insert("listenerPath".into(), json!(add.listener_path));
     profile.insert("listenerMetadata".into(), json!(add.listener_metadata));
     Ok(Value::Object(profile))
+}
+
+/// True when the profile's own rule already tests the flags argument of `name`: its conditions
+/// are kept as they are and the open is notified whatever its flags (libseccomp takes one
+/// comparison per argument in a rule).
+fn tests_flags(rule: &Map<String, Value>, name: &str) -> bool {
+    let Some(index) = flags_index(name) else {
+        return false;
+    };
+    rule.get("args")
+        .and_then(Value::as_array)
+        .is_some_and(|args| args.iter().any(|a| a["index"] == index))
+}
+
+/// `rule` (the profile's rule that allowed `name`, or an empty one) as one rule per write flag
+/// that notifies an open with that flag, and one that keeps `allowed` for the opens with none:
+/// the filter tests the flags in the kernel, so read-only opens never reach the agent. The
+/// conditions are disjoint, so no rule overrides another. The rule's own conditions carry over.
+fn split_on_flags<'a>(
+    rule: &'a Map<String, Value>,
+    name: &'a str,
+    allowed: &'a str,
+) -> impl Iterator<Item = Value> + 'a {
+    let index = flags_index(name).unwrap_or(0);
+    let all: u64 = WRITE_FLAGS.iter().fold(0, |a, f| a | f);
+    let with = move |value: u64, mask: u64, action: &str| {
+        let mut r = rule.clone();
+        let mut args = r
+            .get("args")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        args.push(
+            json!({"index": index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"}),
+        );
+        r.insert("names".into(), json!([name]));
+        r.insert("action".into(), json!(action));
+        r.insert("args".into(), Value::Array(args));
+        Value::Object(r)
+    };
+    WRITE_FLAGS
+        .iter()
+        .map(move |f| with(*f, *f, ACT_NOTIFY))
+        .chain(std::iter::once(with(0, all, allowed)))
 }
 
 const fn libc_eperm() -> u32 {
@@ -211,7 +311,107 @@ mod tests {
             deny: vec!["io_uring_setup".into(), "bpf".into()],
             listener_path: "/run/rampart/seccomp.sock".into(),
             listener_metadata: "rampart:v1".into(),
+            reads_in_kernel: false,
         }
+    }
+
+    /// The rules that name `name`, as (action, flags mask, flags value) for those that test the
+    /// flags argument (0, 0 for those that don't).
+    fn flag_rules(p: &Value, name: &str, index: u64) -> Vec<(String, u64, u64)> {
+        p["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["names"].as_array().unwrap().iter().any(|n| n == name))
+            .map(|r| {
+                let arg = r["args"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|a| a["index"] == index).cloned());
+                let (m, v) = arg
+                    .map(|a| {
+                        (
+                            a["value"].as_u64().unwrap(),
+                            a["valueTwo"].as_u64().unwrap(),
+                        )
+                    })
+                    .unwrap_or((0, 0));
+                (r["action"].as_str().unwrap().to_owned(), m, v)
+            })
+            .collect()
+    }
+
+    /// What the filter does with an open of these flags, by the rules above (several notify
+    /// rules may match; a matching allow rule must be the only match); None: no rule matches,
+    /// the default action.
+    fn verdict(rules: &[(String, u64, u64)], flags: u64) -> Option<&str> {
+        let mut hits: Vec<&str> = rules
+            .iter()
+            .filter(|(_, m, v)| flags & m == *v)
+            .map(|(a, _, _)| a.as_str())
+            .collect();
+        hits.dedup();
+        assert!(
+            hits.len() <= 1,
+            "rules disagree for flags {flags:#o}: {hits:?}"
+        );
+        hits.first().copied()
+    }
+
+    #[test]
+    fn read_only_opens_stay_in_the_kernel_and_writes_notify() {
+        let base = json!({
+            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+            "syscalls": [{"names": ["read", "openat", "open"], "action": "SCMP_ACT_ALLOW"}]
+        });
+        let mut a = add();
+        a.notify.push("open".into());
+        a.reads_in_kernel = true;
+        let restricted = merge(Some(&base), &a).unwrap();
+        let unconfined = merge(None, &a).unwrap();
+        let ro = [
+            libc::O_RDONLY,
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_DIRECTORY,
+            libc::O_PATH,
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        ];
+        let rw = [
+            libc::O_WRONLY,
+            libc::O_RDWR,
+            libc::O_RDONLY | libc::O_CREAT,
+            libc::O_RDONLY | libc::O_TRUNC,
+            libc::O_TMPFILE | libc::O_RDWR,
+            libc::O_WRONLY | libc::O_APPEND,
+            libc::O_ACCMODE,
+        ];
+        for (name, index) in [("openat", 2), ("open", 1)] {
+            let r = flag_rules(&restricted, name, index);
+            let u = flag_rules(&unconfined, name, index);
+            for f in ro {
+                // Upper bits of the register are not the kernel's flags; masks ignore them.
+                let f = f as u64 | 0xdead_0000_0000_0000;
+                assert_eq!(verdict(&r, f), Some("SCMP_ACT_ALLOW"), "{name} {f:#o}");
+                assert_eq!(verdict(&u, f), None, "{name} {f:#o}: the default allows it");
+            }
+            for f in rw {
+                assert_eq!(verdict(&r, f as u64), Some(ACT_NOTIFY), "{name} {f:#o}");
+                assert_eq!(verdict(&u, f as u64), Some(ACT_NOTIFY), "{name} {f:#o}");
+            }
+        }
+        // The rest is as before: read allowed, execve notified.
+        assert_eq!(action_of(&restricted, "read"), ["SCMP_ACT_ALLOW"]);
+        assert_eq!(action_of(&restricted, "execve"), Vec::<String>::new());
+        assert_eq!(action_of(&unconfined, "execve"), [ACT_NOTIFY]);
+    }
+
+    #[test]
+    fn a_profile_that_tests_the_flags_itself_keeps_notifying_every_open() {
+        let base = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["openat"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 2, "value": 1, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}]});
+        let mut a = add();
+        a.reads_in_kernel = true;
+        let p = merge(Some(&base), &a).unwrap();
+        assert_eq!(action_of(&p, "openat"), [ACT_NOTIFY]);
     }
 
     fn action_of(p: &Value, name: &str) -> Vec<String> {

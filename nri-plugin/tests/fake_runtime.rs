@@ -352,8 +352,23 @@ async fn adjustment_mode_against_a_scripted_nri_0_10_runtime() {
         .expect("LinuxContainerAdjustment.seccomp_policy is set");
     assert_eq!(p.listener_path, DEFAULT_SECCOMP_SOCKET);
     assert_eq!(p.listener_metadata, "rampart/v1 shop/web/nginx");
-    // The planned syscalls (stand-in: openat, execve) are notified where the profile allowed them.
-    assert_eq!(actions(&p, "openat"), [ACT_NOTIFY]);
+    // The planned syscalls (stand-in: openat, execve) are notified where the profile allowed them;
+    // openat only when its flags write, create or truncate (read-only opens stay allowed in the
+    // kernel, for the agent's file guard).
+    let mut openat = actions(&p, "openat");
+    openat.sort();
+    openat.dedup();
+    assert_eq!(openat, ["SCMP_ACT_ALLOW", ACT_NOTIFY]);
+    assert!(
+        p.syscalls
+            .iter()
+            .filter(|s| s.names.iter().any(|n| n == "openat"))
+            .all(|s| s
+                .args
+                .iter()
+                .any(|a| a.index == 2 && a.op == "SCMP_CMP_MASKED_EQ")),
+        "every openat rule tests the flags"
+    );
     assert_eq!(actions(&p, "execve"), [ACT_NOTIFY]);
     // Everything else is the container's own profile.
     assert_eq!(p.default_action, "SCMP_ACT_ERRNO");
@@ -421,7 +436,8 @@ async fn adjustment_mode_against_a_scripted_nri_0_10_runtime() {
         ok_payload(rt.call("CreateContainer", create.encode_to_vec()).await);
     let p = rsp.adjust.unwrap().linux.unwrap().seccomp_policy.unwrap();
     assert_eq!(p.default_action, "SCMP_ACT_ALLOW");
-    assert_eq!(actions(&p, "openat"), [ACT_NOTIFY]);
+    // One notify rule per write flag; read-only opens fall to the allowing default.
+    assert_eq!(actions(&p, "openat"), [ACT_NOTIFY; 5]);
     assert_eq!(actions(&p, "io_uring_setup"), [ACT_ERRNO]);
     assert_eq!(daemon.plans.lock().unwrap().len(), 4);
 

@@ -19,6 +19,33 @@ fn add() -> Additions {
         deny: vec!["io_uring_setup".into()],
         listener_path: "/run/rampart/seccomp.sock".into(),
         listener_metadata: "rampart/v1 shop/web/nginx".into(),
+        reads_in_kernel: false,
+    }
+}
+
+#[test]
+fn the_flag_conditions_of_read_only_opens_survive_the_nri_shape() {
+    let mut a = add();
+    a.reads_in_kernel = true;
+    let p = adjusted(&ExistingSeccomp::Policy(runtime_default_like()), &a).unwrap();
+    let openat: Vec<_> = p
+        .syscalls
+        .iter()
+        .filter(|r| r.names.iter().any(|n| n == "openat"))
+        .collect();
+    // One notify rule per write flag, and the allow for the rest.
+    assert_eq!(openat.len(), 6, "{openat:?}");
+    let allow = openat
+        .iter()
+        .find(|r| r.action == "SCMP_ACT_ALLOW")
+        .expect("read-only openat stays allowed");
+    assert_eq!(allow.args.len(), 1);
+    assert_eq!(allow.args[0].index, 2);
+    assert_eq!(allow.args[0].op, "SCMP_CMP_MASKED_EQ");
+    assert_eq!(allow.args[0].value_two, 0);
+    assert_ne!(allow.args[0].value, 0);
+    for r in openat.iter().filter(|r| r.action == ACT_NOTIFY) {
+        assert_eq!(r.args[0].value, r.args[0].value_two, "{r:?}");
     }
 }
 

@@ -20,6 +20,7 @@ use rampart_policy::Snapshot;
 use rampart_protos::agent;
 use rampart_seccomp::daemon_link::REPORT_LINGER;
 use rampart_seccomp::dispatcher::PolicyHandler;
+use rampart_seccomp::guard::runtime::{DEFAULT_RUNTIMES, Runtimes};
 use rampart_seccomp::outcome::Answer;
 use rampart_seccomp::reporter::Reporter;
 use rampart_seccomp::stage_times;
@@ -106,6 +107,10 @@ impl Handler for Timed {
             .push(ns);
         answer
     }
+
+    fn ended(&self, w: &Workload) {
+        self.inner.ended(w);
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
@@ -135,11 +140,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events = Count::start();
     let inner = Arc::new(PolicyHandler::new(1, snapshot, events.clone()));
     // The backstops run as in the agent (BENCH_NO_BACKSTOPS=1 leaves them off): exec opens are
-    // held for the exec guard, connects pass the egress guard's cgroup programs.
+    // held for the file guard, connects pass the egress guard's cgroup programs.
     if std::env::var_os("BENCH_NO_BACKSTOPS").is_none() {
-        inner.start_exec_guard()?;
+        inner.start_file_guard(None, Runtimes::find(DEFAULT_RUNTIMES))?;
         inner.start_egress_guard()?;
-        eprintln!("bench_agent: exec and egress backstops on");
+        eprintln!("bench_agent: file guard and egress backstop on");
     }
     let timed = Arc::new(Timed {
         inner,

@@ -7,15 +7,17 @@ use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
-use rampart_policy::{Operation, Response, Snapshot, WorkloadView};
+use rampart_policy::{Access, Operation, Response, Snapshot, Verdict, WorkloadView};
 use tracing::{debug, warn};
 
 use crate::backstop::egress_guard::EgressGuard;
-use crate::backstop::exec_guard::{ExecGuard, ExecJudge};
 use crate::backstop::kill_process::{self, KillError};
 use crate::container::memory::TaskMemory;
-use crate::container::procfs::{TaskError, exe_path};
+use crate::container::procfs::{TaskError, current_syscall, exe_path};
+use crate::guard::runtime::Runtimes;
+use crate::guard::{FileGuard, GuardJudge, ReadVerdict};
 use crate::handlers::{chmod, connect, exec, hardening, new_name, open, remove, truncate};
+use crate::holder::client::HolderClient;
 use crate::outcome::{Answer, Outcome, Report, Subject, outcome};
 use crate::reporter::Reporter;
 use crate::stage_times::{self, Stage};
@@ -34,8 +36,9 @@ pub struct PolicyHandler {
     snapshot: RwLock<(u64, Arc<Snapshot>)>,
     views: Mutex<HashMap<String, (u64, Arc<WorkloadView>)>>,
     reporter: Arc<dyn Reporter>,
-    /// The backstop for allowed execs, when the agent could start it.
-    exec_guard: OnceLock<Arc<ExecGuard>>,
+    /// The file guard (read-only opens, and the backstop for allowed execs), when the agent
+    /// could start it.
+    file_guard: OnceLock<Arc<FileGuard>>,
     /// The backstop for allowed connects and sends, when the agent could start it.
     egress_guard: OnceLock<EgressGuard>,
 }
@@ -46,7 +49,7 @@ impl PolicyHandler {
             snapshot: RwLock::new((version, Arc::new(snapshot))),
             views: Mutex::new(HashMap::new()),
             reporter,
-            exec_guard: OnceLock::new(),
+            file_guard: OnceLock::new(),
             egress_guard: OnceLock::new(),
         }
     }
@@ -59,18 +62,32 @@ impl PolicyHandler {
         Ok(())
     }
 
-    /// Starts the exec backstop (`backstop::exec_guard`) with this handler as its judge. Without
-    /// it, an allowed exec can be raced by a thread rewriting the path after the check.
-    pub fn start_exec_guard(self: &Arc<Self>) -> std::io::Result<()> {
-        let judge: Weak<dyn ExecJudge> = Arc::downgrade(self) as Weak<dyn ExecJudge>;
-        let guard = ExecGuard::start(judge)?;
-        let _ = self.exec_guard.set(guard);
-        Ok(())
+    /// Starts the file guard (`guard`) with this handler as its judge, its groups handed to
+    /// `holder` so they outlive this agent. Without it, read-only opens of protected containers
+    /// can't be allowed (their first exec is refused), and an allowed exec can be raced by a
+    /// thread rewriting the path after the check.
+    pub fn start_file_guard(
+        self: &Arc<Self>,
+        holder: Option<Arc<HolderClient>>,
+        runtimes: Runtimes,
+    ) -> std::io::Result<Arc<FileGuard>> {
+        let judge: Weak<dyn GuardJudge> = Arc::downgrade(self) as Weak<dyn GuardJudge>;
+        let guard = FileGuard::start(judge, holder, runtimes)?;
+        let _ = self.file_guard.set(guard.clone());
+        Ok(guard)
     }
 
-    /// Swaps in a new snapshot; views are rebuilt lazily on each container's next notification.
+    pub fn file_guard(&self) -> Option<&Arc<FileGuard>> {
+        self.file_guard.get()
+    }
+
+    /// Swaps in a new snapshot; views are rebuilt lazily on each container's next notification,
+    /// and what the file guard remembered is decided again.
     pub fn publish(&self, version: u64, snapshot: Snapshot) {
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = (version, Arc::new(snapshot));
+        if let Some(g) = self.file_guard.get() {
+            g.invalidate_all();
+        }
     }
 
     pub fn version(&self) -> u64 {
@@ -144,10 +161,20 @@ impl Handler for PolicyHandler {
         let task = Task::new(n.pid);
         let outcome = match &call {
             Call::Open(c) => open::handle(w, &view, &task, fd, n.id, c),
-            Call::Exec(c) => exec::handle(w, &view, &task, c, self.exec_guard.get().map(|g| &**g)),
+            Call::Exec(c) => exec::handle(w, &view, &task, c, self.file_guard.get().map(|g| &**g)),
             Call::Connect(c) => connect::handle(w, &view, &task, c, self.egress_guard.get()),
             Call::Remove(c) => remove::handle(w, &view, &task, c),
-            Call::NewName(c) => new_name::handle(w, &view, &task, c),
+            Call::NewName(c) => {
+                let o = new_name::handle(w, &view, &task, c);
+                // A name moved or was added: what the guard remembered by inode may now sit
+                // under other rules.
+                if matches!(o.answer, Answer::Done(_))
+                    && let Some(g) = self.file_guard.get()
+                {
+                    g.invalidate(&w.container_id);
+                }
+                o
+            }
             Call::Chmod(c) => chmod::handle(w, &view, &task, c),
             Call::Truncate(c) => truncate::handle(w, &view, &task, c),
             Call::Hardening(c) => hardening::handle(w, &view, &task, c),
@@ -181,11 +208,104 @@ impl Handler for PolicyHandler {
         }
         outcome.answer
     }
+
+    fn ended(&self, w: &Workload) {
+        if !w.is_init {
+            return;
+        }
+        // The container's own tasks are gone (a pid namespace dies with its init).
+        self.forget(&w.container_id);
+        if let Some(g) = self.file_guard.get() {
+            g.ended(&w.container_id);
+        }
+    }
 }
 
-/// Execs the backstop caught that no seccomp check allowed (a path rewritten after the check):
-/// decided by policy on the file actually opened for exec.
-impl ExecJudge for PolicyHandler {
+/// What the file guard's reports name as the enforcer.
+pub const GUARD_ENFORCER: &str = "fanotify";
+const GUARD_EXEC_ENFORCER: &str = "fanotify-exec";
+
+impl PolicyHandler {
+    /// Reports a decision the file guard made, with the kill-process response carried out.
+    fn report_guard(&self, o: Outcome, tid: u32, enforcer: &str) {
+        let Some(Report {
+            mut alert,
+            response,
+        }) = o.report
+        else {
+            return;
+        };
+        alert.pid = Some(tid);
+        alert.enforcer = Some(enforcer.to_owned());
+        if response == Some(Response::KillProcess) {
+            // The task waits in its open for this answer: its pid can't be reused meanwhile.
+            match Task::new(tid).info().map(|i| i.tgid) {
+                Ok(tgid) => match crate::sys::pidfd::open(tgid)
+                    .and_then(|p| crate::sys::pidfd::kill(std::os::fd::AsFd::as_fd(&p)))
+                {
+                    Ok(()) => alert.process_killed(),
+                    Err(e) => {
+                        warn!(tid, error = %e, "kill-process response failed; the open is still refused")
+                    }
+                },
+                Err(e) => {
+                    warn!(tid, error = %e, "kill-process response failed; the open is still refused")
+                }
+            }
+        }
+        self.reporter.report(to_event(&alert, 0));
+    }
+}
+
+/// Opens and execs the file guard decides on the file the kernel is opening.
+impl GuardJudge for PolicyHandler {
+    fn judge_read(
+        &self,
+        w: &Workload,
+        tid: u32,
+        path: &str,
+        is_workload_task: &dyn Fn() -> bool,
+    ) -> ReadVerdict {
+        let view = self.view(w);
+        let depends = view.read_depends_on_process(path);
+        let process = if depends {
+            exe_path(tid)
+        } else {
+            String::new()
+        };
+        let op = Operation::FileAccess {
+            path,
+            access: Access::Read,
+            process: &process,
+        };
+        let decision = view.decide(&op);
+        if decision.verdict == Verdict::Allow {
+            return ReadVerdict::Allow {
+                remember: !depends && !view.is_learning(),
+            };
+        }
+        if !is_workload_task() {
+            // The host's or the runtime's own access (runc exec reading /etc/passwd before its
+            // filter is on): not the workload's, not policy's to refuse.
+            return ReadVerdict::Allow { remember: false };
+        }
+        let process = if depends { process } else { exe_path(tid) };
+        let op = Operation::FileAccess {
+            path,
+            access: Access::Read,
+            process: &process,
+        };
+        let subject = Subject::new(current_syscall(tid).unwrap_or("open"), &process);
+        let o = outcome(decision, w, &op, subject, libc::EACCES, || Answer::Continue);
+        let allowed = matches!(o.answer, Answer::Continue);
+        self.report_guard(o, tid, GUARD_ENFORCER);
+        if allowed {
+            ReadVerdict::Allow { remember: false }
+        } else {
+            ReadVerdict::Deny
+        }
+    }
+
     fn judge_exec(&self, w: &Workload, tid: u32, path: &str) -> bool {
         let view = self.view(w);
         let op = Operation::Exec { path };
@@ -195,12 +315,13 @@ impl ExecJudge for PolicyHandler {
             Answer::Continue
         });
         let allowed = matches!(o.answer, Answer::Continue);
-        if let Some(Report { mut alert, .. }) = o.report {
-            alert.pid = Some(tid);
-            alert.enforcer = Some("fanotify-exec".to_owned());
-            self.reporter.report(to_event(&alert, 0));
-        }
+        self.report_guard(o, tid, GUARD_EXEC_ENFORCER);
         allowed
+    }
+
+    fn exec_allowed(&self, w: &Workload, path: &str) -> bool {
+        let view = self.view(w);
+        !view.is_learning() && view.decide(&Operation::Exec { path }).verdict == Verdict::Allow
     }
 }
 

@@ -13,6 +13,7 @@ pub mod backstop;
 pub mod container;
 pub mod daemon_link;
 pub mod dispatcher;
+pub mod guard;
 pub mod handlers;
 pub mod holder;
 pub mod outcome;

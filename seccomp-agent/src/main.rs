@@ -10,6 +10,7 @@ use rampart_protos::agent::{AgentKind, DEFAULT_SOCKET, HelloRequest};
 use rampart_protos::client::DaemonClient;
 use rampart_seccomp::daemon_link;
 use rampart_seccomp::dispatcher::PolicyHandler;
+use rampart_seccomp::guard::runtime::{DEFAULT_RUNTIMES, Runtimes};
 use rampart_seccomp::holder::client::{HolderClient, HolderClientError};
 use rampart_seccomp::holder::protocol;
 use rampart_seccomp::outcome::ENFORCER;
@@ -20,7 +21,7 @@ use rampart_seccomp::supervision::supervisor::Handler;
 use rampart_seccomp::supervision::takeover::Supervisors;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// How long in-flight handoffs from runc may take to be registered when the agent stops.
 const HANDOFF_GRACE: Duration = Duration::from_secs(2);
@@ -51,11 +52,18 @@ struct Args {
     /// container it supervised (ENOSYS).
     #[arg(long)]
     no_holder: bool,
-    /// Don't start the exec backstop (fanotify FAN_OPEN_EXEC_PERM on protected containers'
-    /// mounts): allowed execs then rely on the seccomp check alone, which a thread rewriting the
-    /// path after the check can race. For kernels without fanotify permission events.
+    /// Don't start the file guard (fanotify permission events on protected containers' mounts):
+    /// allowed execs then rely on the seccomp check alone, which a thread rewriting the path
+    /// after the check can race, and containers whose policies decide reads can't start (their
+    /// read-only opens would go unchecked) unless their pod has the label
+    /// rampart.dev/read-opens=seccomp. For kernels without fanotify permission events.
     #[arg(long)]
-    no_exec_guard: bool,
+    no_file_guard: bool,
+    /// The container runtime's binary (repeatable; default: runc in /usr/sbin, /usr/bin,
+    /// /usr/local/sbin, /usr/local/bin). Its own setup reads inside a container (runc exec's
+    /// user lookup) are not the workload's and are never refused.
+    #[arg(long, value_name = "PATH")]
+    runtime: Vec<PathBuf>,
     /// Don't start the egress backstop (cgroup connect/sendmsg BPF on protected containers):
     /// allowed connects and sends then rely on the seccomp check alone, which a thread rewriting
     /// the sockaddr after the check can race.
@@ -78,11 +86,19 @@ async fn main() -> Result<()> {
     // restarted rampartd knows these containers again.
     let supervised = Supervised::default();
     let announced = supervised.clone();
+    let enforcers: Vec<String> = if args.no_file_guard {
+        vec![ENFORCER.into()]
+    } else {
+        vec![
+            ENFORCER.into(),
+            rampart_seccomp::dispatcher::GUARD_ENFORCER.into(),
+        ]
+    };
     let announce = Arc::new(move || HelloRequest {
         kind: AgentKind::Seccomp as i32,
         version: env!("CARGO_PKG_VERSION").into(),
         pid: std::process::id(),
-        enforcers: vec![ENFORCER.into()],
+        enforcers: enforcers.clone(),
         containers: announced.list(),
     });
     if let Err(e) = client.announce(announce, Duration::from_secs(5)).await {
@@ -99,15 +115,6 @@ async fn main() -> Result<()> {
         warn!(error = %e, "egress backstop off: cannot load the cgroup connect/sendmsg programs \
               (needs root, cgroup v2 and BPF); allowed connects rely on the seccomp check alone, \
               which a thread rewriting the address can race");
-    }
-    if args.no_exec_guard {
-        warn!(
-            "exec backstop off: --no-exec-guard given; a thread rewriting an allowed exec's path can race the seccomp check"
-        );
-    } else if let Err(e) = handler.start_exec_guard() {
-        warn!(error = %e, "exec backstop off: cannot create a fanotify group (needs CAP_SYS_ADMIN \
-              and fanotify permission events in the kernel); allowed execs rely on the seccomp \
-              check alone, which a thread rewriting the path can race");
     }
     tokio::spawn(report_task);
     // Back within a second of a restarted rampartd, announcing what runs, whatever the snapshot
@@ -129,6 +136,28 @@ async fn main() -> Result<()> {
     } else {
         Some(Arc::new(HolderClient::new(&args.holder)))
     };
+    let guard = if args.no_file_guard {
+        warn!(
+            "file guard off: --no-file-guard given; a thread rewriting an allowed exec's path can race the seccomp check, and containers whose policies decide reads are refused their first exec"
+        );
+        None
+    } else {
+        let runtimes = if args.runtime.is_empty() {
+            Runtimes::find(DEFAULT_RUNTIMES)
+        } else {
+            Runtimes::find(&args.runtime)
+        };
+        match handler.start_file_guard(holder.clone(), runtimes) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                error!(error = %e, "file guard off: cannot create a fanotify group (needs \
+                    CAP_SYS_ADMIN and fanotify permission events in the kernel); containers whose \
+                    policies decide reads are refused their first exec, and allowed execs rely on \
+                    the seccomp check alone");
+                None
+            }
+        }
+    };
     let stopper = Arc::new(Stopper::new().context("cannot create the stop signal")?);
     let dyn_handler: Arc<dyn Handler> = handler.clone();
     let supervisors = Arc::new(Supervisors::new(
@@ -136,6 +165,7 @@ async fn main() -> Result<()> {
         holder,
         stopper.clone(),
         supervised,
+        guard.clone(),
     ));
     // Containers started under an earlier agent: their notified syscalls wait in the kernel until
     // these threads answer.
@@ -214,6 +244,10 @@ async fn main() -> Result<()> {
             threads = left,
             "supervisor threads still busy after {ANSWER_GRACE:?}; the notifications they hold stay unanswered, and their tasks wait until a signal interrupts them"
         );
+    }
+    // After the supervisors: an emulated open of theirs may wait on the guard's answer.
+    if let Some(g) = &guard {
+        g.stop();
     }
     if args.no_holder {
         info!(

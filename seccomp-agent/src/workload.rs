@@ -17,6 +17,11 @@ pub mod annotations {
     pub const POD_LABELS: &str = "rampart.dev/pod-labels";
 }
 
+/// Pod label that keeps every open of the pod's containers on the seccomp path, each one
+/// notified and emulated, instead of the file guard (rampart-nri reads it too).
+pub const READ_OPENS_LABEL: &str = "rampart.dev/read-opens";
+pub const READ_OPENS_SECCOMP: &str = "seccomp";
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Workload {
     pub container_id: String,
@@ -30,6 +35,9 @@ pub struct Workload {
     /// `listenerMetadata` as set in the profile, verbatim.
     pub metadata: Option<String>,
     pub pod_labels: std::collections::BTreeMap<String, String>,
+    /// The fd is the container's own (runc create: its init and everything it starts), not a
+    /// process exec'd into it later. The container ends when this fd's tasks do.
+    pub is_init: bool,
 }
 
 impl Workload {
@@ -50,7 +58,13 @@ impl Workload {
                 .get(annotations::POD_LABELS)
                 .and_then(|j| serde_json::from_str(j).ok())
                 .unwrap_or_default(),
+            is_init: *st.status() == oci_spec::runtime::ContainerState::Creating,
         }
+    }
+
+    /// The pod asked to keep every open on the seccomp path (`READ_OPENS_LABEL`).
+    pub fn reads_by_seccomp(&self) -> bool {
+        self.pod_labels.get(READ_OPENS_LABEL).map(String::as_str) == Some(READ_OPENS_SECCOMP)
     }
 
     /// The identity as the agent API carries it.
@@ -99,5 +113,6 @@ mod tests {
         assert_eq!(w.image, "rampart.local/nginx:latest");
         assert_eq!(w.pid, 4242);
         assert_eq!(w.metadata.as_deref(), Some("rampart:v1"));
+        assert!(w.is_init, "status creating: runc create's init");
     }
 }

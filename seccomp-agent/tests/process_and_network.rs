@@ -139,7 +139,7 @@ async fn only_listed_executables_run() {
 /// An allowed exec CONTINUEs and the kernel reads the path again: a second thread rewriting it
 /// after the check gets another program exec'd unless the exec backstop (fanotify
 /// FAN_OPEN_EXEC_PERM on the container's mounts) stops the real file. With
-/// RAMPART_TEST_NO_EXEC_GUARD=1 this test fails: busybox runs.
+/// RAMPART_TEST_NO_FILE_GUARD=1 this test fails: busybox runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_the_exec_path_never_runs_an_unlisted_program() {
     let Some(cri) = node().await else { return };

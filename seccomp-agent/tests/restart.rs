@@ -256,6 +256,11 @@ impl Stack {
         started
     }
 
+    /// SIGKILL to the agent (dropping the process kills it), and waits for it to be gone.
+    fn kill_agent(&mut self) {
+        drop(self.agent.take().expect("the agent runs"));
+    }
+
     /// SIGTERM to the agent, and waits for its clean exit.
     fn stop_agent(&mut self) {
         self.agent.take().expect("the agent runs").terminate();
@@ -509,6 +514,18 @@ async fn the_holder_drops_the_fds_of_exited_containers() {
         1,
         "the holder holds the container's notify fd"
     );
+    let groups = |stack: &Stack| {
+        let (_, groups) = stack.holder().list_all().unwrap();
+        groups
+            .iter()
+            .filter(|g| g.meta.container_id == container_id)
+            .count()
+    };
+    assert_eq!(
+        groups(&stack),
+        1,
+        "the holder holds the container's file guard group"
+    );
     let wait_for = |want: usize, what: &str| {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -539,4 +556,88 @@ async fn the_holder_drops_the_fds_of_exited_containers() {
     );
     let left = stack.holder().list().unwrap().len();
     assert_eq!(left, 0, "the holder holds fds of no container of ours");
+    assert_eq!(
+        groups(&stack),
+        0,
+        "the holder still holds the file guard group of a container that exited"
+    );
+}
+
+/// Blocks reading /etc/shadow and running /tmp/evil (a copy of the probe the loop makes).
+const KILL_POLICY: &str = "apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: KillTestShadow}
+spec:
+  selector: {containerNames: [kill-looper]}
+  mode: enforce
+  severity: High
+  files:
+    - {paths: [/etc/shadow], access: [read], action: block}
+  processes:
+    - {paths: [/tmp/evil], action: block}
+";
+
+/// Two loops that keep blocked opens (decided by the file guard) and blocked execs (by the
+/// seccomp check) in flight, and print LEAK if one ever succeeds.
+const KILL_LOOP: &str = r#"cp /usr/local/bin/rampart-probe /tmp/evil || exit 1
+(while :; do if /tmp/evil nop 2>/dev/null; then echo LEAK-EXEC; fi; done) &
+while :; do if cat /etc/shadow >/dev/null 2>&1; then echo LEAK-OPEN; fi; done"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_with_pending_opens_and_execs_lets_none_through() {
+    let Some(cri) = node().await else { return };
+    let _serial = SERIAL.lock().await;
+    let mut stack = Stack::start(&cri, KILL_POLICY);
+    if stack.no_holder {
+        return;
+    }
+    let pod = TestPod::run(
+        &cri,
+        &PodSpec::new(unique_name("restart-kill")).namespace("rampart-test"),
+        &[
+            ContainerSpec::new("kill-looper", "rampart.local/busybox:latest")
+                .command(["/bin/sh", "-c", KILL_LOOP])
+                .seccomp(SeccompProfile::Localhost(stack.profile())),
+        ],
+    )
+    .await
+    .expect("the looping pod starts under the agent");
+    let log = cri
+        .container_log_path(pod.container_id("kill-looper").unwrap())
+        .await
+        .unwrap();
+    let leaks = || {
+        read_log(&log)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| l.text.contains("LEAK"))
+            .map(|l| l.text)
+            .collect::<Vec<_>>()
+    };
+
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // SIGKILL: whatever it had read and not answered is left behind.
+        stack.kill_agent();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stack.start_agent();
+        assert!(leaks().is_empty(), "round {round}: {:?}", leaks());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(leaks().is_empty(), "{:?}", leaks());
+
+    // The container works on under the last agent: blocked things refused, allowed ones not.
+    let probe = |args: &'static [&'static str]| {
+        let pod = &pod;
+        async move { pod.exec("kill-looper", args).await.unwrap() }
+    };
+    let shadow = probe(&["/usr/local/bin/rampart-probe", "open", "/etc/shadow"]).await;
+    assert!(shadow.stdout_text().starts_with("err E"), "{shadow:?}");
+    let hostname = probe(&["/usr/local/bin/rampart-probe", "open", "/etc/hostname"]).await;
+    assert!(hostname.stdout_text().starts_with("ok "), "{hostname:?}");
+    let evil = probe(&["/tmp/evil", "nop"]).await;
+    assert_ne!(evil.exit_code, 0, "{evil:?}");
+    assert!(leaks().is_empty(), "{:?}", leaks());
+    pod.remove().await.unwrap();
+    drop(stack);
 }

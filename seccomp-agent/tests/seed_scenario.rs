@@ -1,8 +1,9 @@
 //! The seed scenario with the real policy and the real agent code, on the real node: an nginx pod
-//! whose Localhost seccomp profile sends open/exec to the agent (in this test process), under the
-//! seed policy DisallowEtcAccessForNginx. nginx must start and serve with every open emulated;
-//! `cat /etc/passwd` must get "Permission denied" before anything is read, by every spelling of the
-//! path; the block must be reported with the policy's name.
+//! whose Localhost seccomp profile is what rampart-nri writes (writing opens and exec notified to
+//! the agent in this test process, read-only opens decided by its file guard), under the seed
+//! policy DisallowEtcAccessForNginx. nginx must start and serve; `cat /etc/passwd` must get
+//! "Operation not permitted" (EPERM from the file guard) before anything is read, by every
+//! spelling of the path; the block must be reported with the policy's name.
 //!
 //! Needs root and the node (`make node-up`). Under `make test` (RAMPART_NODE_TESTS=1) a missing
 //! node fails the test instead of skipping it.
@@ -47,7 +48,7 @@ async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {
         "the file was read: {cat:?}"
     );
     assert!(
-        String::from_utf8_lossy(&cat.stderr).contains("Permission denied"),
+        String::from_utf8_lossy(&cat.stderr).contains("Operation not permitted"),
         "{cat:?}"
     );
 
@@ -99,7 +100,8 @@ async fn seed_policy_blocks_etc_passwd_and_nginx_still_serves() {
     assert_eq!(e.event_type(), EventType::FileAccess);
     assert_eq!(e.severity(), Severity::High);
     assert_eq!(e.container_id, container_id);
-    assert_eq!(e.enforcer, "seccomp-notify");
+    // cat's read-only open never reached the seccomp filter: the file guard decided it.
+    assert_eq!(e.enforcer, "fanotify");
     assert_eq!(
         e.message,
         "File access to /etc/passwd by nginx container is prohibited by policy."

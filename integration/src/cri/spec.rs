@@ -172,6 +172,9 @@ pub struct ContainerSpec {
     pub seccomp: Option<SeccompProfile>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// Host directories bind-mounted into the container (host path, container path), read-write:
+    /// a volume, as a hostPath or emptyDir volume is to the runtime.
+    pub mounts: Vec<(String, String)>,
 }
 
 impl ContainerSpec {
@@ -223,6 +226,12 @@ impl ContainerSpec {
 
     pub fn annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.annotations.insert(key.into(), value.into());
+        self
+    }
+
+    /// Bind-mounts the host directory `host` at `path` in the container.
+    pub fn mount(mut self, host: impl Into<String>, path: impl Into<String>) -> Self {
+        self.mounts.push((host.into(), path.into()));
         self
     }
 
@@ -402,6 +411,15 @@ pub(crate) fn container_config(
             .collect(),
         labels,
         annotations: to_hash_map(&spec.annotations),
+        mounts: spec
+            .mounts
+            .iter()
+            .map(|(host, path)| cri::Mount {
+                host_path: host.clone(),
+                container_path: path.clone(),
+                ..Default::default()
+            })
+            .collect(),
         log_path: container_log_path(&spec.name),
         linux: Some(cri::LinuxContainerConfig {
             security_context: Some(cri::LinuxContainerSecurityContext {

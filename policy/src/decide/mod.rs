@@ -18,6 +18,7 @@
 //! - `combine`: the candidates and how they fold into one winner (rules 2 to 4 above);
 //! - `moves`: deciding a rename or hard link by what it takes out of the rules' reach;
 //! - `plan`: [`WorkloadView::seccomp_plan`], what the workload's seccomp filter needs;
+//! - `reads`: what the kernel-side file guard needs (are reads decided, may an allow be cached);
 //! - `decision`: [`Decision`]'s accessors and its alert message.
 
 use std::net::IpAddr;
@@ -28,6 +29,7 @@ mod decision;
 mod eval;
 mod moves;
 mod plan;
+mod reads;
 mod snapshot;
 mod view;
 

@@ -2,5 +2,4 @@
 //! and the kill-process response.
 
 pub mod egress_guard;
-pub mod exec_guard;
 pub mod kill_process;

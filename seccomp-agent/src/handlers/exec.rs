@@ -1,18 +1,20 @@
 //! execve, execveat: refused before the exec when policy doesn't allow the executable (resolved
 //! inside the container, symlinks followed); allowed ones CONTINUE. A CONTINUE re-reads the path,
-//! so a task that rewrites it after the check could exec something else: the exec guard's check
-//! of the file actually opened for exec (fanotify FAN_OPEN_EXEC_PERM, `backstop::exec_guard`) is
-//! the backstop, told here which inode this thread may exec.
+//! so a task that rewrites it after the check could exec something else: the file guard's check
+//! of the file actually opened for exec (fanotify FAN_OPEN_EXEC_PERM, `guard`) is the backstop,
+//! told here which inode this thread may exec. The first exec of a container is also where the
+//! guard starts watching it: before its workload runs, and before the read-only opens the
+//! filter no longer notifies.
 //! `fexecve` of a memfd is drift: a binary that is in no image.
 
 use std::os::fd::AsFd;
 
 use nix::fcntl::OFlag;
 use rampart_policy::{Operation, WorkloadView};
-use tracing::warn;
+use tracing::{error, warn};
 
-use crate::backstop::exec_guard::ExecGuard;
 use crate::container::resolve::OpenRequest;
+use crate::guard::FileGuard;
 use crate::outcome::{Answer, Outcome, Subject, outcome};
 use crate::syscall::{Dir, ExecCall};
 use crate::task::Task;
@@ -25,7 +27,7 @@ pub fn handle(
     view: &WorkloadView,
     task: &Task,
     call: &ExecCall,
-    guard: Option<&ExecGuard>,
+    guard: Option<&FileGuard>,
 ) -> Outcome {
     let ExecCall {
         syscall,
@@ -77,18 +79,36 @@ pub fn handle(
     };
     let decision = view.decide(&op);
     let subject = Subject::new(syscall, task.exe());
-    let result = outcome(decision, w, &op, subject, DENY, || Answer::Continue);
-    if let Some(g) = guard {
-        if matches!(result.answer, Answer::Continue) {
+    let mut result = outcome(decision, w, &op, subject, DENY, || Answer::Continue);
+    // Read-only opens are the guard's to decide unless the pod keeps them on the seccomp path.
+    let reads = view.guards_reads() && !w.reads_by_seccomp();
+    match guard {
+        Some(g) if matches!(result.answer, Answer::Continue) => {
             // Before the CONTINUE: the kernel's exec open must find the marks and the approval.
-            if let Err(e) = g.watch(pid, w) {
-                warn!(pid, error = %e, "exec backstop: cannot watch this container's mounts; \
-                      its allowed execs rely on the seccomp check alone");
+            match g.watch(w, pid, reads) {
+                Ok(()) => g.approve(pid, file.as_fd()),
+                Err(e) if reads => {
+                    error!(pid, error = %e, "file guard: cannot watch this container's mounts; \
+                        refusing the exec, since its read-only opens would go unchecked");
+                    result.answer = Answer::Errno(libc::EPERM);
+                }
+                Err(e) => {
+                    warn!(pid, error = %e, "file guard: cannot watch this container's mounts; \
+                        its allowed execs rely on the seccomp check alone");
+                    g.approve(pid, file.as_fd());
+                }
             }
-            g.approve(pid, file.as_fd());
-        } else {
-            g.revoke(pid);
         }
+        Some(g) => g.revoke(pid),
+        None if reads && matches!(result.answer, Answer::Continue) => {
+            error!(
+                pid,
+                "file guard not running: refusing the exec, since this container's \
+                read-only opens would go unchecked (see the agent's start-up log)"
+            );
+            result.answer = Answer::Errno(libc::EPERM);
+        }
+        None => {}
     }
     result
 }

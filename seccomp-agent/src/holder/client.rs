@@ -14,6 +14,7 @@ use std::time::Duration;
 use oci_spec::runtime::ContainerProcessState;
 use tracing::{error, info, warn};
 
+use crate::guard::group::GroupMeta;
 use crate::holder::protocol::{self as proto, HeldPhase, ProtocolError, Reply, Request};
 use crate::phase::Phase;
 use crate::sys::seqpacket;
@@ -41,6 +42,20 @@ pub enum HolderClientError {
     NoFd { id: u64 },
     #[error("the fd holder's entry {id} has a description this agent can't read: {source}")]
     Meta { id: u64, source: serde_json::Error },
+}
+
+/// A file guard group the holder gave back (`guard::group`).
+#[derive(Debug)]
+pub struct TakenGroup {
+    pub id: u64,
+    pub meta: GroupMeta,
+    pub fd: OwnedFd,
+}
+
+/// How a group is described to the holder (a notify fd's description is its OCI state).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct GroupEntry {
+    guard: GroupMeta,
 }
 
 /// A notify fd the holder gave back.
@@ -99,6 +114,33 @@ impl HolderClient {
         }
     }
 
+    /// Hands the holder a copy of a container's file guard group. It keeps it until released:
+    /// a group has no tasks of its own to hang up when they exit.
+    pub fn hold_group(
+        &self,
+        meta: &GroupMeta,
+        fd: BorrowedFd<'_>,
+    ) -> Result<u64, HolderClientError> {
+        let req = Request::Hold {
+            label: format!(
+                "file guard {}/{}/{} {}",
+                meta.namespace,
+                meta.pod_name,
+                meta.container_name,
+                meta.container_id.get(..12).unwrap_or(&meta.container_id)
+            ),
+            meta: serde_json::to_string(&GroupEntry {
+                guard: meta.clone(),
+            })
+            .map_err(|e| HolderClientError::Protocol(e.into()))?,
+            phase: HeldPhase::Workload,
+        };
+        match self.call(&req, Some(fd))? {
+            Reply::Held { id } => Ok(id),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub fn set_phase(&self, id: u64, phase: Phase) -> Result<(), HolderClientError> {
         let req = Request::SetPhase {
             id,
@@ -117,12 +159,19 @@ impl HolderClient {
         }
     }
 
-    /// Copies of every fd the holder holds, with their descriptions. An entry this agent can't
-    /// read is released (its container's notified syscalls then fail rather than wait forever).
+    /// Copies of every notify fd the holder holds, with their descriptions.
     pub fn list(&self) -> Result<Vec<Taken>, HolderClientError> {
+        Ok(self.list_all()?.0)
+    }
+
+    /// Copies of every fd the holder holds: notify fds and file guard groups. An entry this
+    /// agent can't read is released (its container's notified syscalls then fail rather than
+    /// wait forever).
+    pub fn list_all(&self) -> Result<(Vec<Taken>, Vec<TakenGroup>), HolderClientError> {
         let sock = self.connect()?;
         seqpacket::send(sock.as_fd(), &proto::encode(&Request::List)?, &[])?;
         let mut taken = Vec::new();
+        let mut groups = Vec::new();
         let mut unreadable = Vec::new();
         loop {
             let (reply, mut fds) = receive(sock.as_fd())?;
@@ -133,14 +182,23 @@ impl HolderClient {
                     meta,
                     phase,
                 } => {
-                    let read = fds
-                        .pop()
-                        .ok_or(HolderClientError::NoFd { id })
-                        .and_then(|fd| {
-                            serde_json::from_str(&meta)
-                                .map(|state| (state, fd))
-                                .map_err(|source| HolderClientError::Meta { id, source })
+                    let Some(fd) = fds.pop() else {
+                        unreadable.push((id, label, HolderClientError::NoFd { id }));
+                        continue;
+                    };
+                    if let Ok(GroupEntry { guard }) = serde_json::from_str(&meta) {
+                        groups.push(TakenGroup {
+                            id,
+                            meta: guard,
+                            fd,
                         });
+                        continue;
+                    }
+                    let read = Ok(fd).and_then(|fd| {
+                        serde_json::from_str(&meta)
+                            .map(|state| (state, fd))
+                            .map_err(|source| HolderClientError::Meta { id, source })
+                    });
                     match read {
                         Ok((state, fd)) => taken.push(Taken {
                             id,
@@ -162,7 +220,7 @@ impl HolderClient {
                 error!(held = id, error = %e, "releasing it failed too");
             }
         }
-        Ok(taken)
+        Ok((taken, groups))
     }
 
     fn call(&self, req: &Request, fd: Option<BorrowedFd<'_>>) -> Result<Reply, HolderClientError> {

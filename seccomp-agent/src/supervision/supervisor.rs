@@ -29,6 +29,9 @@ pub trait Handler: Send + Sync + 'static {
         phase: &mut Phase,
         n: &Notification,
     ) -> Answer;
+
+    /// Every task of the fd's filter exited.
+    fn ended(&self, _workload: &Workload) {}
 }
 
 /// Who else must hear of one fd's life: the fd holder, which keeps a copy of the fd so that it
@@ -123,6 +126,7 @@ fn run(fd: OwnedFd, workload: &Workload, handler: &dyn Handler, supervision: Sup
             Ok(Ready::Notification) => {}
             Ok(Ready::Hangup) => {
                 debug!("every task of the filter exited; closing its notify fd");
+                handler.ended(workload);
                 return;
             }
             Ok(Ready::Stop) => {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use oci_spec::runtime::ContainerProcessState;
 use tracing::{error, info, info_span, warn};
 
+use crate::guard::FileGuard;
 use crate::holder::client::{HolderClient, HolderClientError};
 use crate::supervision::shutdown::Stopper;
 use crate::supervision::supervised::Supervised;
@@ -24,6 +25,7 @@ pub struct Supervisors {
     holder: Option<Arc<HolderClient>>,
     stopper: Arc<Stopper>,
     supervised: Supervised,
+    guard: Option<Arc<FileGuard>>,
 }
 
 impl Supervisors {
@@ -32,12 +34,14 @@ impl Supervisors {
         holder: Option<Arc<HolderClient>>,
         stopper: Arc<Stopper>,
         supervised: Supervised,
+        guard: Option<Arc<FileGuard>>,
     ) -> Self {
         Self {
             handler,
             holder,
             stopper,
             supervised,
+            guard,
         }
     }
 
@@ -64,14 +68,36 @@ impl Supervisors {
         self.start(fd, w, Phase::RuntimeInit, held);
     }
 
-    /// Takes over every fd the holder holds (on agent start). Returns how many are supervised.
+    /// Takes over every fd the holder holds (on agent start): the file guard groups first (their
+    /// pending events wait on them), then the notify fds. Returns how many notify fds are
+    /// supervised.
     pub fn take_over(&self) -> Result<usize, HolderClientError> {
         let Some(holder) = &self.holder else {
             return Ok(0);
         };
+        let (notify_fds, groups) = holder.list_all()?;
+        // A container with no notify fd left has no task under its filter: it ended.
+        let running: HashSet<String> = notify_fds
+            .iter()
+            .map(|t| t.state.state().id().clone())
+            .collect();
+        for g in groups {
+            match &self.guard {
+                // Its container ended while no agent ran: nothing is left to guard.
+                _ if !running.contains(&g.meta.container_id) => {
+                    info!(container = %g.meta.container_id, held = g.id, "file guard group of an ended container; released");
+                    if let Err(e) = holder.release(g.id) {
+                        warn!(held = g.id, error = %e, "the holder could not let go of it");
+                    }
+                }
+                Some(guard) => guard.adopt(g.fd, g.meta, g.id),
+                None => warn!(container = %g.meta.container_id,
+                    "the holder keeps a file guard group, but this agent runs without the file guard: its opens and execs wait until an agent with it takes over"),
+            }
+        }
         let mut seen = HashSet::new();
         let mut count = 0;
-        for taken in holder.list()? {
+        for taken in notify_fds {
             if !seen.insert(taken.id) {
                 continue;
             }

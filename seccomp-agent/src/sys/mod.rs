@@ -1,8 +1,10 @@
 //! The only place in this crate with `unsafe`: thin wrappers over the syscalls nix does not wrap
-//! (the seccomp notify ioctls, credentials, pidfds, statx, SCM_RIGHTS, seqpacket sockets), each
+//! (the seccomp notify ioctls, credentials, pidfds, statx, SCM_RIGHTS, seqpacket sockets,
+//! fanotify groups handed over by the holder), each
 //! returning `io::Result` so the rest of the agent is safe code.
 
 pub mod creds;
+pub mod fanotify;
 pub mod notify;
 pub mod pidfd;
 pub mod scm;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use rampart_policy::{Snapshot, parse_str};
 use rampart_protos::agent;
 use rampart_seccomp::dispatcher::PolicyHandler;
+use rampart_seccomp::guard::runtime::{DEFAULT_RUNTIMES, Runtimes};
 use rampart_seccomp::reporter::Reporter;
 use rampart_seccomp::supervision::listener::Listener;
 use rampart_seccomp::supervision::supervisor::{self, Handler};
@@ -58,6 +59,7 @@ pub struct Agent {
     pub dir: PathBuf,
     pub sock: PathBuf,
     pub events: Arc<Collect>,
+    pub policy: Arc<PolicyHandler>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -80,10 +82,12 @@ impl Agent {
         let snapshot = Snapshot::new(parsed).unwrap();
         let events = Arc::new(Collect::default());
         let policy = Arc::new(PolicyHandler::new(1, snapshot, events.clone()));
-        // The exec backstop, as the agent binary runs it (RAMPART_TEST_NO_EXEC_GUARD=1 leaves it
-        // off, to see what it stops).
-        if std::env::var_os("RAMPART_TEST_NO_EXEC_GUARD").is_none() {
-            policy.start_exec_guard().expect("the exec backstop starts");
+        // The file guard, as the agent binary runs it (RAMPART_TEST_NO_FILE_GUARD=1 leaves it
+        // off, to see what it stops). No holder: these tests restart no agent.
+        if std::env::var_os("RAMPART_TEST_NO_FILE_GUARD").is_none() {
+            policy
+                .start_file_guard(None, Runtimes::find(DEFAULT_RUNTIMES))
+                .expect("the file guard starts");
         }
         // The egress backstop likewise (RAMPART_TEST_NO_CONNECT_GUARD=1 leaves it off).
         if std::env::var_os("RAMPART_TEST_NO_CONNECT_GUARD").is_none() {
@@ -91,7 +95,7 @@ impl Agent {
                 .start_egress_guard()
                 .expect("the egress backstop starts");
         }
-        let handler: Arc<dyn Handler> = policy;
+        let handler: Arc<dyn Handler> = policy.clone();
         let listener = Listener::bind(&sock).unwrap();
         let accept = tokio::spawn(async move {
             loop {
@@ -112,8 +116,18 @@ impl Agent {
             dir,
             sock,
             events,
+            policy,
             accept,
         }
+    }
+
+    /// Publishes `policies` as snapshot `version`, as a policy edit on the node does.
+    pub fn publish(&self, version: u64, policies: &[(&str, &str)]) {
+        let parsed = policies
+            .iter()
+            .flat_map(|(name, yaml)| parse_str(name, yaml).unwrap())
+            .collect::<Vec<_>>();
+        self.policy.publish(version, Snapshot::new(parsed).unwrap());
     }
 
     /// Writes a Localhost profile (default allow, x86_64 only) that notifies `notify` to this
@@ -124,9 +138,10 @@ impl Agent {
     }
 }
 
-/// Writes `dir/profile.json`: a Localhost profile (default allow, x86_64 only) that notifies
-/// `notify` to the agent listening on `sock`, plus `extra_rules` (JSON objects of the profile's
-/// `syscalls` list). Returns its path.
+/// Writes `dir/profile.json`: a Localhost profile (default allow, x86_64 only) with what
+/// rampart-nri adds for `notify` (its own merge: read-only open/openat stay in the kernel for the
+/// file guard, writes notify) addressed to the agent listening on `sock`, plus `extra_rules`
+/// (JSON objects of the profile's `syscalls` list). Returns its path.
 pub fn write_profile(
     dir: &std::path::Path,
     sock: &std::path::Path,
@@ -134,19 +149,24 @@ pub fn write_profile(
     extra_rules: &[&str],
 ) -> PathBuf {
     let path = dir.join("profile.json");
-    let names = serde_json::to_string(notify).unwrap();
-    let mut rules = vec![format!(r#"{{"names":{names},"action":"SCMP_ACT_NOTIFY"}}"#)];
-    rules.extend(extra_rules.iter().map(|r| r.to_string()));
-    std::fs::write(
-        &path,
-        format!(
-            r#"{{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
-            "listenerPath":"{}","listenerMetadata":"rampart-test","syscalls":[{}]}}"#,
-            sock.display(),
-            rules.join(",")
-        ),
-    )
-    .unwrap();
+    let base = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"]});
+    let add = rampart_nri::seccomp_merge::Additions {
+        notify: notify.iter().map(|s| s.to_string()).collect(),
+        deny: Vec::new(),
+        listener_path: sock.display().to_string(),
+        listener_metadata: "rampart-test".into(),
+        reads_in_kernel: true,
+    };
+    let mut profile = rampart_nri::seccomp_merge::merge(Some(&base), &add).unwrap();
+    let rules = profile["syscalls"].as_array_mut().unwrap();
+    // What merge adds whenever opens are notified (io_uring refused) is the tests' to choose.
+    rules.retain(|r| r["action"] != "SCMP_ACT_ERRNO");
+    rules.extend(
+        extra_rules
+            .iter()
+            .map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap()),
+    );
+    std::fs::write(&path, serde_json::to_string(&profile).unwrap()).unwrap();
     path
 }
 

@@ -1,0 +1,326 @@
+//! One protected container's fanotify group: the marks on its mounts, and the allows it
+//! remembers in the kernel (ignore marks on inodes).
+//!
+//! One group per container, so that a remembered allow is never wider than the container it was
+//! decided for: an ignore mark only silences its own group's mount marks, and another container
+//! (a different policy, the same volume) has its own group, or none.
+
+use std::collections::HashSet;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::{Arc, Mutex};
+
+use nix::sys::fanotify::{EventFFlags, Fanotify, InitFlags, MarkFlags, MaskFlags};
+use nix::sys::stat::{SFlag, fstat};
+use serde::{Deserialize, Serialize};
+use tracing::debug;
+
+use crate::guard::mounts;
+use crate::guard::runtime::Runtimes;
+use crate::workload::Workload;
+
+/// Remembered allows per container before they are all dropped and relearned: each pins an
+/// inode in the kernel's cache.
+pub const MAX_REMEMBERED: usize = 16_384;
+
+/// What identifies a group when the holder gives it back to a new agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMeta {
+    pub container_id: String,
+    pub namespace: String,
+    pub pod_name: String,
+    pub pod_uid: String,
+    pub container_name: String,
+    pub image: String,
+    pub pod_labels: std::collections::BTreeMap<String, String>,
+    /// The container's pid namespace: whose tasks the group decides for.
+    pub pid_ns: u64,
+    /// The device of the container's root filesystem: only its files are remembered.
+    pub root_dev: u64,
+    /// Whether read-only opens are marked (FAN_OPEN_PERM), or only exec opens.
+    pub reads: bool,
+}
+
+impl GroupMeta {
+    pub fn workload(&self) -> Workload {
+        Workload {
+            container_id: self.container_id.clone(),
+            namespace: self.namespace.clone(),
+            pod_name: self.pod_name.clone(),
+            pod_uid: self.pod_uid.clone(),
+            container_name: self.container_name.clone(),
+            image: self.image.clone(),
+            pod_labels: self.pod_labels.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Why an allow is, or is not, remembered: the facts about the file that the rules can't see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileFacts {
+    pub dev: u64,
+    pub nlink: u64,
+    pub regular: bool,
+}
+
+impl FileFacts {
+    pub fn of(file: BorrowedFd<'_>) -> Option<FileFacts> {
+        let st = fstat(file).ok()?;
+        Some(FileFacts {
+            dev: st.st_dev,
+            nlink: st.st_nlink,
+            regular: st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFREG.bits(),
+        })
+    }
+
+    /// An allow decided on this file's one path may stand for the inode when the file is a
+    /// regular file with that one name (another name could be under other rules), on the
+    /// container's own root filesystem (a volume's files can be renamed by someone the agent
+    /// does not see, such as another container or the host).
+    pub fn rememberable(&self, root_dev: u64) -> bool {
+        self.regular && self.nlink == 1 && self.dev == root_dev
+    }
+}
+
+struct Cache {
+    /// Bumped by every invalidation: a decision taken before one is not remembered after it.
+    generation: u64,
+    entries: usize,
+}
+
+pub struct Group {
+    fan: Fanotify,
+    meta: GroupMeta,
+    workload: Arc<Workload>,
+    cache: Mutex<Cache>,
+    /// Root mounts (unique ids) whose namespaces are marked.
+    marked: Mutex<HashSet<u64>>,
+    /// The holder's id for its copy of the group, when it has one.
+    held: Mutex<Option<u64>>,
+}
+
+impl Group {
+    /// A new group for the container task `tid` runs in (nothing marked yet).
+    pub fn create(w: &Workload, tid: u32, reads: bool) -> io::Result<Group> {
+        let fan = Fanotify::init(
+            InitFlags::FAN_CLASS_CONTENT
+                | InitFlags::FAN_CLOEXEC
+                | InitFlags::FAN_NONBLOCK
+                | InitFlags::FAN_REPORT_TID
+                // A full queue would allow the permission events it can't hold.
+                | InitFlags::FAN_UNLIMITED_QUEUE
+                | InitFlags::FAN_UNLIMITED_MARKS,
+            EventFFlags::O_RDONLY | EventFFlags::O_CLOEXEC | EventFFlags::O_LARGEFILE,
+        )
+        .map_err(io::Error::from)?;
+        let root_dev = std::fs::metadata(format!("/proc/{tid}/root"))
+            .map(|m| std::os::unix::fs::MetadataExt::dev(&m))?;
+        let meta = GroupMeta {
+            container_id: w.container_id.clone(),
+            namespace: w.namespace.clone(),
+            pod_name: w.pod_name.clone(),
+            pod_uid: w.pod_uid.clone(),
+            container_name: w.container_name.clone(),
+            image: w.image.clone(),
+            pod_labels: w.pod_labels.clone(),
+            pid_ns: mounts::ns_inode(tid, "pid")?,
+            root_dev,
+            reads,
+        };
+        Ok(Self::with(fan, meta))
+    }
+
+    /// A group the holder kept, with what it was created for.
+    pub fn adopt(fan: Fanotify, meta: GroupMeta, held: u64) -> Group {
+        let g = Self::with(fan, meta);
+        *g.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(held);
+        g
+    }
+
+    fn with(fan: Fanotify, meta: GroupMeta) -> Group {
+        Group {
+            workload: Arc::new(meta.workload()),
+            fan,
+            meta,
+            cache: Mutex::new(Cache {
+                generation: 0,
+                entries: 0,
+            }),
+            marked: Mutex::new(HashSet::new()),
+            held: Mutex::new(None),
+        }
+    }
+
+    pub fn fan(&self) -> &Fanotify {
+        &self.fan
+    }
+
+    pub fn meta(&self) -> &GroupMeta {
+        &self.meta
+    }
+
+    pub fn workload(&self) -> &Arc<Workload> {
+        &self.workload
+    }
+
+    pub fn held(&self) -> Option<u64> {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_held(&self, id: u64) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+    }
+
+    /// The events its mount marks ask for.
+    pub fn mask(&self) -> MaskFlags {
+        if self.meta.reads {
+            MaskFlags::FAN_OPEN_EXEC_PERM | MaskFlags::FAN_OPEN_PERM
+        } else {
+            MaskFlags::FAN_OPEN_EXEC_PERM
+        }
+    }
+
+    /// Marks every mount of task `tid`'s mount namespace, once per namespace.
+    pub fn mark(&self, tid: u32) -> io::Result<()> {
+        let root_mount = mounts::unique_root_mount(tid);
+        if let Ok(id) = root_mount
+            && self.marked().contains(&id)
+        {
+            return Ok(());
+        }
+        let n = mounts::mark_all(&self.fan, tid, self.mask())?;
+        debug!(
+            tid,
+            mounts = n,
+            reads = self.meta.reads,
+            "file guard: marked the container's mounts"
+        );
+        if let Ok(id) = root_mount {
+            self.marked().insert(id);
+        }
+        Ok(())
+    }
+
+    fn marked(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.marked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Taken before deciding; [`Group::remember`] with it does nothing if the group was
+    /// invalidated in between.
+    pub fn generation(&self) -> u64 {
+        self.cache().generation
+    }
+
+    /// Remembers an allow of `mask` events on `file`'s inode: the kernel stops asking until the
+    /// file is modified. Never FAN_MARK_IGNORED_SURV_MODIFY: the flag is the mark's, not the
+    /// event's, so a read allow surviving a write would make the exec allow of the same inode
+    /// survive it too, and a binary written over would run unchecked.
+    pub fn remember(&self, file: BorrowedFd<'_>, mask: MaskFlags, generation: u64) {
+        let mut c = self.cache();
+        if c.generation != generation {
+            return;
+        }
+        if c.entries >= MAX_REMEMBERED {
+            // Evict everything: decisions are relearned one event each.
+            self.flush(&mut c);
+            return;
+        }
+        let flags = MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_IGNORED_MASK;
+        match self.fan.mark::<_, str>(flags, mask, file, None) {
+            Ok(()) => c.entries += 1,
+            Err(e) => debug!(error = %e, "file guard: cannot remember an allow"),
+        }
+    }
+
+    /// Forgets every remembered allow (the policy changed, or a name moved): the next open of
+    /// each file is decided again.
+    pub fn invalidate(&self) {
+        let mut c = self.cache();
+        self.flush(&mut c);
+    }
+
+    fn flush(&self, c: &mut Cache) {
+        c.generation += 1;
+        c.entries = 0;
+        // Without FAN_MARK_MOUNT, FLUSH removes the inode marks: the remembered allows only.
+        if let Err(e) = self.fan.mark::<_, str>(
+            MarkFlags::FAN_MARK_FLUSH,
+            MaskFlags::empty(),
+            nix::fcntl::AT_FDCWD,
+            None,
+        ) {
+            tracing::error!(container = %self.meta.container_id, error = %e,
+                "file guard: cannot drop remembered allows; they stand until the container ends");
+        }
+    }
+
+    /// Whether task `tid` is one of the container's own (its pid namespace), running under its
+    /// seccomp filter, and not the runtime. Tasks outside (the host) and the runtime's own setup
+    /// (runc exec reading the container's /etc/passwd, `runtime`) are not the workload.
+    pub fn is_workload_task(&self, tid: u32, runtimes: &Runtimes) -> bool {
+        mounts::ns_inode(tid, "pid").is_ok_and(|ns| ns == self.meta.pid_ns)
+            && under_filter(tid)
+            && !runtimes.runs(tid)
+    }
+
+    /// The inode marks with an ignore mask in the kernel's list of this group's marks.
+    pub fn remembered_in_kernel(&self) -> io::Result<usize> {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", self.fan.as_raw_fd()))?;
+        Ok(info
+            .lines()
+            .filter(|l| l.starts_with("fanotify ino:"))
+            .filter(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix("ignored_mask:"))
+                    .is_some_and(|m| u64::from_str_radix(m, 16).is_ok_and(|m| m != 0))
+            })
+            .count())
+    }
+
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fan.as_fd()
+    }
+}
+
+/// `Seccomp: 2` in the task's status: it runs under a filter (every task of a protected
+/// container does, and can't leave it).
+fn under_filter(tid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/status")).is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Seccomp:"))
+            .is_some_and(|v| v.trim() == "2")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_single_named_regular_files_of_the_root_filesystem_are_remembered() {
+        let f = FileFacts {
+            dev: 7,
+            nlink: 1,
+            regular: true,
+        };
+        assert!(f.rememberable(7));
+        assert!(!f.rememberable(8), "a volume's file");
+        assert!(
+            !FileFacts { nlink: 2, ..f }.rememberable(7),
+            "a hard-linked file"
+        );
+        assert!(
+            !FileFacts {
+                regular: false,
+                ..f
+            }
+            .rememberable(7),
+            "a device or FIFO"
+        );
+    }
+}
