@@ -29,13 +29,14 @@ test: build
 unit:
 	$(CARGO) test $(CARGO_FLAGS) --workspace
 
-## bench: nginx requests/s unprotected vs under rampart's policies, side by side (root, node up;
-## bench/nginx-rps.sh, BENCH_ARGS="--doc --rounds N"). Release builds: debug ones would measure
-## unoptimised code.
+## bench: what rampart costs against the same pods with no policy, in one run: nginx requests/s
+## and p99 under rampart's policies, and syscall latency loops in busybox pods (root, node up;
+## bench/native-speed.sh, BENCH_ARGS="--doc --rounds N", "--only nginx|loops" for a quick run).
+## Release builds: debug ones would measure unoptimised code.
 BENCH_ARGS ?=
 bench: setup
 	$(CARGO) build --release $(CARGO_FLAGS) -p rampartd -p rampart-seccomp -p rampart-nri -p rampart-integration --bins
-	RAMPART_BIN=$${CARGO_TARGET_DIR:-target}/release bench/nginx-rps.sh $(BENCH_ARGS)
+	RAMPART_BIN=$${CARGO_TARGET_DIR:-target}/release bench/native-speed.sh $(BENCH_ARGS)
 
 ## fuzz-smoke: a short run of every fuzz target (needs nightly; skipped without it)
 fuzz-smoke:

@@ -1,7 +1,7 @@
 /*
  * rampart-probe: bypass attempts and latency measurements that busybox can't make.
  * Built static by scripts/build-images into /usr/local/bin/rampart-probe in the busybox and nginx
- * images. Used by seccomp-agent/tests/bypass.rs and bench/seccomp-latency.sh.
+ * images. Used by seccomp-agent/tests/bypass.rs, bench/native-speed.sh and bench/seccomp-latency.sh.
  *
  * Bypass subcommands print what happened, "ok <bytes>" when the file's content was read or
  * "err <ERRNO>" when it was refused, and exit 0 if the content was read, 1 if refused
@@ -39,6 +39,10 @@
  * around each call):
  *   bench-open PATH N              open + close of a readable file
  *   bench-open-deny PATH N         open that is refused (any error counts; errors are reported)
+ *   bench-open-first DIR N         the first open + close of each of N files: DIR (which must not
+ *                                  exist) and N empty files in it are created first, untimed, by
+ *                                  mknod (open(O_CREAT) where mknod fails), so that the timed open
+ *                                  is the first open of each file; then they are removed, untimed
  *   bench-getpid N                 the raw getpid syscall
  *   bench-exec N                   posix_spawn of "rampart-probe nop" + waitpid
  *   bench-connect IP PORT N        TCP connect (to a closed port: ECONNREFUSED), socket outside
@@ -77,7 +81,8 @@ static int usage(void) {
   fprintf(stderr,
           "usage: rampart-probe open PATH | open-path PATH | openat DIRPATH RELPATH | openat2 PATH [in-root|beneath|none]\n"
           "       | race PATH DECOY N | execveat-memfd | io_uring PATH | hardlink PATH LINK | open32 PATH\n"
-          "       | bench-open PATH N | bench-open-deny PATH N | bench-getpid N | bench-exec N\n"
+          "       | bench-open PATH N | bench-open-deny PATH N | bench-open-first DIR N\n"
+          "       | bench-getpid N | bench-exec N\n"
           "       | bench-connect IP PORT N | nop\n"
           "       | link-opath PATH LINK | rename PATH NEW | truncate PATH | send HOW IP PORT\n"
           "       | race-exec ALLOWED DENIED N | exec-marker | race-connect ALLOWED DENIED N\n");
@@ -429,6 +434,58 @@ static int bench_open(const char *path, long n, int expect_deny) {
   return bench_report(expect_deny ? "bench-open-deny" : "bench-open", t, n);
 }
 
+/* Names DIR/f<i>; the caller checked that DIR is short enough. */
+static void first_path(char *buf, size_t len, const char *dir, long i) {
+  snprintf(buf, len, "%s/f%ld", dir, i);
+}
+
+static int bench_open_first(const char *dir, long n) {
+  char path[4096];
+  if (strlen(dir) > sizeof path - 32) return usage();
+  if (mkdir(dir, 0755) != 0) {
+    printf("err %s mkdir %s (it must not exist)\n", ename(errno), dir);
+    return 2;
+  }
+  long by_open = 0;
+  for (long i = 0; i < n; i++) {
+    first_path(path, sizeof path, dir, i);
+    if (mknod(path, S_IFREG | 0644, 0) == 0) continue;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      printf("err %s creating %s\n", ename(errno), path);
+      return 2;
+    }
+    close(fd);
+    by_open++;
+  }
+  uint64_t *t = alloc_times(n);
+  long failed = 0;
+  int last_errno = 0;
+  for (long i = 0; i < n; i++) {
+    first_path(path, sizeof path, dir, i);
+    uint64_t a = now_ns();
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    else {
+      failed++;
+      last_errno = errno;
+    }
+    t[i] = now_ns() - a;
+  }
+  for (long i = 0; i < n; i++) {
+    first_path(path, sizeof path, dir, i);
+    unlink(path);
+  }
+  rmdir(dir);
+  if (failed) {
+    printf("err %s bench-open-first: %ld of %ld opens failed\n", ename(last_errno), failed, n);
+    return 1;
+  }
+  fprintf(stderr, "bench-open-first: %ld files created by mknod, %ld by open(O_CREAT)\n", n - by_open,
+          by_open);
+  return bench_report("bench-open-first", t, n);
+}
+
 static int bench_getpid(long n) {
   uint64_t *t = alloc_times(n);
   for (long i = 0; i < n; i++) {
@@ -649,6 +706,7 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "send") && argc == 5) return cmd_send(argv[2], argv[3], argv[4]);
   if (!strcmp(c, "bench-open") && argc == 4) return bench_open(argv[2], num(argv[3]), 0);
   if (!strcmp(c, "bench-open-deny") && argc == 4) return bench_open(argv[2], num(argv[3]), 1);
+  if (!strcmp(c, "bench-open-first") && argc == 4) return bench_open_first(argv[2], num(argv[3]));
   if (!strcmp(c, "bench-getpid") && argc == 3) return bench_getpid(num(argv[2]));
   if (!strcmp(c, "bench-exec") && argc == 3) return bench_exec(num(argv[2]));
   if (!strcmp(c, "bench-connect") && argc == 5)
