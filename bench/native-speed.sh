@@ -26,10 +26,10 @@
 #   enforce        container `loops`: bench/loops-policy.yaml (the seed policy's file rules, an
 #                  egress block of 192.0.2.0/24 and a process deny-list entry that never match
 #                  what the loops do, so opens, connects and execs are all decided)
-#   seccomp-reads  the same container selection, with the pod annotation
+#   seccomp-reads  the same container selection, with the pod label
 #                  rampart.dev/read-opens=seccomp (every open notified to rampart-seccomp and
 #                  emulated there, the escape hatch; a rampart-nri that does not read the
-#                  annotation makes this arm the same as enforce)
+#                  label makes this arm the same as enforce)
 # Loops: open + close of one allowed file of the image (/bin/busybox) again and again; the first
 # open + close of each of N files (bench-open-first: created in a fresh directory of the
 # container's root filesystem, untimed); open of /etc/passwd, denied (baseline: allowed, open +
@@ -139,7 +139,7 @@ mkdir -p "$POLICIES" "$work/wrk"
 
 # pod -> arm, container name, nginx config variant; the order here is the tables'.
 PODS=() NGINX_PODS=() LOOP_PODS=()
-declare -A ARM CNAME VARIANT IP CID MASTER BASE_OF ANNOTATION
+declare -A ARM CNAME VARIANT IP CID MASTER BASE_OF LABEL
 add_pod() { # POD ARM CONTAINER VARIANT
   PODS+=("$1"); ARM[$1]=$2; CNAME[$1]=$3; VARIANT[$1]=$4
 }
@@ -157,7 +157,7 @@ if [ "$LOOPING" = 1 ]; then
   add_pod loops-baseline baseline loops-baseline loops
   add_pod loops-enforce enforce loops loops
   add_pod loops-seccomp-reads seccomp-reads loops loops
-  ANNOTATION[loops-seccomp-reads]=rampart.dev/read-opens=seccomp
+  LABEL[loops-seccomp-reads]=rampart.dev/read-opens=seccomp
   LOOP_PODS=(loops-baseline loops-enforce loops-seccomp-reads)
 fi
 declare -A LOOP_POD=([baseline]=loops-baseline [enforce]=loops-enforce [seccomp-reads]=loops-seccomp-reads)
@@ -237,7 +237,7 @@ for p in "${PODS[@]}"; do
   timeout 60 "$K" rm "$p" -n "$NS" >/dev/null 2>&1 || true # a pod left by an interrupted run
   opts=()
   [ "${ARM[$p]}" = baseline ] || [ "${VARIANT[$p]}" = loops ] || opts=(--label app=nginx)
-  [ -z "${ANNOTATION[$p]:-}" ] || opts+=(--annotation "${ANNOTATION[$p]}")
+  [ -z "${LABEL[$p]:-}" ] || opts+=(--label "${LABEL[$p]}")
   started_pods+=("$p")
   if [ "${VARIANT[$p]}" = loops ]; then
     out=$("$K" run "$p" -n "$NS" -c "${CNAME[$p]}" "${opts[@]}" --image "$LOOPS_IMAGE" -o json -- sleep 1000000) \
@@ -250,7 +250,7 @@ for p in "${PODS[@]}"; do
   MASTER[$p]=$("$K" inspect "$p" -n "$NS" | jq -r .info.pid)
   [[ ${MASTER[$p]} =~ ^[0-9]+$ ]] && [ "${MASTER[$p]}" != 0 ] || die "no pid for pod $p's container"
   if [ "${VARIANT[$p]}" = loops ]; then
-    log "pod $p (${ARM[$p]}, container ${CNAME[$p]}${ANNOTATION[$p]:+, annotation ${ANNOTATION[$p]}}): sleep, pid ${MASTER[$p]}"
+    log "pod $p (${ARM[$p]}, container ${CNAME[$p]}${LABEL[$p]:+, label ${LABEL[$p]}}): sleep, pid ${MASTER[$p]}"
     continue
   fi
   [[ ${IP[$p]} =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "pod $p has no IPv4 address (got '${IP[$p]}')"
@@ -296,7 +296,10 @@ done
 
 # --- what each pod really runs under, checked, and kept for the record.
 verify=()
-jq_notify='[.linux.seccomp.syscalls[]? | select(.action == "SCMP_ACT_NOTIFY") | .names[]] | join(",")'
+# Notified syscall names; one notified only under argument conditions (open/openat when their
+# flags write: read-only opens are the file guard's) is shown as NAME(writes).
+# shellcheck disable=SC2016
+jq_notify='[.linux.seccomp.syscalls[]? | select(.action == "SCMP_ACT_NOTIFY") | .names[] as $n | {n: $n, c: ((.args // []) | length > 0)}] | group_by(.n) | map(if all(.c) then "\(.[0].n)(writes)" else .[0].n end) | join(",")'
 record() { # POD ACTION [TEXT]: wait up to 5 s for a rampart record of this pod with this action
   local j
   for _ in $(seq 50); do
@@ -322,7 +325,7 @@ for p in "${NGINX_PODS[@]}"; do
       probe="cat /etc/passwd: read" ;;
     enforce|audit)
       [ "$mode" = 2 ] || die "pod $p has no seccomp filter (Seccomp: $mode): rampart did not protect it"
-      [[ ,$notify, == *,openat,* ]] || die "pod $p: openat is not notified ($notify)"
+      [[ ,$notify, == *,openat* ]] || die "pod $p: openat is not notified ($notify)"
       if [ "${ARM[$p]}" = enforce ]; then
         ! "$K" exec "$p" -n "$NS" -- cat /etc/passwd >/dev/null 2>&1 || die "pod $p: cat /etc/passwd was not blocked"
         record "$p" Blocked >/dev/null || die "pod $p: no Blocked record in journald for cat /etc/passwd"
@@ -394,8 +397,8 @@ for p in "${LOOP_PODS[@]}"; do
   [ -f "$cfg" ] || die "pod $p: no bundle config at $cfg"
   notify=$(jq -r "$jq_notify" "$cfg")
   NOTIFY[$p]=$notify
-  annotation=$("$K" inspect "$p" -n "$NS" --sandbox | jq -r '.status.annotations // {} | to_entries | map(select(.key | startswith("rampart.dev/")) | "\(.key)=\(.value)") | join(",")')
-  [ "$annotation" = "${ANNOTATION[$p]:-}" ] || die "pod $p: its rampart.dev/ annotations are '$annotation', expected '${ANNOTATION[$p]:-}'"
+  label=$("$K" inspect "$p" -n "$NS" --sandbox | jq -r '.status.labels // {} | to_entries | map(select(.key | startswith("rampart.dev/")) | "\(.key)=\(.value)") | join(",")')
+  [ "$label" = "${LABEL[$p]:-}" ] || die "pod $p: its rampart.dev/ labels are '$label', expected '${LABEL[$p]:-}'"
   out=$("$K" exec "$p" -n "$NS" -- "$PROBE" open "$OPEN_FILE" 2>&1) || die "pod $p: open of $OPEN_FILE failed ($out); the repeated-open loop needs it readable"
   out=$("$K" exec "$p" -n "$NS" -- "$PROBE" open /etc/passwd 2>&1) && passwd="read" || passwd=$out
   case ${ARM[$p]} in
@@ -406,7 +409,7 @@ for p in "${LOOP_PODS[@]}"; do
       probe="open /etc/passwd: read; open $OPEN_FILE: read" ;;
     enforce|seccomp-reads)
       [ "$mode" = 2 ] || die "pod $p has no seccomp filter (Seccomp: $mode): rampart did not protect it"
-      [ "${ARM[$p]}" = enforce ] || [[ ,$notify, == *,openat,* ]] || die "pod $p: openat is not notified ($notify), yet its annotation asks for every open to be"
+      [ "${ARM[$p]}" = enforce ] || [[ ,$notify, == *,openat,* ]] || die "pod $p: openat is not notified for every open ($notify), yet its label asks for it"
       [ "$passwd" != read ] || die "pod $p: open of /etc/passwd was not blocked"
       record "$p" Blocked '"filePath":"/etc/passwd"' >/dev/null || die "pod $p: no Blocked record in journald for the open of /etc/passwd"
       # The egress rule is live: a connect to the blocked range is refused before it leaves.
@@ -414,12 +417,12 @@ for p in "${LOOP_PODS[@]}"; do
       record "$p" Blocked '"remoteAddress":"192.0.2.1"' >/dev/null || die "pod $p: no Blocked record in journald for the connect to 192.0.2.1:9 ($net)"
       probe="open /etc/passwd: ${passwd#err }, Blocked record; connect 192.0.2.1:9: ${net#err }, Blocked record; open $OPEN_FILE: read" ;;
   esac
-  loop_verify+=("| $p | ${ARM[$p]} | \`${CNAME[$p]}\` | ${ANNOTATION[$p]:--} | $mode | ${notify:--} | $probe |")
+  loop_verify+=("| $p | ${ARM[$p]} | \`${CNAME[$p]}\` | ${LABEL[$p]:--} | $mode | ${notify:--} | $probe |")
 done
 if [ "$LOOPING" = 1 ]; then
   log "verified: the loops' baseline pod unfiltered, the others under bench/loops-policy.yaml"
   [ "${NOTIFY[loops-enforce]}" != "${NOTIFY[loops-seccomp-reads]}" ] \
-    || log "note: enforce and seccomp-reads notify the same syscalls (${NOTIFY[loops-enforce]}): this rampart-nri makes nothing of rampart.dev/read-opens=seccomp"
+    || log "note: enforce and seccomp-reads notify the same syscalls (${NOTIFY[loops-enforce]}): this rampart-nri makes nothing of the label rampart.dev/read-opens=seccomp"
 fi
 
 # --- load, in ROUNDS rounds; in each, the nginx part's runs and then the loops'.
@@ -616,9 +619,9 @@ PY
 )
 loops_env="$env_common. $ROUNDS round(s); per round and arm, N calls per loop (the N column); rampart-probe: $probe_note."
 [ "${NOTIFY[loops-enforce]}" != "${NOTIFY[loops-seccomp-reads]}" ] \
-  || loops_env="$loops_env enforce and seccomp-reads ran under the same notified syscalls: this rampart-nri makes nothing of rampart.dev/read-opens=seccomp, so the two arms measure the same thing."
+  || loops_env="$loops_env enforce and seccomp-reads ran under the same notified syscalls: this rampart-nri makes nothing of the label rampart.dev/read-opens=seccomp, so the two arms measure the same thing."
 loops_verify=$(
-  echo "| pod | arm | container | pod annotation | Seccomp (/proc) | notified syscalls (bundle config.json) | probes (rampart-probe through CRI exec) |"
+  echo "| pod | arm | container | pod label | Seccomp (/proc) | notified syscalls (bundle config.json) | probes (rampart-probe through CRI exec) |"
   echo "|---|---|---|---|---|---|---|"
   printf '%s\n' "${loop_verify[@]}"
 )
@@ -653,9 +656,9 @@ them, one policy directory, the nginx part's pods beside them. The loops run thr
   file rules (no read under \`/etc/**\` but hostname, hosts and resolv.conf), an egress block of
   192.0.2.0/24 and a process deny-list entry for \`/usr/bin/never-run\`. No loop touches either,
   but with them every connect and exec is decided by policy, as every open is.
-- **seccomp-reads**: the same container selection, with the pod annotation
+- **seccomp-reads**: the same container selection, with the pod label
   \`rampart.dev/read-opens=seccomp\`: every open notified to rampart-seccomp and emulated there
-  (the escape hatch). A rampart-nri that does not read the annotation makes this arm the same as
+  (the escape hatch). A rampart-nri that does not read the label makes this arm the same as
   enforce (compare their notified syscalls below).
 
 Each round runs every loop in every arm, the arms of a loop back to back in random order and the
@@ -672,7 +675,7 @@ $loops_env
 
 Checked before the loops, for every pod (the bench stops if any check fails): that
 \`$OPEN_FILE\`, \`/tmp\` and \`/etc/passwd\` are on the container's root filesystem (no mount
-at or above them in its mountinfo), the pod's \`rampart.dev/\` annotations as CRI reports them,
+at or above them in its mountinfo), the pod's \`rampart.dev/\` labels as CRI reports them,
 the seccomp mode of the container's process in \`/proc/PID/status\`, the notified syscalls in
 the bundle's config.json, and probes through CRI exec with their journald records:
 

@@ -1,5 +1,8 @@
 //! open, openat, openat2, creat: resolved inside the container, decided on the real object, and
 //! emulated (the agent opens it and injects the descriptor), so the check and the use can't part.
+//! What reaches it: opens that write, create or truncate, every openat2, and every open of a pod
+//! labelled `rampart.dev/read-opens=seccomp`. Other read-only opens never leave the kernel's
+//! filter; the file guard (`guard`) decides them.
 
 use std::os::fd::{AsFd, BorrowedFd};
 
