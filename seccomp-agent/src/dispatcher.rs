@@ -13,9 +13,9 @@ use tracing::{debug, warn};
 use crate::backstop::egress_guard::EgressGuard;
 use crate::backstop::kill_process::{self, KillError};
 use crate::container::memory::TaskMemory;
-use crate::container::procfs::{TaskError, current_syscall, exe_path};
+use crate::container::procfs::{TaskError, exe_path};
 use crate::guard::runtime::Runtimes;
-use crate::guard::{FileGuard, GuardJudge, ReadVerdict};
+use crate::guard::{Deferred, FileGuard, GuardJudge, ReadVerdict};
 use crate::handlers::{chmod, connect, exec, hardening, new_name, open, remove, truncate};
 use crate::holder::client::HolderClient;
 use crate::outcome::{Answer, Outcome, Report, Subject, outcome};
@@ -226,15 +226,14 @@ pub const GUARD_ENFORCER: &str = "fanotify";
 const GUARD_EXEC_ENFORCER: &str = "fanotify-exec";
 
 impl PolicyHandler {
-    /// Reports a decision the file guard made, with the kill-process response carried out.
-    fn report_guard(&self, o: Outcome, tid: u32, enforcer: &str) {
-        let Some(Report {
+    /// What the file guard reports about a decision, with the kill-process response carried out
+    /// now (before the task is answered: it never runs on past its refused open). The report
+    /// itself is sent by the returned closure, once the task is answered.
+    fn guard_report(&self, o: Outcome, tid: u32, enforcer: &str) -> Option<Deferred> {
+        let Report {
             mut alert,
             response,
-        }) = o.report
-        else {
-            return;
-        };
+        } = o.report?;
         alert.pid = Some(tid);
         alert.enforcer = Some(enforcer.to_owned());
         if response == Some(Response::KillProcess) {
@@ -253,7 +252,8 @@ impl PolicyHandler {
                 }
             }
         }
-        self.reporter.report(to_event(&alert, 0));
+        let reporter = self.reporter.clone();
+        Some(Box::new(move || reporter.report(to_event(&alert, 0))))
     }
 }
 
@@ -282,12 +282,16 @@ impl GuardJudge for PolicyHandler {
         if decision.verdict == Verdict::Allow {
             return ReadVerdict::Allow {
                 remember: !depends && !view.is_learning(),
+                report: None,
             };
         }
         if !is_workload_task() {
-            // The host's or the runtime's own access (runc exec reading /etc/passwd before its
-            // filter is on): not the workload's, not policy's to refuse.
-            return ReadVerdict::Allow { remember: false };
+            // The host's or the runtime's own access (runc exec looking the user up in the
+            // container's /etc/passwd): not the workload's, not policy's to refuse.
+            return ReadVerdict::Allow {
+                remember: false,
+                report: None,
+            };
         }
         let process = if depends { process } else { exe_path(tid) };
         let op = Operation::FileAccess {
@@ -295,14 +299,19 @@ impl GuardJudge for PolicyHandler {
             access: Access::Read,
             process: &process,
         };
-        let subject = Subject::new(current_syscall(tid).unwrap_or("open"), &process);
+        // Which open syscall it was, the kernel doesn't say (reading /proc/PID/syscall would
+        // double the cost of a refusal): "open" stands for all of them.
+        let subject = Subject::new("open", &process);
         let o = outcome(decision, w, &op, subject, libc::EACCES, || Answer::Continue);
         let allowed = matches!(o.answer, Answer::Continue);
-        self.report_guard(o, tid, GUARD_ENFORCER);
+        let report = self.guard_report(o, tid, GUARD_ENFORCER);
         if allowed {
-            ReadVerdict::Allow { remember: false }
+            ReadVerdict::Allow {
+                remember: false,
+                report,
+            }
         } else {
-            ReadVerdict::Deny
+            ReadVerdict::Deny(report)
         }
     }
 
@@ -315,7 +324,9 @@ impl GuardJudge for PolicyHandler {
             Answer::Continue
         });
         let allowed = matches!(o.answer, Answer::Continue);
-        self.report_guard(o, tid, GUARD_EXEC_ENFORCER);
+        if let Some(send) = self.guard_report(o, tid, GUARD_EXEC_ENFORCER) {
+            send();
+        }
         allowed
     }
 

@@ -159,7 +159,7 @@ async fn reads_are_decided_by_the_guard_and_allows_are_remembered_in_the_kernel(
     );
     let e = blocked_event_for(&agent, "/etc/passwd").expect("a Blocked event for /etc/passwd");
     assert_eq!(e.enforcer, "fanotify", "{e:?}");
-    assert_eq!(e.syscall, "openat", "{e:?}");
+    assert_eq!(e.syscall, "open", "{e:?}");
     assert_eq!(e.process_path, PROBE, "{e:?}");
     assert_eq!(e.policy_name, "DisallowEtcAccessForNginx");
 

@@ -163,24 +163,6 @@ pub fn exe_path(tid: u32) -> String {
         .unwrap_or_default()
 }
 
-/// The syscall task `tid` is blocked in, by name, for the ones the file guard sees a task in
-/// (/proc/PID/syscall's first field; x86_64 numbers). None for any other, or if unreadable.
-pub fn current_syscall(tid: u32) -> Option<&'static str> {
-    let text = std::fs::read_to_string(format!("/proc/{tid}/syscall")).ok()?;
-    let nr: i64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(match nr {
-        2 => "open",
-        85 => "creat",
-        257 => "openat",
-        437 => "openat2",
-        59 => "execve",
-        322 => "execveat",
-        304 => "open_by_handle_at",
-        426 => "io_uring_enter",
-        _ => return None,
-    })
-}
-
 /// The words of a status line's value.
 fn words<'t>(
     tid: u32,

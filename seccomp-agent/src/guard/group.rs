@@ -259,12 +259,15 @@ impl Group {
         }
     }
 
-    /// Whether task `tid` is one of the container's own (its pid namespace), running under its
-    /// seccomp filter, and not the runtime. Tasks outside (the host) and the runtime's own setup
-    /// (runc exec reading the container's /etc/passwd, `runtime`) are not the workload.
-    pub fn is_workload_task(&self, tid: u32, runtimes: &Runtimes) -> bool {
+    /// Whether task `tid` is one of the container's own (its pid namespace) and not the runtime.
+    /// Tasks outside (the host) and the runtime's own setup (runc exec reading the container's
+    /// /etc/passwd, `runtime`) are not the workload. A container in the host's pid namespace
+    /// (hostPID) shares it with every host process: there the task must also run under a seccomp
+    /// filter, as every task of a protected container does (reading its status costs ~15 µs, so
+    /// only then).
+    pub fn is_workload_task(&self, tid: u32, runtimes: &Runtimes, own_pid_ns: u64) -> bool {
         mounts::ns_inode(tid, "pid").is_ok_and(|ns| ns == self.meta.pid_ns)
-            && under_filter(tid)
+            && (self.meta.pid_ns != own_pid_ns || under_filter(tid))
             && !runtimes.runs(tid)
     }
 

@@ -59,14 +59,18 @@ pub trait GuardJudge: Send + Sync + 'static {
     fn exec_allowed(&self, w: &Workload, path: &str) -> bool;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadVerdict {
     /// Allowed; `remember`: the decision is the same for every task of the container.
     Allow {
         remember: bool,
+        report: Option<Deferred>,
     },
-    Deny,
+    Deny(Option<Deferred>),
 }
+
+/// What the judge left to do once the task is answered (sending its report): the open waits for
+/// nothing but the verdict.
+pub type Deferred = Box<dyn FnOnce() + Send>;
 
 pub struct FileGuard {
     groups: Mutex<HashMap<String, (Arc<Group>, u64)>>,
@@ -75,6 +79,8 @@ pub struct FileGuard {
     holder: Option<Arc<HolderClient>>,
     judge: Weak<dyn GuardJudge>,
     runtimes: Runtimes,
+    /// The agent's own pid namespace (the host's).
+    own_pid_ns: u64,
 }
 
 impl FileGuard {
@@ -101,11 +107,14 @@ impl FileGuard {
             holder,
             judge,
             runtimes,
+            own_pid_ns: mounts::ns_inode(std::process::id(), "pid")?,
         });
-        let g = guard.clone();
-        std::thread::Builder::new()
-            .name("file-guard".into())
-            .spawn(move || g.poller.run(&*g))?;
+        for i in 0..guard.poller.threads() {
+            let g = guard.clone();
+            std::thread::Builder::new()
+                .name(format!("file-guard-{i}"))
+                .spawn(move || g.poller.run(i, &*g))?;
+        }
         info!("file guard on: fanotify permission events on protected containers' mounts");
         Ok(guard)
     }
@@ -250,7 +259,7 @@ impl FileGuard {
             Some(Covered::Main) => true,
             // Never remembered: its exec open alone would let it run as a program.
             Some(Covered::FollowOn) => return true,
-            None if !group.is_workload_task(tid, &self.runtimes) => return true,
+            None if !group.is_workload_task(tid, &self.runtimes, self.own_pid_ns) => return true,
             None => {
                 let path = event_path(file);
                 let allowed = judge.judge_exec(group.workload(), tid, &path);
@@ -282,22 +291,22 @@ impl FileGuard {
         tid: u32,
         file: BorrowedFd<'_>,
         judge: &dyn GuardJudge,
-    ) -> bool {
+    ) -> (bool, Option<Deferred>) {
         let generation = group.generation();
         let path = event_path(file);
         let verdict = judge.judge_read(group.workload(), tid, &path, &|| {
-            group.is_workload_task(tid, &self.runtimes)
+            group.is_workload_task(tid, &self.runtimes, self.own_pid_ns)
         });
         match verdict {
-            ReadVerdict::Allow { remember } => {
+            ReadVerdict::Allow { remember, report } => {
                 if remember
                     && FileFacts::of(file).is_some_and(|f| f.rememberable(group.meta().root_dev))
                 {
                     group.remember(file, MaskFlags::FAN_OPEN_PERM, generation);
                 }
-                true
+                (true, report)
             }
-            ReadVerdict::Deny => false,
+            ReadVerdict::Deny(report) => (false, report),
         }
     }
 }
@@ -327,16 +336,16 @@ impl Answerer for FileGuard {
                 };
                 let tid = u32::try_from(ev.pid()).unwrap_or(0);
                 let mask = ev.mask();
-                let allow = match &judge {
+                let (allow, then) = match &judge {
                     // The agent is shutting down: refuse, the next agent decides again.
-                    None => false,
+                    None => (false, None),
                     Some(j) if mask.contains(MaskFlags::FAN_OPEN_EXEC_PERM) => {
-                        self.decide_exec(group, tid, fd, &**j)
+                        (self.decide_exec(group, tid, fd, &**j), None)
                     }
                     Some(j) if mask.contains(MaskFlags::FAN_OPEN_PERM) => {
                         self.decide_read(group, tid, fd, &**j)
                     }
-                    Some(_) => true,
+                    Some(_) => (true, None),
                 };
                 let response = if allow {
                     Response::FAN_ALLOW
@@ -348,6 +357,9 @@ impl Answerer for FileGuard {
                     .write_response(FanotifyResponse::new(fd, response))
                 {
                     warn!(tid, error = %e, "file guard: answering an event failed");
+                }
+                if let Some(then) = then {
+                    then();
                 }
             }
         }
