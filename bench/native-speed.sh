@@ -692,7 +692,8 @@ if [ "$NGINX" = 1 ]; then
 $run_line.
 
 What users compare with in-kernel enforcers that cost a few percent of requests/s.
-enforce and audit decide each request's open of the page (how: the notified syscalls below);
+enforce and audit decide each request's open of the page: the file guard decides the first one
+and the kernel remembers the allow (read-only opens are not notified: `open(writes)` below);
 allowlist puts nothing on the request path.
 
 Pods from the node's \`$IMAGE\` (Debian's nginx, 2 workers, access log to stdout as in the
@@ -702,7 +703,7 @@ them), all started in the same run under one rampartd and one policy directory:
 - **baseline**: container \`web\`, selected by no policy: rampart-nri adds nothing, no filter.
 - **enforce**: container \`nginx\`, the seed policy
   \`config/examples/disallow-etc-access-for-nginx.yaml\` as shipped. Its file rules decide every
-  open, so each request's open of index.html is decided by rampart.
+  open, index.html's on every request included.
 - **audit**: container \`nginx-audit\`, the same policy with \`mode: audit\`: the same
   decisions, nothing blocked.
 - **allowlist**: container \`nginx-allowlist\`, only \`processes: - allowOnly: [/usr/sbin/nginx]\`:

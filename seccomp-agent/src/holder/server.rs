@@ -1,11 +1,13 @@
-//! The fd holder (`rampart-seccomp-holder`): keeps a copy of every notify fd the agent supervises,
-//! so the filters' listeners outlive an agent restart, and gives them to the next agent.
+//! The fd holder (`rampart-seccomp-holder`): keeps a copy of every notify fd the agent supervises
+//! and of every file guard (fanotify) group, so the filters' listeners and the groups' marks
+//! outlive an agent restart, and gives them to the next agent.
 //!
 //! It is deliberately dumb, so that it almost never needs a restart (a holder restart loses every
 //! fd it holds): one thread, one poll loop over its socket, its clients and the held fds; it never
 //! reads a notification and never looks inside the agent's description of an fd. A held fd is
 //! dropped when every task of its filter has exited (the fd polls POLLHUP), or when the agent
-//! releases it. See `holder::protocol` for the messages.
+//! releases it (a group never polls POLLHUP: the agent releases it when its container ends). See
+//! `holder::protocol` for the messages.
 
 use std::collections::BTreeMap;
 use std::io;
