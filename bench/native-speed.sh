@@ -693,7 +693,7 @@ $run_line.
 
 What users compare with in-kernel enforcers that cost a few percent of requests/s.
 enforce and audit decide each request's open of the page: the file guard decides the first one
-and the kernel remembers the allow (read-only opens are not notified: `open(writes)` below);
+and the kernel remembers the allow (read-only opens are not notified: \`open(writes)\` below);
 allowlist puts nothing on the request path.
 
 Pods from the node's \`$IMAGE\` (Debian's nginx, 2 workers, access log to stdout as in the

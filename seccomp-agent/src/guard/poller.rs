@@ -149,7 +149,10 @@ impl Poller {
                 match group {
                     Some(g) => answerer.answer_all(&g),
                     // Its container ended meanwhile.
-                    None => debug!(token = ev.data(), "file guard: event for a group no longer watched"),
+                    None => debug!(
+                        token = ev.data(),
+                        "file guard: event for a group no longer watched"
+                    ),
                 }
             }
         }
