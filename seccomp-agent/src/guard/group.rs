@@ -304,6 +304,51 @@ fn under_filter(tid: u32) -> bool {
 mod tests {
     use super::*;
 
+    /// A group of this test process's own (its root and pid namespace), if fanotify permission
+    /// events are available here (root, CONFIG_FANOTIFY_ACCESS_PERMISSIONS).
+    fn own_group() -> Option<Group> {
+        match Group::create(&Workload::default(), std::process::id(), true) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                eprintln!("no fanotify permission group here ({e}); skipped");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn remembered_allows_are_capped_dropped_on_invalidation_and_never_after_it() {
+        let Some(g) = own_group() else { return };
+        let dir = std::env::temp_dir().join(format!("guard-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files: Vec<std::fs::File> = (0..3)
+            .map(|i| {
+                let p = dir.join(format!("f{i}"));
+                std::fs::write(&p, "x").unwrap();
+                std::fs::File::open(&p).unwrap()
+            })
+            .collect();
+        let generation = g.generation();
+        g.remember(files[0].as_fd(), MaskFlags::FAN_OPEN_PERM, generation);
+        g.remember(files[1].as_fd(), MaskFlags::FAN_OPEN_PERM, generation);
+        assert_eq!(g.remembered_in_kernel().unwrap(), 2);
+
+        // A decision taken before an invalidation is not remembered after it.
+        g.invalidate();
+        assert_eq!(g.remembered_in_kernel().unwrap(), 0);
+        g.remember(files[2].as_fd(), MaskFlags::FAN_OPEN_PERM, generation);
+        assert_eq!(g.remembered_in_kernel().unwrap(), 0);
+
+        // At the cap, everything is dropped (and relearned one event at a time).
+        let generation = g.generation();
+        g.cache().entries = MAX_REMEMBERED - 1;
+        g.remember(files[0].as_fd(), MaskFlags::FAN_OPEN_PERM, generation);
+        assert_eq!(g.remembered_in_kernel().unwrap(), 1);
+        g.remember(files[1].as_fd(), MaskFlags::FAN_OPEN_PERM, generation);
+        assert_eq!(g.remembered_in_kernel().unwrap(), 0, "the cap evicts");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn only_single_named_regular_files_of_the_root_filesystem_are_remembered() {
         let f = FileFacts {
