@@ -154,7 +154,15 @@ impl FileGuard {
             self.release(&group);
             return Ok(g);
         }
-        let token = self.poller.add(group.clone())?;
+        let token = match self.poller.add(group.clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                // Unanswered, the holder's copy would hold the container's opens forever.
+                drop(groups);
+                self.release(&group);
+                return Err(e);
+            }
+        };
         groups.insert(w.container_id.clone(), (group.clone(), token));
         info!(container = %w.container_id, reads, "file guard: watching the container");
         Ok(group)

@@ -12,13 +12,25 @@ use tracing::warn;
 
 use crate::sys::fanotify::respond_raw;
 
-/// Descriptor numbers tried: the dead agent's were below its open file limit, which is this
-/// agent's too (same binary, same unit), capped to bound the sweep (~1 µs a number).
+/// Descriptor numbers tried. The dead agent's were below its open file limit, which is this
+/// agent's too (same binary, same unit). The kernel hands out the lowest free number, so they
+/// sat just above the descriptors it held, about as many as this agent holds now, having taken
+/// the same fds from the holder: four times this agent's highest number (at least 1024), within
+/// the limit, leaves room for the event descriptors of the batches it was answering and bounds
+/// the sweep (~1 µs a number, per group).
 fn highest_fd() -> i32 {
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map(|(soft, _)| soft)
         .unwrap_or(1024);
-    i32::try_from(soft.min(65_536)).unwrap_or(65_536)
+    let own = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    let bound = (own.saturating_mul(4)).max(1024).min(soft);
+    i32::try_from(bound).unwrap_or(i32::MAX)
 }
 
 /// Refuses every pending event that was read and never answered. Returns how many.
