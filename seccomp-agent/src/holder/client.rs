@@ -194,19 +194,16 @@ impl HolderClient {
                         });
                         continue;
                     }
-                    let read = Ok(fd).and_then(|fd| {
-                        serde_json::from_str(&meta)
-                            .map(|state| (state, fd))
-                            .map_err(|source| HolderClientError::Meta { id, source })
-                    });
-                    match read {
-                        Ok((state, fd)) => taken.push(Taken {
+                    match serde_json::from_str(&meta) {
+                        Ok(state) => taken.push(Taken {
                             id,
                             state,
                             phase: phase.into(),
                             fd,
                         }),
-                        Err(e) => unreadable.push((id, label, e)),
+                        Err(source) => {
+                            unreadable.push((id, label, HolderClientError::Meta { id, source }))
+                        }
                     }
                 }
                 Reply::End { .. } => break,
