@@ -86,7 +86,7 @@ impl PolicyHandler {
     pub fn publish(&self, version: u64, snapshot: Snapshot) {
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = (version, Arc::new(snapshot));
         if let Some(g) = self.file_guard.get() {
-            g.invalidate_all();
+            g.invalidate_all(|w| !w.reads_by_seccomp() && self.view(w).guards_reads());
         }
     }
 

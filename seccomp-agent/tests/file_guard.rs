@@ -12,8 +12,10 @@
 mod common;
 
 use common::{Agent, DENY_IO_URING, SEED, node};
+use std::time::{Duration, Instant};
+
 use rampart_integration::cri::{
-    ContainerSpec, Cri, ExecOutput, PodSpec, SeccompProfile, TestPod, unique_name,
+    ContainerSpec, Cri, ExecOutput, PodSpec, SeccompProfile, TestPod, read_log, unique_name,
 };
 use rampart_protos::agent::Action;
 
@@ -66,6 +68,19 @@ spec:
       processes: ["/usr/local/bin/rampart-probe", "/usr/sbin/nginx"]
       access: [read]
       action: allow
+"#;
+
+/// Only a process rule: nothing decides reads.
+const EXEC_ONLY: &str = r#"
+apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: ExecOnly}
+spec:
+  selector: {containerNames: [nginx]}
+  mode: enforce
+  severity: High
+  processes:
+    - {paths: [/usr/bin/never-run], action: block}
 "#;
 
 /// A volume's secret: blocked in the guarded container.
@@ -199,6 +214,71 @@ async fn a_policy_edit_blocks_a_file_already_remembered() {
         &probe(&pod, &["open", page]).await,
         "the page after the rule went",
     );
+    pod.remove().await.unwrap();
+}
+
+/// A shell that reads /etc/passwd itself every 50 ms (a redirection: no exec, so no new
+/// seccomp check) and says whether it could.
+const READ_LOOP: &str = r#"mkfifo /tmp/pace && exec 3<>/tmp/pace
+while :; do
+  if read -r l </etc/passwd; then echo "read ${l%%:*}"; else echo denied; fi
+  read -t 0.05 x <&3
+done"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_edit_that_adds_the_first_read_rule_guards_a_running_container() {
+    let Some(cri) = node().await else { return };
+    let agent = Agent::start(&[("exec.yaml", EXEC_ONLY)]);
+    let profile = agent.profile(NOTIFY_FILES, &[DENY_IO_URING]);
+    let pod = TestPod::run(
+        &cri,
+        &PodSpec::new(unique_name("guard-edit")).namespace("rampart-test"),
+        &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")
+            .command(["/bin/sh", "-c", READ_LOOP])
+            .seccomp(SeccompProfile::Localhost(profile))],
+    )
+    .await
+    .expect("the reading loop starts under the agent");
+    let log = cri
+        .container_log_path(pod.container_id("nginx").unwrap())
+        .await
+        .unwrap();
+    let lines = || -> Vec<String> {
+        read_log(&log)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| l.text)
+            .collect()
+    };
+    let wait_for = |what: &str, pred: &dyn Fn(&[String]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let l = lines();
+            if pred(&l) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "{what}: {l:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Nothing decides reads: the loop reads.
+    let before = wait_for("the loop reads under the exec-only policy", &|l| {
+        l.iter().filter(|t| t.as_str() == "read root").count() >= 3
+    });
+    assert!(!before.iter().any(|t| t == "denied"), "{before:?}");
+    // The edit reaches the running shell without any exec of its: refused within the reload.
+    let n = before.len();
+    agent.publish(2, &[("exec.yaml", EXEC_ONLY), ("seed.yaml", SEED)]);
+    let after = wait_for("the loop's reads refused after the edit", &|l| {
+        l.iter().skip(n).any(|t| t == "denied")
+    });
+    let first = n + after[n..].iter().position(|t| t == "denied").unwrap();
+    assert!(
+        after[first..].iter().all(|t| t == "denied"),
+        "a read got through once reads were decided: {after:?}"
+    );
+    let e = blocked_event_for(&agent, "/etc/passwd").expect("the refusal reported");
+    assert_eq!(e.enforcer, "fanotify", "{e:?}");
     pod.remove().await.unwrap();
 }
 

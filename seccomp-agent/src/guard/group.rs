@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::sys::fanotify::{EventFFlags, Fanotify, InitFlags, MarkFlags, MaskFlags};
@@ -37,7 +38,8 @@ pub struct GroupMeta {
     pub pid_ns: u64,
     /// The device of the container's root filesystem: only its files are remembered.
     pub root_dev: u64,
-    /// Whether read-only opens are marked (FAN_OPEN_PERM), or only exec opens.
+    /// Whether read-only opens are marked (FAN_OPEN_PERM), or only exec opens, when the group
+    /// was created (a policy edit can turn it on later: [`Group::enable_reads`]).
     pub reads: bool,
 }
 
@@ -98,6 +100,11 @@ pub struct Group {
     marked: Mutex<HashSet<u64>>,
     /// The holder's id for its copy of the group, when it has one.
     held: Mutex<Option<u64>>,
+    /// Whether read-only opens are marked now.
+    reads: AtomicBool,
+    /// A task of the container to mark its mounts through (its init, the task the group was
+    /// created for; 0 for a group taken from the holder until its next exec).
+    anchor: AtomicU32,
 }
 
 impl Group {
@@ -128,7 +135,9 @@ impl Group {
             root_dev,
             reads,
         };
-        Ok(Self::with(fan, meta))
+        let g = Self::with(fan, meta);
+        g.anchor.store(tid, Ordering::Relaxed);
+        Ok(g)
     }
 
     /// A group the holder kept, with what it was created for.
@@ -142,13 +151,15 @@ impl Group {
         Group {
             workload: Arc::new(meta.workload()),
             fan,
-            meta,
             cache: Mutex::new(Cache {
                 generation: 0,
                 entries: 0,
             }),
             marked: Mutex::new(HashSet::new()),
             held: Mutex::new(None),
+            reads: AtomicBool::new(meta.reads),
+            anchor: AtomicU32::new(0),
+            meta,
         }
     }
 
@@ -172,9 +183,34 @@ impl Group {
         *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
     }
 
+    /// Whether read-only opens are marked.
+    pub fn reads(&self) -> bool {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    /// A policy edit made the container's reads decided: marks `FAN_OPEN_PERM` on its mounts now
+    /// (through its init, if it is still the container's task), and on every mount namespace's
+    /// next exec. Until the marks are on, reads pass as they did before the edit.
+    pub fn enable_reads(&self) {
+        if self.reads.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Every namespace is marked again, with the wider mask.
+        self.marked().clear();
+        let tid = self.anchor.load(Ordering::Relaxed);
+        // A reused pid would name another task's mounts: only the container's own will do.
+        if tid != 0
+            && mounts::ns_inode(tid, "pid").is_ok_and(|ns| ns == self.meta.pid_ns)
+            && let Err(e) = self.mark(tid)
+        {
+            tracing::warn!(container = %self.meta.container_id, error = %e,
+                "file guard: cannot mark the container's mounts for reads; they are marked at its next exec");
+        }
+    }
+
     /// The events its mount marks ask for.
     pub fn mask(&self) -> MaskFlags {
-        if self.meta.reads {
+        if self.reads() {
             MaskFlags::FAN_OPEN_EXEC_PERM | MaskFlags::FAN_OPEN_PERM
         } else {
             MaskFlags::FAN_OPEN_EXEC_PERM
@@ -183,6 +219,9 @@ impl Group {
 
     /// Marks every mount of task `tid`'s mount namespace, once per namespace.
     pub fn mark(&self, tid: u32) -> io::Result<()> {
+        let _ = self
+            .anchor
+            .compare_exchange(0, tid, Ordering::Relaxed, Ordering::Relaxed);
         let root_mount = mounts::unique_root_mount(tid);
         if let Ok(id) = root_mount
             && self.marked().contains(&id)
@@ -193,7 +232,7 @@ impl Group {
         debug!(
             tid,
             mounts = n,
-            reads = self.meta.reads,
+            reads = self.reads(),
             "file guard: marked the container's mounts"
         );
         if let Ok(id) = root_mount {

@@ -129,7 +129,12 @@ impl FileGuard {
     pub fn watch(&self, w: &Workload, tid: u32, reads: bool) -> io::Result<()> {
         let existing = self.groups().get(&w.container_id).map(|(g, _)| g.clone());
         let group = match existing {
-            Some(g) => g,
+            Some(g) => {
+                if reads && !g.reads() {
+                    g.enable_reads();
+                }
+                g
+            }
             None => self.create(w, tid, reads)?,
         };
         group.mark(tid)
@@ -231,11 +236,16 @@ impl FileGuard {
         }
     }
 
-    /// Drops what every group remembers (a new policy snapshot).
-    pub fn invalidate_all(&self) {
+    /// A new policy snapshot: drops what every group remembers, and turns reads on for the
+    /// groups whose container's reads `decides_reads` now says are decided.
+    pub fn invalidate_all(&self, decides_reads: impl Fn(&Workload) -> bool) {
         let all: Vec<Arc<Group>> = self.groups().values().map(|(g, _)| g.clone()).collect();
         for g in all {
             g.invalidate();
+            if !g.reads() && decides_reads(g.workload()) {
+                g.enable_reads();
+                info!(container = %g.meta().container_id, "file guard: a policy edit made the container's reads decided");
+            }
         }
     }
 
