@@ -293,15 +293,15 @@ impl GuardJudge for PolicyHandler {
                 report: None,
             };
         }
-        let process = if depends { process } else { exe_path(tid) };
-        let op = Operation::FileAccess {
-            path,
-            access: Access::Read,
-            process: &process,
+        // The alert names the process from the subject when the decision did not need it.
+        let exe = if depends {
+            process.clone()
+        } else {
+            exe_path(tid)
         };
         // Which open syscall it was, the kernel doesn't say (reading /proc/PID/syscall would
         // double the cost of a refusal): "open" stands for all of them.
-        let subject = Subject::new("open", &process);
+        let subject = Subject::new("open", &exe);
         let o = outcome(decision, w, &op, subject, libc::EACCES, || Answer::Continue);
         let allowed = matches!(o.answer, Answer::Continue);
         let report = self.guard_report(o, tid, GUARD_ENFORCER);

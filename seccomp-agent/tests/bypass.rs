@@ -12,7 +12,7 @@ mod common;
 use rampart_protos::agent::{Action, EventType};
 use std::time::{Duration, Instant};
 
-use common::{Agent, DENY_IO_URING, SEED, node};
+use common::{Agent, DENY_IO_URING, NOTIFY_FILES, SEED, node};
 use rampart_integration::cri::{
     ContainerSpec, Cri, ExecOutput, PodSpec, SeccompProfile, TestPod, unique_name,
 };
@@ -46,30 +46,6 @@ spec:
       access: [write, create, delete, chmod]
       action: block
 "#;
-
-/// What rampart-nri notifies for file rules (`SeccompPlan`): opens, execs, and the calls that
-/// change names, modes and contents without an open.
-const NOTIFY_FILES: &[&str] = &[
-    "open",
-    "openat",
-    "openat2",
-    "creat",
-    "execve",
-    "execveat",
-    "link",
-    "linkat",
-    "rename",
-    "renameat",
-    "renameat2",
-    "unlink",
-    "unlinkat",
-    "rmdir",
-    "chmod",
-    "fchmod",
-    "fchmodat",
-    "fchmodat2",
-    "truncate",
-];
 
 /// An nginx pod under `policies`, whose profile notifies file calls and exec to the agent and
 /// refuses io_uring as rampart-nri's hardening does.

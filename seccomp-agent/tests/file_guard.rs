@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Agent, DENY_IO_URING, SEED, node};
+use common::{Agent, DENY_IO_URING, NOTIFY_FILES, SEED, node};
 use std::time::{Duration, Instant};
 
 use rampart_integration::cri::{
@@ -20,21 +20,6 @@ use rampart_integration::cri::{
 use rampart_protos::agent::Action;
 
 const PROBE: &str = "/usr/local/bin/rampart-probe";
-
-/// What rampart-nri notifies for the seed policy's file rules.
-const NOTIFY_FILES: &[&str] = &[
-    "open",
-    "openat",
-    "openat2",
-    "creat",
-    "execve",
-    "execveat",
-    "link",
-    "linkat",
-    "rename",
-    "renameat",
-    "renameat2",
-];
 
 /// The seed policy, and the web root's reads blocked too: the edit of the first test.
 const BLOCK_WEBROOT: &str = r#"

@@ -68,12 +68,15 @@ pub struct FileFacts {
 
 impl FileFacts {
     pub fn of(file: BorrowedFd<'_>) -> Option<FileFacts> {
-        let st = fstat(file).ok()?;
-        Some(FileFacts {
+        fstat(file).ok().map(|st| FileFacts::from(&st))
+    }
+
+    pub fn from(st: &nix::sys::stat::FileStat) -> FileFacts {
+        FileFacts {
             dev: st.st_dev,
             nlink: st.st_nlink,
             regular: st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFREG.bits(),
-        })
+        }
     }
 
     /// An allow decided on this file's one path may stand for the inode when the file is a

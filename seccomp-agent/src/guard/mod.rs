@@ -273,8 +273,8 @@ impl FileGuard {
         let st = fstat(file).ok();
         let inode = st.map(|s| (s.st_dev, s.st_ino));
         let generation = group.generation();
-        let allowed_main = match self.approvals.check(tid, inode) {
-            Some(Covered::Main) => true,
+        let path = match self.approvals.check(tid, inode) {
+            Some(Covered::Main) => None,
             // Never remembered: its exec open alone would let it run as a program.
             Some(Covered::FollowOn) => return true,
             None if !group.is_workload_task(tid, &self.runtimes, self.own_pid_ns) => return true,
@@ -288,15 +288,14 @@ impl FileGuard {
                 if !allowed {
                     return false;
                 }
-                true
+                Some(path)
             }
         };
         // A static binary's exec opens nothing else for exec: remember it, if policy (now)
         // allows it for the whole container.
-        if allowed_main
-            && FileFacts::of(file).is_some_and(|f| f.rememberable(group.meta().root_dev))
+        if st.is_some_and(|st| FileFacts::from(&st).rememberable(group.meta().root_dev))
             && elf::is_static(file)
-            && judge.exec_allowed(group.workload(), &event_path(file))
+            && judge.exec_allowed(group.workload(), &path.unwrap_or_else(|| event_path(file)))
         {
             group.remember(file, MaskFlags::FAN_OPEN_EXEC_PERM, generation);
         }

@@ -30,6 +30,30 @@ pub const SEED: &str = include_str!("../../../config/examples/disallow-etc-acces
 /// What the seed scenario's profile sends to the agent.
 pub const NOTIFY_OPEN_EXEC: &[&str] = &["open", "openat", "openat2", "creat", "execve", "execveat"];
 
+/// What rampart-nri notifies for file rules (`SeccompPlan`): opens, execs, and the calls that
+/// change names, modes and contents without an open.
+pub const NOTIFY_FILES: &[&str] = &[
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "execve",
+    "execveat",
+    "link",
+    "linkat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "truncate",
+];
+
 /// The hardening rule rampart-nri injects: io_uring is refused by the kernel, no agent involved
 /// (its opens would never reach a seccomp filter).
 pub const DENY_IO_URING: &str = r#"{"names":["io_uring_setup","io_uring_enter","io_uring_register"],"action":"SCMP_ACT_ERRNO","errnoRet":1}"#;
