@@ -319,6 +319,38 @@ async fn a_remembered_file_renamed_or_linked_under_a_guarded_name_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_to_a_remembered_file_drops_what_was_remembered() {
+    let Some(cri) = node().await else { return };
+    let agent = Agent::start(&[("seed.yaml", SEED)]);
+    let pod = nginx_under(&cri, &agent, &[DENY_IO_URING]).await;
+    // The shell's own exec is remembered first, so that only the file's count moves below.
+    assert_eq!(
+        run(&pod, "nginx", &["/bin/sh", "-c", "echo one > /tmp/written"])
+            .await
+            .exit_code,
+        0
+    );
+    open_many(&pod, "/tmp/written", 200).await;
+    let before = remembered(&agent, &pod);
+    let w = run(
+        &pod,
+        "nginx",
+        &["/bin/sh", "-c", "echo two >> /tmp/written"],
+    )
+    .await;
+    assert_eq!(w.exit_code, 0, "{w:?}");
+    assert!(
+        remembered(&agent, &pod) < before,
+        "a write left the file's remembered allow in place ({before} before)"
+    );
+    assert_read(
+        &probe(&pod, &["open", "/tmp/written"]).await,
+        "the written file",
+    );
+    pod.remove().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_qualified_allow_never_serves_another_process() {
     let Some(cri) = node().await else { return };
     let agent = Agent::start(&[("probe.yaml", PROBE_MAY_READ_PASSWD)]);

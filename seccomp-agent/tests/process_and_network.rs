@@ -136,6 +136,35 @@ async fn only_listed_executables_run() {
     pod.remove().await.unwrap();
 }
 
+/// The loader run as a program (`ld.so /bin/sh`) runs anything: the file guard lets it pass
+/// only as part of an allowed dynamic exec, and never remembers it. Raced against a remembered
+/// static program (the probe), a rewritten path to the loader must still be refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_the_exec_path_to_the_loader_never_runs_it() {
+    let Some(cri) = node().await else { return };
+    let agent = Agent::start(&[("only-nginx.yaml", ONLY_NGINX)]);
+    let pod = nginx_pod(&agent, &cri).await;
+    let loader = "/lib64/ld-linux-x86-64.so.2";
+    let there = pod.exec("nginx", &[PROBE, "open", loader]).await.unwrap();
+    assert!(
+        there.stdout_text().starts_with("ok "),
+        "no {loader} in the image: {there:?}"
+    );
+
+    let out = pod
+        .exec("nginx", &[PROBE, "race-exec", PROBE, loader, "400"])
+        .await
+        .unwrap();
+    // The loader, given "exec-marker" as its program, exits 127 like busybox's unknown applet.
+    assert_eq!(
+        counter(&out, "denied"),
+        0,
+        "the loader ran as a program: {out:?}"
+    );
+    assert!(counter(&out, "allowed") > 0, "{out:?}");
+    pod.remove().await.unwrap();
+}
+
 /// An allowed exec CONTINUEs and the kernel reads the path again: a second thread rewriting it
 /// after the check gets another program exec'd unless the exec backstop (fanotify
 /// FAN_OPEN_EXEC_PERM on the container's mounts) stops the real file. With
