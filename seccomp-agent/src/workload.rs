@@ -22,7 +22,7 @@ pub mod annotations {
 pub const READ_OPENS_LABEL: &str = "rampart.dev/read-opens";
 pub const READ_OPENS_SECCOMP: &str = "seccomp";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Workload {
     pub container_id: String,
     pub namespace: String,

@@ -518,7 +518,7 @@ async fn the_holder_drops_the_fds_of_exited_containers() {
         let (_, groups) = stack.holder().list_all().unwrap();
         groups
             .iter()
-            .filter(|g| g.meta.container_id == container_id)
+            .filter(|g| g.meta.workload.container_id == container_id)
             .count()
     };
     assert_eq!(

@@ -27,13 +27,8 @@ pub const MAX_REMEMBERED: usize = 16_384;
 /// What identifies a group when the holder gives it back to a new agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupMeta {
-    pub container_id: String,
-    pub namespace: String,
-    pub pod_name: String,
-    pub pod_uid: String,
-    pub container_name: String,
-    pub image: String,
-    pub pod_labels: std::collections::BTreeMap<String, String>,
+    /// The container, as the notify fd that first watched it named it.
+    pub workload: Workload,
     /// The container's pid namespace: whose tasks the group decides for.
     pub pid_ns: u64,
     /// The device of the container's root filesystem: only its files are remembered.
@@ -41,21 +36,6 @@ pub struct GroupMeta {
     /// Whether read-only opens are marked (FAN_OPEN_PERM), or only exec opens, when the group
     /// was created (a policy edit can turn it on later: [`Group::enable_reads`]).
     pub reads: bool,
-}
-
-impl GroupMeta {
-    pub fn workload(&self) -> Workload {
-        Workload {
-            container_id: self.container_id.clone(),
-            namespace: self.namespace.clone(),
-            pod_name: self.pod_name.clone(),
-            pod_uid: self.pod_uid.clone(),
-            container_name: self.container_name.clone(),
-            image: self.image.clone(),
-            pod_labels: self.pod_labels.clone(),
-            ..Default::default()
-        }
-    }
 }
 
 /// Why an allow is, or is not, remembered: the facts about the file that the rules can't see.
@@ -127,13 +107,7 @@ impl Group {
         let root_dev = std::fs::metadata(format!("/proc/{tid}/root"))
             .map(|m| std::os::unix::fs::MetadataExt::dev(&m))?;
         let meta = GroupMeta {
-            container_id: w.container_id.clone(),
-            namespace: w.namespace.clone(),
-            pod_name: w.pod_name.clone(),
-            pod_uid: w.pod_uid.clone(),
-            container_name: w.container_name.clone(),
-            image: w.image.clone(),
-            pod_labels: w.pod_labels.clone(),
+            workload: w.clone(),
             pid_ns: mounts::ns_inode(tid, "pid")?,
             root_dev,
             reads,
@@ -152,7 +126,7 @@ impl Group {
 
     fn with(fan: Fanotify, meta: GroupMeta) -> Group {
         Group {
-            workload: Arc::new(meta.workload()),
+            workload: Arc::new(meta.workload.clone()),
             fan,
             cache: Mutex::new(Cache {
                 generation: 0,
@@ -206,7 +180,7 @@ impl Group {
             && mounts::ns_inode(tid, "pid").is_ok_and(|ns| ns == self.meta.pid_ns)
             && let Err(e) = self.mark(tid)
         {
-            tracing::warn!(container = %self.meta.container_id, error = %e,
+            tracing::warn!(container = %self.meta.workload.container_id, error = %e,
                 "file guard: cannot mark the container's mounts for reads; they are marked at its next exec");
         }
     }
@@ -296,7 +270,7 @@ impl Group {
             nix::fcntl::AT_FDCWD,
             None,
         ) {
-            tracing::error!(container = %self.meta.container_id, error = %e,
+            tracing::error!(container = %self.meta.workload.container_id, error = %e,
                 "file guard: cannot drop remembered allows; they stand until the container ends");
         }
     }

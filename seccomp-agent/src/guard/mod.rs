@@ -178,7 +178,7 @@ impl FileGuard {
     pub fn adopt(&self, fd: OwnedFd, meta: GroupMeta, held: u64) {
         let fan = crate::sys::fanotify::adopt(fd);
         orphans::refuse(&fan);
-        let container = meta.container_id.clone();
+        let container = meta.workload.container_id.clone();
         let group = Arc::new(Group::adopt(fan, meta, held));
         match self.poller.add(group.clone()) {
             Ok(token) => {
@@ -244,7 +244,7 @@ impl FileGuard {
             g.invalidate();
             if !g.reads() && decides_reads(g.workload()) {
                 g.enable_reads();
-                info!(container = %g.meta().container_id, "file guard: a policy edit made the container's reads decided");
+                info!(container = %g.meta().workload.container_id, "file guard: a policy edit made the container's reads decided");
             }
         }
     }
@@ -339,7 +339,7 @@ impl Answerer for FileGuard {
                 Err(Errno::EAGAIN) => return,
                 Err(Errno::EINTR) => continue,
                 Err(e) => {
-                    error!(container = %group.meta().container_id, error = %e,
+                    error!(container = %group.meta().workload.container_id, error = %e,
                         "file guard: reading the group's events failed; they wait for the next read");
                     return;
                 }
@@ -348,7 +348,7 @@ impl Answerer for FileGuard {
             for ev in events {
                 let Some(fd) = ev.fd() else {
                     // An overflow: impossible with FAN_UNLIMITED_QUEUE.
-                    warn!(container = %group.meta().container_id, "file guard: event queue overflow");
+                    warn!(container = %group.meta().workload.container_id, "file guard: event queue overflow");
                     continue;
                 };
                 let tid = u32::try_from(ev.pid()).unwrap_or(0);

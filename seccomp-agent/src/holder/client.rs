@@ -124,10 +124,13 @@ impl HolderClient {
         let req = Request::Hold {
             label: format!(
                 "file guard {}/{}/{} {}",
-                meta.namespace,
-                meta.pod_name,
-                meta.container_name,
-                meta.container_id.get(..12).unwrap_or(&meta.container_id)
+                meta.workload.namespace,
+                meta.workload.pod_name,
+                meta.workload.container_name,
+                meta.workload
+                    .container_id
+                    .get(..12)
+                    .unwrap_or(&meta.workload.container_id)
             ),
             meta: serde_json::to_string(&GroupEntry {
                 guard: meta.clone(),

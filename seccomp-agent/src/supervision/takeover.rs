@@ -84,14 +84,14 @@ impl Supervisors {
         for g in groups {
             match &self.guard {
                 // Its container ended while no agent ran: nothing is left to guard.
-                _ if !running.contains(&g.meta.container_id) => {
-                    info!(container = %g.meta.container_id, held = g.id, "file guard group of an ended container; released");
+                _ if !running.contains(&g.meta.workload.container_id) => {
+                    info!(container = %g.meta.workload.container_id, held = g.id, "file guard group of an ended container; released");
                     if let Err(e) = holder.release(g.id) {
                         warn!(held = g.id, error = %e, "the holder could not let go of it");
                     }
                 }
                 Some(guard) => guard.adopt(g.fd, g.meta, g.id),
-                None => warn!(container = %g.meta.container_id,
+                None => warn!(container = %g.meta.workload.container_id,
                     "the holder keeps a file guard group, but this agent runs without the file guard: its opens and execs wait until an agent with it takes over"),
             }
         }
