@@ -125,7 +125,7 @@ K=$RAMPART_BIN/rampart-kubelet
 tools="jq python3"
 [ "$NGINX" = 0 ] || tools="$tools wrk strace curl"
 for t in $tools; do command -v "$t" >/dev/null || die "$t not found; run 'make setup' (scripts/setup-node installs it)"; done
-for b in rampartd rampartctl rampart-seccomp rampart-seccomp-holder rampart-nri rampart-kubelet; do
+for b in rampartd rampartctl rampart-seccomp rampart-holder rampart-nri rampart-kubelet; do
   [ -x "$RAMPART_BIN/$b" ] || die "$RAMPART_BIN/$b is not built; run 'make bench' (cargo build --release of the workspace binaries)"
 done
 

@@ -35,6 +35,13 @@
  *                                  datagram each way of naming the destination); prints
  *                                  "ok HOW" or "err ERRNO HOW"
  *   open32 PATH                    the i386 open(2) through int $0x80 (the 32-bit ABI)
+ *   clone-ns                       raw clone(CLONE_NEWUSER) and clone3(CLONE_NEWUSER); prints
+ *                                  "clone ok|err ERRNO clone3 ok|err ERRNO"; exit 0 if either made
+ *                                  a namespace
+ *   raw-udp IP PORT                a UDP datagram built by hand on a SOCK_RAW IPPROTO_UDP socket
+ *   packet                         socket(AF_PACKET, SOCK_RAW): "ok packet" or "err ERRNO packet"
+ *   memfd-exec-path                copy /bin/busybox into a memfd and execve /proc/self/fd/N
+ *                                  (not execveat) as `echo drift`
  * Benchmarks print "<name> n N p50 NS p99 NS mean NS" (ns per call, clock_gettime(MONOTONIC)
  * around each call):
  *   bench-open PATH N              open + close of a readable file
@@ -51,7 +58,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_ether.h>
 #include <linux/io_uring.h>
+#include <linux/sched.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
+#include <sched.h>
 #include <linux/openat2.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -85,7 +97,8 @@ static int usage(void) {
           "       | bench-getpid N | bench-exec N\n"
           "       | bench-connect IP PORT N | nop\n"
           "       | link-opath PATH LINK | rename PATH NEW | truncate PATH | send HOW IP PORT\n"
-          "       | race-exec ALLOWED DENIED N | exec-marker | race-connect ALLOWED DENIED N\n");
+          "       | race-exec ALLOWED DENIED N | exec-marker | race-connect ALLOWED DENIED N\n"
+          "       | clone-ns | raw-udp IP PORT | packet | memfd-exec-path\n");
   return 2;
 }
 
@@ -223,25 +236,11 @@ static int cmd_race(const char *path, const char *decoy, long n) {
 
 /* --- execveat of a memfd --- */
 
+static int busybox_memfd(void);
+
 static int cmd_execveat_memfd(void) {
-  int src = open("/bin/busybox", O_RDONLY | O_CLOEXEC);
-  if (src < 0) {
-    printf("err %s opening /bin/busybox\n", ename(errno));
-    return 2;
-  }
-  int m = (int)syscall(SYS_memfd_create, "drift", 0);
-  if (m < 0) {
-    printf("err %s memfd_create\n", ename(errno));
-    return 2;
-  }
-  char buf[65536];
-  ssize_t r;
-  while ((r = read(src, buf, sizeof buf)) > 0)
-    if (write(m, buf, (size_t)r) != r) {
-      printf("err %s writing the memfd\n", ename(errno));
-      return 2;
-    }
-  close(src);
+  int m = busybox_memfd();
+  if (m < 0) return 2;
   char *argv[] = {"echo", "drift", NULL};
   fflush(stdout);
   syscall(SYS_execveat, m, "", argv, environ, AT_EMPTY_PATH);
@@ -574,6 +573,106 @@ static int cmd_send(const char *how, const char *ip, const char *port_s) {
   return 0;
 }
 
+/* clone-ns: the child of a clone that made a user namespace exits at once. */
+static const char *clone_result(long r, int *made) {
+  static char buf[2][64];
+  static int i;
+  char *b = buf[i++ & 1];
+  if (r == 0) _exit(0);
+  if (r < 0) {
+    snprintf(b, 64, "err %s", ename(errno));
+    return b;
+  }
+  waitpid((pid_t)r, NULL, 0);
+  *made = 1;
+  return "ok";
+}
+
+static int cmd_clone_ns(void) {
+  int made = 0;
+  long r = syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL, NULL);
+  const char *c2 = clone_result(r, &made);
+  struct clone_args ca;
+  memset(&ca, 0, sizeof ca);
+  ca.flags = CLONE_NEWUSER;
+  ca.exit_signal = SIGCHLD;
+  r = syscall(SYS_clone3, &ca, sizeof ca);
+  const char *c3 = clone_result(r, &made);
+  printf("clone %s clone3 %s\n", c2, c3);
+  return made ? 0 : 1;
+}
+
+/* raw-udp: the IP and UDP headers written by the probe, so the kernel sees no port. */
+static int cmd_raw_udp(const char *ip, const char *port_s) {
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) return usage();
+  int s = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (s < 0) {
+    printf("err %s socket\n", ename(errno));
+    return 1;
+  }
+  struct {
+    struct udphdr u;
+    char data[8];
+  } pkt;
+  memset(&pkt, 0, sizeof pkt);
+  pkt.u.source = htons(40000);
+  pkt.u.dest = htons((uint16_t)atoi(port_s));
+  pkt.u.len = htons(sizeof pkt);
+  memcpy(pkt.data, "rampart", 8);
+  if (sendto(s, &pkt, sizeof pkt, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    printf("err %s sendto\n", ename(errno));
+    return 1;
+  }
+  printf("ok raw-udp\n");
+  return 0;
+}
+
+static int cmd_packet(void) {
+  int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  if (s < 0) {
+    printf("err %s packet\n", ename(errno));
+    return 1;
+  }
+  printf("ok packet\n");
+  return 0;
+}
+
+/* A memfd holding busybox, or -1 (reported). */
+static int busybox_memfd(void) {
+  int src = open("/bin/busybox", O_RDONLY | O_CLOEXEC);
+  if (src < 0) {
+    printf("err %s opening /bin/busybox\n", ename(errno));
+    return -1;
+  }
+  int m = (int)syscall(SYS_memfd_create, "drift", 0);
+  if (m < 0) {
+    printf("err %s memfd_create\n", ename(errno));
+    return -1;
+  }
+  char buf[65536];
+  ssize_t r;
+  while ((r = read(src, buf, sizeof buf)) > 0)
+    if (write(m, buf, (size_t)r) != r) {
+      printf("err %s writing the memfd\n", ename(errno));
+      return -1;
+    }
+  close(src);
+  return m;
+}
+
+static int cmd_memfd_exec_path(void) {
+  int m = busybox_memfd();
+  if (m < 0) return 2;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", m);
+  char *argv[] = {"echo", "drift", NULL};
+  fflush(stdout);
+  execve(path, argv, environ);
+  printf("err %s execve\n", ename(errno));
+  return 1;
+}
+
 /* race-exec: the buffer the child execs, and the two paths the flipper writes into it. */
 static char exec_buf[4096];
 static const char *exec_paths[2];
@@ -699,6 +798,10 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "rename") && argc == 4) return cmd_rename(argv[2], argv[3]);
   if (!strcmp(c, "truncate") && argc == 3) return cmd_truncate(argv[2]);
   if (!strcmp(c, "exec-marker")) return 0;
+  if (!strcmp(c, "clone-ns") && argc == 2) return cmd_clone_ns();
+  if (!strcmp(c, "raw-udp") && argc == 4) return cmd_raw_udp(argv[2], argv[3]);
+  if (!strcmp(c, "packet") && argc == 2) return cmd_packet();
+  if (!strcmp(c, "memfd-exec-path") && argc == 2) return cmd_memfd_exec_path();
   if (!strcmp(c, "race-connect") && argc == 5)
     return cmd_race_connect(argv[2], argv[3], num(argv[4]));
   if (!strcmp(c, "race-exec") && argc == 5)

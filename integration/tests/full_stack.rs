@@ -10,11 +10,12 @@
 //! installed). Under `make test` (RAMPART_NODE_TESTS=1) a missing node fails instead of skipping.
 //! This is the only test that starts rampart's daemons; it stops them when done.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rampart_integration::cri::{ContainerSpec, PodSpec, TestPod, test_node, unique_name};
+use rampart_integration::stack::{Rampart, now, records, repo, wait_for_record};
 
 const SEED: &str = include_str!("../../config/examples/disallow-etc-access-for-nginx.yaml");
 const KILL_SHADOW_READERS: &str = "apiVersion: rampart.dev/v1alpha1
@@ -27,80 +28,6 @@ spec:
     - {paths: [/etc/shadow], access: [read], action: block, response: kill-process}
 ";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-/// rampart's daemons for the duration of the test, on a policy directory of its own.
-struct Rampart {
-    policy_dir: PathBuf,
-}
-
-impl Rampart {
-    fn up(policy_dir: &Path) -> Rampart {
-        // Daemons left running (by `make demo`, say) would read another policy directory.
-        let _ = Command::new(repo().join("scripts/rampart"))
-            .arg("down")
-            .status();
-        let out = Command::new(repo().join("scripts/rampart"))
-            .arg("up")
-            .env("RAMPART_POLICY_DIR", policy_dir)
-            .output()
-            .expect("scripts/rampart runs");
-        assert!(
-            out.status.success(),
-            "scripts/rampart up failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Rampart {
-            policy_dir: policy_dir.to_owned(),
-        }
-    }
-}
-
-impl Drop for Rampart {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/rampart"))
-            .arg("down")
-            .status();
-        let _ = std::fs::remove_dir_all(&self.policy_dir);
-    }
-}
-
-/// rampart's records for `pod` with `action` since the test began, as journald returns them.
-fn records(pod: &str, action: &str, since: u64) -> Vec<serde_json::Value> {
-    let out = Command::new("journalctl")
-        .args(["--no-pager", "-o", "json", "--since"])
-        .arg(format!("@{since}"))
-        .arg("SYSLOG_IDENTIFIER=rampart")
-        .arg(format!("RAMPART_POD={pod}"))
-        .arg(format!("RAMPART_ACTION={action}"))
-        .output()
-        .expect("journalctl runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn wait_for_record(pod: &str, action: &str, since: u64) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(r) = records(pod, action, since).pop() {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {action} record for {pod} reached journald"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_scenario_end_to_end() {
     let Some(cri) = test_node().await else { return };
@@ -109,15 +36,10 @@ async fn the_seed_scenario_end_to_end() {
             || std::env::var_os("RAMPART_NODE_DIR").is_some(),
         "containerd is not running runc through rampart-runc: run `make build` before `make node-up`"
     );
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let policy_dir = std::env::temp_dir().join(format!("rampart-policies-{}", std::process::id()));
-    std::fs::create_dir_all(&policy_dir).unwrap();
+    let since = now();
+    let rampart = Rampart::up(&[("seed.yaml", SEED)]);
+    let policy_dir = rampart.policy_dir.clone();
     let policy_file = policy_dir.join("seed.yaml");
-    std::fs::write(&policy_file, SEED).unwrap();
-    let _rampart = Rampart::up(&policy_dir);
 
     let pod_name = unique_name("vulnerable-nginx");
     let pod = TestPod::run(
@@ -208,11 +130,7 @@ async fn the_seed_scenario_end_to_end() {
     // rampartd restarts: the agents announce the container again (events no longer carry the
     // workload), so status shows it bound and the next record still names the pod.
     let container_id = pod.container_id("nginx").unwrap().to_owned();
-    let restarted = Command::new(repo().join("scripts/rampart"))
-        .arg("restart-daemon")
-        .env("RAMPART_POLICY_DIR", &policy_dir)
-        .output()
-        .expect("scripts/rampart runs");
+    let restarted = rampart.script("restart-daemon");
     assert!(restarted.status.success(), "{restarted:?}");
     let blocked_before = records(&pod_name, "Blocked", since).len();
     let deadline = Instant::now() + Duration::from_secs(10);

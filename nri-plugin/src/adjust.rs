@@ -32,6 +32,7 @@ pub fn additions(plan: &PlanResponse, w: &Workload, listener_path: &str) -> Addi
     Additions {
         notify: plan.notify_syscalls.clone(),
         deny: plan.deny_syscalls.clone(),
+        deny_new_namespaces: plan.deny_new_namespaces,
         listener_path: listener_path.to_owned(),
         listener_metadata: workload::listener_metadata(w),
         reads_in_kernel: w.pod_labels.get(READ_OPENS_LABEL).map(String::as_str)
@@ -124,6 +125,7 @@ mod tests {
             deny_syscalls: vec!["io_uring_setup".into()],
             policies: vec!["nginx-files".into(), "nginx-exec".into()],
             snapshot_version: 7,
+            ..Default::default()
         }
     }
 

@@ -174,6 +174,7 @@ mod tests {
             listener_path: "/run/rampart/seccomp.sock".into(),
             listener_metadata: "m".into(),
             reads_in_kernel: true,
+            deny_new_namespaces: true,
         })
         .unwrap()
     }

@@ -34,6 +34,11 @@ pub struct Additions {
     /// truncate reach the agent. False: every open is notified (the design before the guard).
     #[serde(default)]
     pub reads_in_kernel: bool,
+    /// The hardening baseline's "no new namespaces": clone with a namespace flag fails with EPERM
+    /// and clone3 with ENOSYS (its flags can't be inspected; the C library falls back to clone).
+    /// unshare and setns are in `deny` when the baseline refuses them.
+    #[serde(default)]
+    pub deny_new_namespaces: bool,
 }
 
 /// Pod label that keeps every open of the pod's containers on the seccomp path (each one
@@ -54,13 +59,52 @@ const WRITE_FLAGS: [u64; 5] = [
     (libc::O_TMPFILE & !libc::O_DIRECTORY) as u64,
 ];
 
-/// Which argument holds the flags of the open syscalls whose flags a filter can test (openat2's
-/// are behind a pointer; creat always creates).
-fn flags_index(name: &str) -> Option<u32> {
-    match name {
-        "open" => Some(1),
-        "openat" => Some(2),
-        _ => None,
+/// The clone flags that create a namespace (CLONE_NEWNS, _NEWCGROUP, _NEWUTS, _NEWIPC, _NEWUSER,
+/// _NEWPID, _NEWNET): the same mask the runtime's default profile tests.
+const NAMESPACE_FLAGS: [u64; 7] = [
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+];
+
+/// clone3 takes its flags behind a pointer the filter can't read: refused with ENOSYS, which makes
+/// the C library fall back to clone, whose flags it can.
+const CLONE3: &str = "clone3";
+const ENOSYS: u32 = 38;
+
+/// A syscall whose flags argument the filter tests: calls with any of `flags` set get `on_flag`,
+/// the others keep the action the profile gave them.
+#[derive(Clone, Copy)]
+struct FlagSplit {
+    index: u32,
+    flags: &'static [u64],
+    on_flag: &'static str,
+}
+
+impl Additions {
+    /// How `name` is split on its flags, if it is: read-only opens stay in the kernel when the
+    /// file guard decides them (openat2's flags are behind a pointer, creat always creates), and
+    /// a clone that creates a namespace is refused under the hardening baseline.
+    fn flag_split(&self, name: &str, notified: bool) -> Option<FlagSplit> {
+        let open = |index| FlagSplit {
+            index,
+            flags: &WRITE_FLAGS,
+            on_flag: ACT_NOTIFY,
+        };
+        match name {
+            "open" if notified && self.reads_in_kernel => Some(open(1)),
+            "openat" if notified && self.reads_in_kernel => Some(open(2)),
+            "clone" if self.deny_new_namespaces => Some(FlagSplit {
+                index: 0,
+                flags: &NAMESPACE_FLAGS,
+                on_flag: ACT_ERRNO,
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -168,11 +212,23 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
             out.push(Value::Object(rule));
             continue;
         }
-        let (mut keep, mut to_notify, mut to_deny) = (Vec::new(), Vec::<String>::new(), Vec::new());
+        let (mut keep, mut to_notify, mut to_deny, mut to_enosys, mut split) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for n in names {
+            let notified = notify.contains(&n.as_str());
             if deny.contains(&n.as_str()) {
                 to_deny.push(n);
-            } else if notify.contains(&n.as_str()) {
+            } else if add.deny_new_namespaces && n == CLONE3 {
+                to_enosys.push(n);
+            } else if let Some(f) = add.flag_split(&n, notified)
+                // libseccomp takes one comparison per argument in a rule: where the profile tests
+                // the flags itself, its conditions stay as they are (and an open is notified
+                // whatever its flags; the runtime's default profile already refuses namespace
+                // flags in clone this way).
+                && !tests_arg(&rule, f.index)
+            {
+                split.push((n, f));
+            } else if notified {
                 to_notify.push(n);
             } else {
                 keep.push(n);
@@ -180,20 +236,14 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
         }
         // The same argument conditions carry over: where the profile allowed a syscall only for
         // some arguments, it is notified (or denied) for exactly those.
-        if add.reads_in_kernel {
-            // A read-only open stays allowed as the profile allows it; the others notify.
-            let (split, rest): (Vec<String>, Vec<String>) = to_notify
-                .into_iter()
-                .partition(|n| flags_index(n).is_some() && !tests_flags(&rule, n));
-            to_notify = rest;
-            for n in split {
-                out.extend(split_on_flags(&rule, &n, &action));
-            }
+        for (n, f) in split {
+            out.extend(split_on_flags(&rule, &n, f, &action));
         }
-        for (names, action) in [
-            (keep, action.as_str()),
-            (to_notify, ACT_NOTIFY),
-            (to_deny, ACT_ERRNO),
+        for (names, action, errno) in [
+            (keep, action.as_str(), None),
+            (to_notify, ACT_NOTIFY, None),
+            (to_deny, ACT_ERRNO, Some(EPERM)),
+            (to_enosys, ACT_ERRNO, Some(ENOSYS)),
         ] {
             if names.is_empty() {
                 continue;
@@ -201,8 +251,8 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
             let mut r = rule.clone();
             r.insert("names".into(), json!(names));
             r.insert("action".into(), json!(action));
-            if action == ACT_ERRNO {
-                r.insert("errnoRet".into(), json!(libc_eperm()));
+            if let Some(errno) = errno {
+                r.insert("errnoRet".into(), json!(errno));
             }
             out.push(Value::Object(r));
         }
@@ -215,26 +265,38 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
                 .map(|n| (*n).to_owned())
                 .collect()
         };
+        // Calls with a flag fall through to the default action, which allows them; only the
+        // rules for the other calls are added.
+        let mut split_unmentioned = |name: &str, f: FlagSplit| {
+            out.extend(
+                split_on_flags(&Map::new(), name, f, "SCMP_ACT_ALLOW")
+                    .filter(|r| r["action"] != "SCMP_ACT_ALLOW"),
+            );
+        };
         let mut n = unmentioned(&notify);
-        if add.reads_in_kernel {
-            // Read-only opens fall through to the default action, which allows them.
-            n.retain(|name| match flags_index(name) {
-                Some(_) => {
-                    out.extend(
-                        split_on_flags(&Map::new(), name, "SCMP_ACT_ALLOW")
-                            .filter(|r| r["action"] == ACT_NOTIFY),
-                    );
-                    false
+        n.retain(|name| match add.flag_split(name, true) {
+            Some(f) => {
+                split_unmentioned(name, f);
+                false
+            }
+            None => true,
+        });
+        if add.deny_new_namespaces {
+            for name in unmentioned(&["clone"]) {
+                if let Some(f) = add.flag_split(&name, false) {
+                    split_unmentioned(&name, f);
                 }
-                None => true,
-            });
+            }
         }
         if !n.is_empty() {
             out.push(json!({"names": n, "action": ACT_NOTIFY}));
         }
         let d = unmentioned(&deny);
         if !d.is_empty() {
-            out.push(json!({"names": d, "action": ACT_ERRNO, "errnoRet": libc_eperm()}));
+            out.push(json!({"names": d, "action": ACT_ERRNO, "errnoRet": EPERM}));
+        }
+        if add.deny_new_namespaces && !unmentioned(&[CLONE3]).is_empty() {
+            out.push(json!({"names": [CLONE3], "action": ACT_ERRNO, "errnoRet": ENOSYS}));
         }
     }
     profile.insert("syscalls".into(), Value::Array(out));
@@ -243,29 +305,24 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
     Ok(Value::Object(profile))
 }
 
-/// True when the profile's own rule already tests the flags argument of `name`: its conditions
-/// are kept as they are and the open is notified whatever its flags (libseccomp takes one
-/// comparison per argument in a rule).
-fn tests_flags(rule: &Map<String, Value>, name: &str) -> bool {
-    let Some(index) = flags_index(name) else {
-        return false;
-    };
+/// True when the profile's own rule already tests argument `index`.
+fn tests_arg(rule: &Map<String, Value>, index: u32) -> bool {
     rule.get("args")
         .and_then(Value::as_array)
         .is_some_and(|args| args.iter().any(|a| a["index"] == index))
 }
 
-/// `rule` (the profile's rule that allowed `name`, or an empty one) as one rule per write flag
-/// that notifies an open with that flag, and one that keeps `allowed` for the opens with none:
-/// the filter tests the flags in the kernel, so read-only opens never reach the agent. The
+/// `rule` (the profile's rule that allowed `name`, or an empty one) as one rule per flag that
+/// gives a call with that flag `f.on_flag`, and one that keeps `allowed` for the calls with none:
+/// the filter tests the flags in the kernel, so only the calls that matter leave it. The
 /// conditions are disjoint, so no rule overrides another. The rule's own conditions carry over.
 fn split_on_flags<'a>(
     rule: &'a Map<String, Value>,
     name: &'a str,
+    f: FlagSplit,
     allowed: &'a str,
 ) -> impl Iterator<Item = Value> + 'a {
-    let index = flags_index(name).unwrap_or(0);
-    let all: u64 = WRITE_FLAGS.iter().fold(0, |a, f| a | f);
+    let all: u64 = f.flags.iter().fold(0, |a, f| a | f);
     let with = move |value: u64, mask: u64, action: &str| {
         let mut r = rule.clone();
         let mut args = r
@@ -274,22 +331,23 @@ fn split_on_flags<'a>(
             .cloned()
             .unwrap_or_default();
         args.push(
-            json!({"index": index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"}),
+            json!({"index": f.index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"}),
         );
         r.insert("names".into(), json!([name]));
         r.insert("action".into(), json!(action));
+        if action == ACT_ERRNO {
+            r.insert("errnoRet".into(), json!(EPERM));
+        }
         r.insert("args".into(), Value::Array(args));
         Value::Object(r)
     };
-    WRITE_FLAGS
+    f.flags
         .iter()
-        .map(move |f| with(*f, *f, ACT_NOTIFY))
+        .map(move |flag| with(*flag, *flag, f.on_flag))
         .chain(std::iter::once(with(0, all, allowed)))
 }
 
-const fn libc_eperm() -> u32 {
-    1
-}
+const EPERM: u32 = 1;
 
 fn unconfined() -> Map<String, Value> {
     match json!({
@@ -312,6 +370,7 @@ mod tests {
             listener_path: "/run/rampart/seccomp.sock".into(),
             listener_metadata: "rampart:v1".into(),
             reads_in_kernel: false,
+            deny_new_namespaces: false,
         }
     }
 
@@ -401,6 +460,76 @@ mod tests {
         assert_eq!(action_of(&restricted, "read"), ["SCMP_ACT_ALLOW"]);
         assert_eq!(action_of(&restricted, "execve"), Vec::<String>::new());
         assert_eq!(action_of(&unconfined, "execve"), [ACT_NOTIFY]);
+    }
+
+    #[test]
+    fn the_baseline_refuses_namespace_clones_and_clone3_and_keeps_plain_clones() {
+        let mut a = add();
+        a.deny_new_namespaces = true;
+        let base = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["clone", "clone3", "read"], "action": "SCMP_ACT_ALLOW"}]});
+        let restricted = merge(Some(&base), &a).unwrap();
+        let unconfined = merge(None, &a).unwrap();
+        // fork, pthread_create and vfork's flags; then one namespace flag each.
+        let plain = [
+            libc::SIGCHLD as u64,
+            (libc::CLONE_VM
+                | libc::CLONE_FS
+                | libc::CLONE_FILES
+                | libc::CLONE_SIGHAND
+                | libc::CLONE_THREAD
+                | libc::CLONE_SYSVSEM
+                | libc::CLONE_SETTLS
+                | libc::CLONE_PARENT_SETTID
+                | libc::CLONE_CHILD_CLEARTID) as u64,
+            (libc::CLONE_VM | libc::CLONE_VFORK) as u64 | libc::SIGCHLD as u64,
+        ];
+        for p in [&restricted, &unconfined] {
+            let r = flag_rules(p, "clone", 0);
+            for f in plain {
+                let expect = (p == &restricted).then_some("SCMP_ACT_ALLOW");
+                assert_eq!(verdict(&r, f), expect, "clone {f:#x}");
+            }
+            for ns in NAMESPACE_FLAGS {
+                assert_eq!(
+                    verdict(&r, ns | libc::SIGCHLD as u64),
+                    Some(ACT_ERRNO),
+                    "{ns:#x}"
+                );
+            }
+            let clone3: Vec<_> = p["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["names"].as_array().unwrap().iter().any(|n| n == CLONE3))
+                .collect();
+            assert_eq!(clone3.len(), 1, "{clone3:?}");
+            assert_eq!(clone3[0]["action"], ACT_ERRNO);
+            assert_eq!(
+                clone3[0]["errnoRet"], ENOSYS,
+                "the C library falls back to clone"
+            );
+        }
+        // Without the baseline, clone is the profile's.
+        let p = merge(Some(&base), &add()).unwrap();
+        assert_eq!(action_of(&p, "clone"), ["SCMP_ACT_ALLOW"]);
+        assert_eq!(action_of(&p, "clone3"), ["SCMP_ACT_ALLOW"]);
+    }
+
+    #[test]
+    fn a_profile_that_tests_clones_flags_itself_keeps_its_rule() {
+        // The runtime's default profile for a container without CAP_SYS_ADMIN.
+        let base = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 2114060288u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}]});
+        let mut a = add();
+        a.deny_new_namespaces = true;
+        let p = merge(Some(&base), &a).unwrap();
+        assert_eq!(
+            flag_rules(&p, "clone", 0),
+            [("SCMP_ACT_ALLOW".to_owned(), 2114060288, 0)]
+        );
+        assert_eq!(NAMESPACE_FLAGS.iter().fold(0, |a, f| a | f), 2114060288);
     }
 
     #[test]

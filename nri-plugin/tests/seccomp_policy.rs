@@ -20,6 +20,7 @@ fn add() -> Additions {
         listener_path: "/run/rampart/seccomp.sock".into(),
         listener_metadata: "rampart/v1 shop/web/nginx".into(),
         reads_in_kernel: false,
+        deny_new_namespaces: false,
     }
 }
 

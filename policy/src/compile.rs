@@ -11,7 +11,7 @@ use crate::glob::{self, PathSet, check_path_glob, specificity};
 use crate::message::Template;
 use crate::model::*;
 use crate::selector::{CompiledSelector, LabelRequirement, NamePatterns};
-use crate::syscalls::HARDENABLE;
+use crate::syscalls::{BASELINE, HARDENABLE};
 
 pub const API_VERSION: &str = "rampart.dev/v1alpha1";
 pub const KIND: &str = "RuntimePolicy";
@@ -104,6 +104,8 @@ pub struct CompiledPolicy {
     pub(crate) drift: Option<u32>,
     /// (rule, syscall names from [`HARDENABLE`]).
     pub(crate) hardening: Option<(u32, Vec<&'static str>)>,
+    /// The [`BASELINE`] groups this policy lets its workloads use (`hardening.allow`).
+    pub(crate) baseline_allow: Vec<&'static str>,
 }
 
 impl CompiledPolicy {
@@ -166,6 +168,7 @@ pub(crate) fn compile(file: &str, doc: &PolicyDoc) -> Result<CompiledPolicy, Vec
         integrity: Vec::new(),
         drift: None,
         hardening: None,
+        baseline_allow: Vec::new(),
     };
     let mut ids: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     let mut add_rule = |cx: &mut Ctx,
@@ -439,18 +442,40 @@ pub(crate) fn compile(file: &str, doc: &PolicyDoc) -> Result<CompiledPolicy, Vec
             cx.err(
                 h,
                 "`hardening` with `action: allow` does nothing",
-                "write `action: block` (EPERM in the kernel) or `action: alert`",
+                "write `action: block` (EPERM in the kernel) or `action: alert`; to let the \
+                 workload use what the baseline refuses, list it under `allow`",
             );
         }
-        if v.syscalls.value.is_empty() {
+        let syscalls = v.syscalls.as_ref().map_or(&[][..], |s| &s.value[..]);
+        let allow = v.allow.as_ref().map_or(&[][..], |s| &s.value[..]);
+        if syscalls.is_empty() && allow.is_empty() {
             cx.err(
-                &v.syscalls,
-                "empty `syscalls` list",
-                "list syscalls the workload never needs, e.g. [io_uring_setup, bpf, ptrace]",
+                h,
+                "`hardening` lists nothing",
+                "list syscalls the workload never needs under `syscalls` (e.g. [io_uring_setup, \
+                 bpf, ptrace]), or what the baseline refuses that it needs under `allow`",
             );
+        }
+        for s in allow {
+            match BASELINE.iter().find(|b| b.name == s.value) {
+                Some(b) => p.baseline_allow.push(b.name),
+                None => cx.err(
+                    s,
+                    format!("`{}` is not part of the hardening baseline", s.value),
+                    format!(
+                        "`allow` takes {}; `mount` covers the whole mount API, `unshare` every \
+                         way to create a namespace",
+                        BASELINE
+                            .iter()
+                            .map(|b| format!("`{}`", b.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+            }
         }
         let mut names = Vec::new();
-        for s in &v.syscalls.value {
+        for s in syscalls {
             match HARDENABLE.iter().find(|k| **k == s.value) {
                 Some(k) => names.push(*k),
                 None => {
@@ -466,20 +491,22 @@ pub(crate) fn compile(file: &str, doc: &PolicyDoc) -> Result<CompiledPolicy, Vec
                 }
             }
         }
-        names.sort_unstable();
-        names.dedup();
-        let rule = add_rule(
-            &mut cx,
-            &mut p,
-            RuleKind::Hardening,
-            "hardening".into(),
-            &None,
-            v.action,
-            v.severity,
-            None,
-            &v.message,
-        );
-        p.hardening = Some((rule, names));
+        if !names.is_empty() {
+            names.sort_unstable();
+            names.dedup();
+            let rule = add_rule(
+                &mut cx,
+                &mut p,
+                RuleKind::Hardening,
+                "hardening".into(),
+                &None,
+                v.action,
+                v.severity,
+                None,
+                &v.message,
+            );
+            p.hardening = Some((rule, names));
+        }
     }
 
     if p.rules.is_empty() {

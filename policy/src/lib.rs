@@ -38,7 +38,7 @@ pub use decide::{Decision, Operation, Snapshot, WorkloadView};
 pub use error::{Diagnostic, Error};
 pub use message::VARIABLES as MESSAGE_VARIABLES;
 pub use model::{Access, Direction, Mode, Protocol, Response, Severity};
-pub use parse::{MAX_FILE_BYTES, Policy, load_dir, load_file, parse_str};
+pub use parse::{MAX_FILE_BYTES, Policy, decode, load_dir, load_file, parse_str};
 pub use paths::normalize as normalize_path;
 pub use selector::Workload;
 pub use syscalls::{HARDENABLE as HARDENABLE_SYSCALLS, SeccompPlan};

@@ -334,7 +334,13 @@ pub struct DriftRule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HardeningRule {
-    pub syscalls: At<Vec<At<String>>>,
+    /// Syscalls denied on top of the baseline.
+    #[serde(default)]
+    pub syscalls: Option<At<Vec<At<String>>>>,
+    /// Baseline syscalls this workload needs after all (`unshare`, `mount`, …): the baseline every
+    /// enforcing policy applies refuses them otherwise.
+    #[serde(default)]
+    pub allow: Option<At<Vec<At<String>>>>,
     /// `block` (default) answers with EPERM without asking the agent; `alert` reports each call.
     #[serde(default = "default_block")]
     pub action: RuleAction,

@@ -115,13 +115,36 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Policy>, Error> {
     Ok(out)
 }
 
+/// A policy file's bytes as text. Not UTF-8 is an error at the first bad byte, by line and
+/// column (the column counts characters, as YAML errors do).
+pub fn decode<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, Error> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        // The prefix is valid UTF-8 by definition.
+        let good = std::str::from_utf8(good).unwrap_or_default();
+        let line = good.matches('\n').count() + 1;
+        let column = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let byte = bytes[e.valid_up_to()];
+        Error::Invalid(vec![
+            Diagnostic::new(
+                file,
+                u32::try_from(line).unwrap_or(u32::MAX),
+                u32::try_from(column).unwrap_or(u32::MAX),
+                format!("not valid UTF-8 (byte 0x{byte:02x})"),
+            )
+            .with_hint("policy files are UTF-8 text: re-save the file as UTF-8"),
+        ])
+    })
+}
+
 /// Reads and parses one file.
 pub fn load_file(path: &Path) -> Result<Vec<Policy>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_owned(),
         source,
     })?;
-    parse_str(&path.display().to_string(), &text)
+    let file = path.display().to_string();
+    parse_str(&file, decode(&file, &bytes)?)
 }
 
 /// Reads every `*.yaml` / `*.yml` file in `dir` (not recursive, hidden files skipped), in name

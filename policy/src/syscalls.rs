@@ -99,6 +99,51 @@ pub(crate) const FILE_SIDE_DOORS: &[&str] = &[
 pub(crate) const EXEC: &[&str] = &["execve", "execveat"];
 pub(crate) const EGRESS: &[&str] = &["connect", "sendto", "sendmsg", "sendmmsg"];
 
+/// One thing the hardening baseline refuses, by the name `hardening.allow` lifts it with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaselineGroup {
+    pub name: &'static str,
+    /// Refused with EPERM in the kernel.
+    pub syscalls: &'static [&'static str],
+    /// Also refuses clone with a namespace flag, and clone3 (whose flags the filter can't read).
+    pub new_namespaces: bool,
+}
+
+/// What every enforcing policy refuses its workloads unless one of its policies allows it: the
+/// ways to see the container's files under a path no rule names (a new mount, a bind mount, a
+/// mount namespace of its own) and the user namespaces that grant the capabilities for them.
+/// The runtime's default seccomp profile refuses the same to a container without CAP_SYS_ADMIN;
+/// the baseline makes it hold for pods that run unconfined or with a profile of their own.
+pub const BASELINE: &[BaselineGroup] = &[
+    BaselineGroup {
+        name: "unshare",
+        syscalls: &["unshare"],
+        new_namespaces: true,
+    },
+    BaselineGroup {
+        name: "setns",
+        syscalls: &["setns"],
+        new_namespaces: false,
+    },
+    BaselineGroup {
+        name: "mount",
+        syscalls: &[
+            "mount",
+            "umount",
+            "umount2",
+            "pivot_root",
+            "open_tree",
+            "move_mount",
+            "fsopen",
+            "fsconfig",
+            "fsmount",
+            "fspick",
+            "mount_setattr",
+        ],
+        new_namespaces: false,
+    },
+];
+
 /// What the NRI plugin must put in a workload's seccomp filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeccompPlan {
@@ -106,6 +151,9 @@ pub struct SeccompPlan {
     pub notify: BTreeSet<&'static str>,
     /// SCMP_ACT_ERRNO(EPERM): denied in the kernel, no agent involved.
     pub errno: BTreeSet<String>,
+    /// clone with a namespace flag refused (EPERM), clone3 refused (ENOSYS): the baseline's
+    /// "no new namespaces" (see [`BASELINE`]).
+    pub deny_new_namespaces: bool,
 }
 
 impl SeccompPlan {

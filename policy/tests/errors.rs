@@ -223,3 +223,29 @@ fn garbage_never_panics() {
         let _ = parse_str("x.yaml", y);
     }
 }
+
+#[test]
+fn a_file_that_is_not_utf8_names_the_bad_byte_by_line_and_column() {
+    let mut bytes = with_spec("  files:\n    - paths: [\"/etc/").into_bytes();
+    bytes.extend_from_slice(b"\xe9t\xe9\"]\n      action: block\n");
+    let dir = std::env::temp_dir().join(format!("rampart-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("latin1.yaml");
+    std::fs::write(&path, &bytes).unwrap();
+    let err = rampart_policy::load_file(&path).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let Error::Invalid(d) = err else {
+        panic!("expected a diagnostic, got {err}")
+    };
+    assert_eq!((d[0].line, d[0].column), (6, 21), "{}", d[0]);
+    assert!(
+        d[0].message.contains("not valid UTF-8 (byte 0xe9)"),
+        "{}",
+        d[0]
+    );
+    assert!(d[0].hint.as_deref().unwrap().contains("UTF-8"), "{}", d[0]);
+    // Characters before the bad byte count once each, whatever their length in bytes.
+    let d = rampart_policy::decode("f.yaml", b"\xc3\xa9\n  \xc3\xbc x\xff").unwrap_err();
+    let Error::Invalid(d) = d else { unreachable!() };
+    assert_eq!((d[0].line, d[0].column), (2, 6));
+}

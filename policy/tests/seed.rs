@@ -180,12 +180,32 @@ fn seed_needs_opens_and_new_names_notified_and_side_doors_shut() {
     assert_eq!(
         errno,
         [
+            // The file rules' side doors.
             "io_uring_enter",
             "io_uring_register",
             "io_uring_setup",
-            "open_by_handle_at"
+            "open_by_handle_at",
+            // The hardening baseline: no new mounts, no namespaces of its own.
+            "fsconfig",
+            "fsmount",
+            "fsopen",
+            "fspick",
+            "mount",
+            "mount_setattr",
+            "move_mount",
+            "open_tree",
+            "pivot_root",
+            "setns",
+            "umount",
+            "umount2",
+            "unshare",
         ]
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>()
     );
+    assert!(plan.deny_new_namespaces);
 }
 
 #[test]

@@ -486,6 +486,79 @@ fn hardening_and_drift() {
 }
 
 #[test]
+fn the_hardening_baseline_refuses_mounts_and_namespaces_unless_a_policy_allows_them() {
+    let files = "  files:\n    - {paths: [/etc/**], action: block}\n";
+    let plan = |yaml: &str| {
+        snapshot(yaml)
+            .for_workload(&Workload::default())
+            .seccomp_plan()
+    };
+    let enforced = plan(&policy("Files", files));
+    for s in [
+        "unshare",
+        "setns",
+        "mount",
+        "open_tree",
+        "move_mount",
+        "fsopen",
+        "fsmount",
+    ] {
+        assert!(enforced.errno.contains(s), "{s} refused by the baseline");
+    }
+    assert!(enforced.deny_new_namespaces);
+
+    // Another policy of the workload's lifts one part; the rest stays refused.
+    let lifted = plan(&format!(
+        "{}{}",
+        policy("Files", files),
+        policy(
+            "Builder",
+            &format!("{files}  hardening: {{allow: [unshare, mount]}}\n")
+        )
+    ));
+    assert!(!lifted.errno.contains("unshare") && !lifted.errno.contains("fsopen"));
+    assert!(!lifted.deny_new_namespaces);
+    assert!(lifted.errno.contains("setns"));
+
+    // An explicit denial wins over another policy's allowance.
+    let denied = plan(&format!(
+        "{}{}",
+        policy(
+            "Strict",
+            &format!("{files}  hardening: {{syscalls: [unshare]}}\n")
+        ),
+        policy(
+            "Builder",
+            &format!("{files}  hardening: {{allow: [unshare]}}\n")
+        )
+    ));
+    assert!(denied.errno.contains("unshare"));
+
+    // Audit mode blocks nothing, the baseline included.
+    let audit = plan(&policy("Files", &format!("  mode: audit\n{files}")));
+    assert!(!audit.errno.contains("unshare") && !audit.deny_new_namespaces);
+}
+
+#[test]
+fn hardening_allow_takes_only_the_baselines_names() {
+    let err = parse_str(
+        "t.yaml",
+        &policy(
+            "Bad",
+            "  files:\n    - {paths: [/etc/**], action: block}\n  hardening: {allow: [fsopen]}\n",
+        ),
+    )
+    .and_then(Snapshot::new)
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`fsopen` is not part of the hardening baseline"),
+        "{err}"
+    );
+    assert!(err.contains("`mount` covers the whole mount API"), "{err}");
+}
+
+#[test]
 fn message_templates_rule_over_policy_over_default() {
     let s = snapshot(&policy(
         "Msg",

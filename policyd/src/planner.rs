@@ -63,6 +63,7 @@ impl Planner for SnapshotPlanner {
             required: self.require_protection,
             notify_syscalls: plan.notify.iter().map(|s| (*s).to_owned()).collect(),
             deny_syscalls: plan.errno.iter().cloned().collect(),
+            deny_new_namespaces: plan.deny_new_namespaces,
             policies,
             snapshot_version: version,
         }

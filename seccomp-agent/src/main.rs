@@ -45,7 +45,7 @@ struct Args {
     /// rampartd's agent API socket.
     #[arg(long, env = "RAMPART_DAEMON_SOCKET", default_value = DEFAULT_SOCKET)]
     daemon: PathBuf,
-    /// The fd holder (rampart-seccomp-holder) that keeps notify fds across agent restarts.
+    /// The fd holder (rampart-holder) that keeps notify fds across agent restarts.
     #[arg(long, env = "RAMPART_SECCOMP_HOLDER", default_value = protocol::DEFAULT_SOCKET)]
     holder: PathBuf,
     /// Don't use the fd holder: an agent restart then fails the notified syscalls of every

@@ -1,5 +1,5 @@
 //! Agent restart survival on the real node, with the real binaries: rampartd, the fd holder
-//! (rampart-seccomp-holder) and the agent (rampart-seccomp) on sockets of their own, and a busybox
+//! (rampart-holder) and the agent (rampart-seccomp) on sockets of their own, and a busybox
 //! pod whose Localhost profile sends open/openat/execve to that agent. The pod runs an open loop;
 //! the agent is stopped (SIGTERM) and started again in the middle of it. No allowed open may fail,
 //! the loop must go on after the restart, and the next blocked open (from a process exec'd by the
@@ -222,7 +222,7 @@ impl Stack {
         let mut holder = Proc::spawn(
             "holder",
             &stack.dir,
-            Command::new(env!("CARGO_BIN_EXE_rampart-seccomp-holder"))
+            Command::new(env!("CARGO_BIN_EXE_rampart-holder"))
                 .arg("--socket")
                 .arg(&stack.holder_sock)
                 .arg("--log-stderr"),

@@ -95,6 +95,7 @@ impl StandInDaemon {
             deny_syscalls: self.rule.deny.clone(),
             policies: vec![POLICY_NAME.into()],
             snapshot_version: 1,
+            ..Default::default()
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use super::WorkloadView;
 use crate::compile::{ProcessMatcher, Verdict};
-use crate::model::{Access, Direction};
-use crate::syscalls::{self, SeccompPlan};
+use crate::model::{Access, Direction, Mode};
+use crate::syscalls::{self, BaselineGroup, SeccompPlan};
 
 impl WorkloadView {
     /// What the seccomp filter of this workload needs: which syscalls go to the agent
@@ -78,6 +78,28 @@ impl WorkloadView {
                     .filter(|s| s.starts_with("io_uring"))
                     .map(|s| (*s).to_owned()),
             );
+        }
+        // The baseline, unless a policy allows a part of it. Audit mode reports what it would
+        // block and blocks nothing, so only enforcing policies refuse it.
+        if self.policies.iter().any(|p| p.mode() == Mode::Enforce) {
+            let allowed = |g: &BaselineGroup| {
+                self.policies
+                    .iter()
+                    .any(|p| p.baseline_allow.contains(&g.name))
+            };
+            for g in syscalls::BASELINE.iter().filter(|g| !allowed(g)) {
+                // A syscall a policy audits (`hardening` with `action: alert`) runs and is
+                // reported: that policy asked to see it, not to refuse it.
+                let audited = |s: &&&str| plan.notify.contains(**s);
+                let refused: Vec<String> = g
+                    .syscalls
+                    .iter()
+                    .filter(|s| !audited(s))
+                    .map(|s| (*s).to_owned())
+                    .collect();
+                plan.errno.extend(refused);
+                plan.deny_new_namespaces |= g.new_namespaces;
+            }
         }
         // A syscall denied outright for one policy need not also be notified for another.
         let errno = plan.errno.clone();

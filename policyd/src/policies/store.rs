@@ -90,9 +90,13 @@ impl PolicyStore {
             self.recompile().ok();
             return FileOutcome::Removed;
         }
-        let content = match std::fs::read_to_string(path) {
+        let bytes = match std::fs::read(path) {
             Ok(c) => c,
             Err(e) => return self.reject(path, format!("{}: cannot read: {e}", path.display())),
+        };
+        let content = match rampart_policy::decode(&path.display().to_string(), &bytes) {
+            Ok(c) => c.to_owned(),
+            Err(e) => return self.reject(path, e.to_string()),
         };
         if self.files.get(path).is_some_and(|f| f.content == content) {
             self.errors.remove(path);

@@ -28,6 +28,7 @@ impl Planner for TestPlanner {
             deny_syscalls: vec!["io_uring_setup".into()],
             policies: vec![format!("policy-for-{}", w.container_name)],
             snapshot_version: 7,
+            ..Default::default()
         }
     }
 }

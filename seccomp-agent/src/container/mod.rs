@@ -9,3 +9,4 @@ pub mod memory;
 pub mod procfs;
 pub mod procfs_self;
 pub mod resolve;
+pub mod self_links;

@@ -34,6 +34,9 @@ pub fn rewrite(path: &OsStr, task: &TaskInfo) -> OsString {
                 format!("/proc/{tgid}/task/{}", task.ns_tid),
             )
         })
+        // procfs's own links into `self`, the common spellings of /proc/self/net and /mounts.
+        .or_else(|| replace(b"/proc/net", format!("/proc/{tgid}/net")))
+        .or_else(|| replace(b"/proc/mounts", format!("/proc/{tgid}/mounts")))
         .or_else(|| replace(b"/dev/stdin", format!("/proc/{tgid}/fd/0")))
         .or_else(|| replace(b"/dev/stdout", format!("/proc/{tgid}/fd/1")))
         .or_else(|| replace(b"/dev/stderr", format!("/proc/{tgid}/fd/2")))

@@ -26,6 +26,7 @@ use nix::sys::stat::Mode;
 use crate::container::dir::Dir;
 use crate::container::procfs::{TaskInfo, open_in_proc, read_link_at, read_link_in_proc};
 use crate::container::procfs_self::{own_magic_link, rewrite};
+use crate::container::self_links;
 use crate::stage_times::{self, Stage};
 use crate::sys::creds::{self, Assumed};
 
@@ -217,7 +218,19 @@ pub fn resolve(
             root,
             path,
             resolve,
-        } => lookup(root.as_fd(), &path, req.flags, lookup_flags, resolve),
+        } => match lookup(root.as_fd(), &path, req.flags, lookup_flags, resolve) {
+            // The walk may have met procfs's `self`, which the agent can't follow as the task.
+            Err(e) if e.errno() == libc::ENOENT => {
+                let follow = req.flags & libc::O_NOFOLLOW as u64 == 0;
+                match self_links::walk(root.as_fd(), &path, task, follow) {
+                    Ok(walked) if walked != path => {
+                        lookup(root.as_fd(), &walked, req.flags, lookup_flags, resolve)
+                    }
+                    _ => Err(e),
+                }
+            }
+            found => found,
+        },
     }?;
     stage_times::mark(Stage::Lookup);
     Ok((object, guard))

@@ -25,7 +25,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum HolderClientError {
     #[error(
-        "cannot reach the fd holder at {path}: {source} (is rampart-seccomp-holder running? `scripts/rampart up` or the rampart-seccomp-holder unit starts it)"
+        "cannot reach the fd holder at {path}: {source} (is rampart-holder running? `scripts/rampart up` or the rampart-holder unit starts it)"
     )]
     Connect { path: PathBuf, source: io::Error },
     #[error("the fd holder at {path} is not run by root (uid {uid}); refusing to use it")]

@@ -1,4 +1,4 @@
-//! The fd holder (`rampart-seccomp-holder`): keeps a copy of every notify fd the agent supervises
+//! The fd holder (`rampart-holder`): keeps a copy of every notify fd the agent supervises
 //! and of every file guard (fanotify) group, so the filters' listeners and the groups' marks
 //! outlive an agent restart, and gives them to the next agent.
 //!
@@ -470,6 +470,6 @@ mod tests {
             .hold(&state("x"), Phase::RuntimeInit, r.as_fd())
             .unwrap_err();
         assert!(matches!(e, HolderClientError::Connect { .. }), "{e}");
-        assert!(e.to_string().contains("rampart-seccomp-holder"), "{e}");
+        assert!(e.to_string().contains("rampart-holder"), "{e}");
     }
 }

@@ -180,6 +180,7 @@ pub fn write_profile(
         listener_path: sock.display().to_string(),
         listener_metadata: "rampart-test".into(),
         reads_in_kernel: true,
+        deny_new_namespaces: false,
     };
     let mut profile = rampart_nri::seccomp_merge::merge(Some(&base), &add).unwrap();
     let rules = profile["syscalls"].as_array_mut().unwrap();

@@ -1,4 +1,4 @@
-//! rampart-seccomp-holder: keeps a copy of every notify fd rampart-seccomp supervises, so that the
+//! rampart-holder: keeps a copy of every notify fd rampart-seccomp supervises, so that the
 //! containers' filters outlive an agent restart, and hands them to the next agent. Start it before
 //! the agent and leave it running: stopping it drops the fds it holds (see `holder::server`).
 
@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 #[derive(Debug, Parser)]
 #[command(
-    name = "rampart-seccomp-holder",
+    name = "rampart-holder",
     version,
     about = "keeps rampart-seccomp's notify fds across agent restarts"
 )]
@@ -29,7 +29,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    rampart_logging::init("rampart-seccomp-holder", args.log_stderr);
+    rampart_logging::init("rampart-holder", args.log_stderr);
     // One descriptor per supervised process: take all the descriptors the hard limit allows.
     match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft != hard => {
@@ -43,7 +43,7 @@ fn main() -> Result<()> {
     let listener = server::bind(&args.socket)
         .with_context(|| format!("cannot serve {}", args.socket.display()))?;
     info!(socket = %args.socket.display(), max_fds = ?getrlimit(Resource::RLIMIT_NOFILE).ok().map(|(soft, _)| soft),
-        "rampart-seccomp-holder holding notify fds");
+        "rampart-holder holding notify fds");
     Holder::new()
         .serve(listener.as_fd(), None)
         .context("the holder's poll loop failed; the notify fds it held are dropped")?;

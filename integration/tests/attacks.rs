@@ -1,0 +1,198 @@
+//! An attacker inside a scoped pod, against rampart as an operator runs it (`scripts/rampart up`
+//! on the real node: rampartd reads the policies, rampart-nri injects the filter through
+//! rampart-runc, rampart-seccomp decides). Each test is one class of bypass: the attack must
+//! fail, and its healthy twin (what a legitimate workload does the same way) must keep working.
+//! The attacks are made with busybox and `rampart-probe` (images/tools/rampart-probe.c, in the
+//! image at /usr/local/bin), which prints `ok …` when it got through and `err ERRNO …` when refused.
+//!
+//! Needs root and the node (`make node-up`, after `make build`); under `make test`
+//! (RAMPART_NODE_TESTS=1) a missing node fails instead of skipping. The daemons listen on fixed
+//! sockets: the tests take turns (`stack::Rampart`).
+
+use rampart_integration::cri::{
+    ContainerSpec, Cri, ExecOutput, PodSpec, TestPod, test_node, unique_name,
+};
+use rampart_integration::stack::Rampart;
+
+const SEED: &str = include_str!("../../config/examples/disallow-etc-access-for-nginx.yaml");
+const PROBE: &str = "/usr/local/bin/rampart-probe";
+
+/// A policy for the pods labelled app=builder: the seed's /etc rule, and the parts of the
+/// hardening baseline a rootless image builder needs.
+const BUILDER: &str = "apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: BuilderMayUseNamespaces}
+spec:
+  selector: {podLabels: {matchLabels: {app: builder}}}
+  files:
+    - {paths: [/etc/shadow], access: [read], action: block}
+  hardening: {allow: [unshare, mount]}
+";
+
+/// An nginx pod labelled `app`, running with no seccomp profile of its own (the kubelet's
+/// default), its container named nginx.
+async fn nginx_pod(cri: &Cri, app: &str) -> TestPod {
+    TestPod::run(
+        cri,
+        &PodSpec::new(unique_name("attack"))
+            .namespace("rampart-test")
+            .label("app", app),
+        &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")],
+    )
+    .await
+    .expect("nginx starts under rampart")
+}
+
+async fn sh(pod: &TestPod, script: &str) -> ExecOutput {
+    pod.exec("nginx", &["sh", "-c", script]).await.unwrap()
+}
+
+async fn probe(pod: &TestPod, args: &[&str]) -> ExecOutput {
+    let mut cmd = vec![PROBE];
+    cmd.extend_from_slice(args);
+    pod.exec("nginx", &cmd).await.unwrap()
+}
+
+/// Class 1: a new mount from a user namespace. The pod has no seccomp profile of its own; the
+/// baseline every enforcing policy applies refuses new namespaces and mounts, so the guarded
+/// file can't be given a path no rule names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_mount_from_a_new_user_namespace_is_refused() {
+    let Some(cri) = test_node().await else { return };
+    let _rampart = Rampart::up(&[("seed.yaml", SEED), ("builder.yaml", BUILDER)]);
+    let pod = nginx_pod(&cri, "nginx").await;
+
+    let out = sh(
+        &pod,
+        "mkdir -p /tmp/e; unshare -Urm sh -c 'mount --bind /etc /tmp/e && cat /tmp/e/passwd'; \
+         echo exit=$?",
+    )
+    .await;
+    assert!(!out.stdout_text().contains("root:x:0:0"), "{out:?}");
+    assert!(!out.stdout_text().contains("exit=0"), "{out:?}");
+    assert!(
+        out.stderr_text().contains("Operation not permitted"),
+        "unshare is refused: {out:?}"
+    );
+    // The other spellings of a new namespace: clone with the flag, and clone3, whose flags the
+    // filter can't read (ENOSYS, so the C library falls back to clone).
+    let clone = probe(&pod, &["clone-ns"]).await;
+    assert_eq!(
+        clone.stdout_text().trim(),
+        "clone err EPERM clone3 err ENOSYS",
+        "{clone:?}"
+    );
+    // Threads and processes are still made as always.
+    let fork = sh(&pod, "sleep 0 & wait; echo forked").await;
+    assert_eq!(fork.stdout_text().trim(), "forked", "{fork:?}");
+    let nginx = sh(&pod, "nginx -t 2>&1; echo exit=$?").await;
+    assert!(nginx.stdout_text().contains("exit=0"), "{nginx:?}");
+    pod.remove().await.unwrap();
+
+    // The healthy twin: a workload whose policy allows namespaces gets them.
+    let builder = nginx_pod(&cri, "builder").await;
+    let userns = sh(&builder, "unshare -U sh -c 'id -u'; echo exit=$?").await;
+    assert_eq!(
+        userns.stdout_text().split_whitespace().collect::<Vec<_>>(),
+        ["65534", "exit=0"],
+        "{userns:?}"
+    );
+    let clone = probe(&builder, &["clone-ns"]).await;
+    assert_eq!(
+        clone.stdout_text().trim(),
+        "clone ok clone3 ok",
+        "{clone:?}"
+    );
+    builder.remove().await.unwrap();
+}
+
+/// Class 9: the kernel keeps 15 characters of a process's name; the agent's and the holder's
+/// must differ in them, or `pkill -x rampart-seccomp` stops the holder too (and with it every
+/// protected container's notify fds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_agent_by_name_finds_the_agent_alone() {
+    let Some(_cri) = test_node().await else {
+        return;
+    };
+    let _rampart = Rampart::up(&[("seed.yaml", SEED)]);
+    let pid_of = |name: &str| {
+        let file = format!("/var/lib/rampart-node/rampart/{name}.pid");
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .trim()
+            .to_owned()
+    };
+    for name in ["rampart-seccomp", "rampart-holder"] {
+        let out = std::process::Command::new("pgrep")
+            .args(["-x", name])
+            .output()
+            .expect("pgrep runs");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            [pid_of(name)],
+            "pgrep -x {name}"
+        );
+    }
+}
+
+/// Class 8: what monitoring agents and ordinary programs read keeps working in a protected pod,
+/// whether its reads are decided in the kernel (the file guard) or every open is emulated by the
+/// agent (the `rampart.dev/read-opens: seccomp` label).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_reads_of_proc_sys_and_dev_work_in_a_protected_pod() {
+    let Some(cri) = test_node().await else { return };
+    let _rampart = Rampart::up(&[("seed.yaml", SEED)]);
+    let guarded = nginx_pod(&cri, "nginx").await;
+    let emulated = TestPod::run(
+        &cri,
+        &PodSpec::new(unique_name("attack"))
+            .namespace("rampart-test")
+            .label("app", "nginx")
+            .label("rampart.dev/read-opens", "seccomp"),
+        &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")],
+    )
+    .await
+    .expect("nginx starts under rampart");
+    let reads = [
+        ("/proc/net/dev", "Inter-|"),
+        ("/proc/self/net/dev", "Inter-|"),
+        // procfs's `self` reached another way than by the path's first components.
+        ("/proc/./net/dev", "Inter-|"),
+        (
+            "$(ln -sf ../proc/self/mounts /tmp/mtab; echo /tmp/mtab)",
+            " / ",
+        ),
+        ("/proc/net/tcp", "local_address"),
+        ("/proc/self/status", "Name:"),
+        ("/proc/1/cmdline", "nginx"),
+        ("/proc/self/mountinfo", " / "),
+        // cgroup v2, or v1's pids controller where the node mounts v1 (this VM's does).
+        (
+            "$(ls -d /sys/fs/cgroup/cgroup.controllers /sys/fs/cgroup/pids/pids.current | head -1)",
+            "",
+        ),
+        ("/sys/class/net/eth0/address", ":"),
+        ("/etc/hostname", ""),
+    ];
+    for pod in [&guarded, &emulated] {
+        for (path, expect) in reads {
+            let out = sh(pod, &format!("cat {path}; echo exit=$?")).await;
+            let text = out.stdout_text();
+            assert!(
+                text.ends_with("exit=0\n") && text.contains(expect),
+                "{path} in {}: {out:?}",
+                pod.container_id("nginx").unwrap()
+            );
+        }
+        let random = sh(pod, "head -c 16 /dev/urandom | wc -c; cat /proc/net/dev >/dev/null </dev/null && echo redirect-ok").await;
+        assert_eq!(
+            random.stdout_text().split_whitespace().collect::<Vec<_>>(),
+            ["16", "redirect-ok"],
+            "{random:?}"
+        );
+    }
+    guarded.remove().await.unwrap();
+    emulated.remove().await.unwrap();
+}
