@@ -196,3 +196,64 @@ async fn healthy_reads_of_proc_sys_and_dev_work_in_a_protected_pod() {
     guarded.remove().await.unwrap();
     emulated.remove().await.unwrap();
 }
+
+/// Egress for the pods labelled app=egress: nothing but UDP to port 5353 on the loopback.
+const EGRESS: &str = "apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: OnlyMdnsOut}
+spec:
+  selector: {podLabels: {matchLabels: {app: egress}}}
+  network:
+    - {cidrs: [0.0.0.0/0], action: block}
+    - {cidrs: [127.0.0.1/32], ports: [5353], protocols: [udp], action: allow}
+";
+
+/// The same, and raw sockets allowed (a workload that pings).
+const EGRESS_PING: &str = "apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: PingAllowed}
+spec:
+  selector: {podLabels: {matchLabels: {app: pinger}}}
+  network:
+    - {cidrs: [0.0.0.0/0], action: block}
+    - {cidrs: [127.0.0.1/32], protocols: [raw], action: allow}
+";
+
+/// Class 7: network rules decide on the socket's real kind. A udp rule passes UDP and nothing
+/// else on its port; raw and packet sockets, which carry their ports in bytes no syscall shows,
+/// can't be made at all unless a rule allows `raw`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_rules_decide_on_the_sockets_kind_and_raw_sockets_are_refused() {
+    let Some(cri) = test_node().await else { return };
+    let _rampart = Rampart::up(&[("egress.yaml", EGRESS), ("ping.yaml", EGRESS_PING)]);
+    let pod = nginx_pod(&cri, "egress").await;
+    for (args, expect) in [
+        // The allowed UDP port, by each way of naming the destination.
+        (&["send", "sendto", "127.0.0.1", "5353"][..], "ok sendto"),
+        (&["send", "sendmsg", "127.0.0.1", "5353"][..], "ok sendmsg"),
+        // TCP to the UDP rule's port, and UDP to another port: refused by the block rule.
+        (
+            &["send", "connect", "127.0.0.1", "5353"][..],
+            "err EPERM connect",
+        ),
+        (
+            &["send", "sendto", "127.0.0.1", "5354"][..],
+            "err EPERM sendto",
+        ),
+        // A hand-built UDP datagram to the blocked port, and a packet socket.
+        (&["raw-udp", "127.0.0.1", "5354"][..], "err EPERM socket"),
+        (&["packet"][..], "err EPERM packet"),
+    ] {
+        let out = probe(&pod, args).await;
+        assert_eq!(out.stdout_text().trim(), expect, "{args:?}: {out:?}");
+    }
+    pod.remove().await.unwrap();
+
+    // The healthy twin: raw sockets where a rule allows them.
+    let pinger = nginx_pod(&cri, "pinger").await;
+    let out = probe(&pinger, &["raw-udp", "127.0.0.1", "5354"]).await;
+    assert_eq!(out.stdout_text().trim(), "ok raw-udp", "{out:?}");
+    let out = probe(&pinger, &["packet"]).await;
+    assert_eq!(out.stdout_text().trim(), "ok packet", "{out:?}");
+    pinger.remove().await.unwrap();
+}

@@ -33,6 +33,7 @@ pub fn additions(plan: &PlanResponse, w: &Workload, listener_path: &str) -> Addi
         notify: plan.notify_syscalls.clone(),
         deny: plan.deny_syscalls.clone(),
         deny_new_namespaces: plan.deny_new_namespaces,
+        deny_raw_sockets: plan.deny_raw_sockets,
         listener_path: listener_path.to_owned(),
         listener_metadata: workload::listener_metadata(w),
         reads_in_kernel: w.pod_labels.get(READ_OPENS_LABEL).map(String::as_str)

@@ -175,6 +175,7 @@ mod tests {
             listener_metadata: "m".into(),
             reads_in_kernel: true,
             deny_new_namespaces: true,
+            deny_raw_sockets: true,
         })
         .unwrap()
     }

@@ -39,6 +39,11 @@ pub struct Additions {
     /// unshare and setns are in `deny` when the baseline refuses them.
     #[serde(default)]
     pub deny_new_namespaces: bool,
+    /// socket() of a raw IP socket (AF_INET/AF_INET6 SOCK_RAW, AF_INET SOCK_PACKET) or a packet
+    /// socket (AF_PACKET) fails with EPERM: the container's egress rules decide on addresses and
+    /// ports, which such sockets carry in bytes no syscall argument shows.
+    #[serde(default)]
+    pub deny_raw_sockets: bool,
 }
 
 /// Pod label that keeps every open of the pod's containers on the seccomp path (each one
@@ -74,6 +79,7 @@ const NAMESPACE_FLAGS: [u64; 7] = [
 /// clone3 takes its flags behind a pointer the filter can't read: refused with ENOSYS, which makes
 /// the C library fall back to clone, whose flags it can.
 const CLONE3: &str = "clone3";
+const SOCKET: &str = "socket";
 const ENOSYS: u32 = 38;
 
 /// A syscall whose flags argument the filter tests: calls with any of `flags` set get `on_flag`,
@@ -239,6 +245,14 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
         for (n, f) in split {
             out.extend(split_on_flags(&rule, &n, f, &action));
         }
+        if add.deny_raw_sockets
+            && let Some(i) = keep.iter().position(|n| n == SOCKET)
+            && !tests_arg(&rule, 0)
+            && !tests_arg(&rule, 1)
+        {
+            keep.remove(i);
+            out.extend(raw_socket_rules(&rule, Some(&action)));
+        }
         for (names, action, errno) in [
             (keep, action.as_str(), None),
             (to_notify, ACT_NOTIFY, None),
@@ -295,6 +309,9 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
         if !d.is_empty() {
             out.push(json!({"names": d, "action": ACT_ERRNO, "errnoRet": EPERM}));
         }
+        if add.deny_raw_sockets && !unmentioned(&[SOCKET]).is_empty() {
+            out.extend(raw_socket_rules(&Map::new(), None));
+        }
         if add.deny_new_namespaces && !unmentioned(&[CLONE3]).is_empty() {
             out.push(json!({"names": [CLONE3], "action": ACT_ERRNO, "errnoRet": ENOSYS}));
         }
@@ -349,6 +366,77 @@ fn split_on_flags<'a>(
 
 const EPERM: u32 = 1;
 
+/// socket(family, type) pairs refused by `deny_raw_sockets`; None: any type.
+const RAW_SOCKETS: [(u64, Option<u64>); 4] = [
+    (libc::AF_PACKET as u64, None),
+    (libc::AF_INET as u64, Some(libc::SOCK_RAW as u64)),
+    // SOCK_PACKET, the packet interface before AF_PACKET.
+    (libc::AF_INET as u64, Some(10)),
+    (libc::AF_INET6 as u64, Some(libc::SOCK_RAW as u64)),
+];
+/// Families above this fail with EAFNOSUPPORT anyway (Linux 6.18 has 46).
+const AF_MAX: u64 = 64;
+/// The socket type is the low four bits of the type argument; the rest are SOCK_CLOEXEC etc.
+const SOCK_TYPE_MASK: u64 = 0xf;
+
+/// The rules that refuse raw and packet sockets, keeping `rule`'s conditions on its other
+/// arguments. With `allowed` (the profile's allow rule for socket, which an unconditional rule of
+/// the same syscall would override), also the rules that keep `allowed` for every other
+/// socket: libseccomp takes one comparison per argument, so the complement is spelled out, by
+/// family and, for the two families with refused types, by type. The family is an int: only its
+/// low 32 bits are compared, as the kernel reads them.
+fn raw_socket_rules(rule: &Map<String, Value>, allowed: Option<&str>) -> Vec<Value> {
+    let with = |family: u64, ty: Option<u64>, action: &str| {
+        let mut r = rule.clone();
+        let mut args = r
+            .get("args")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        args.push(json!({"index": 0, "value": 0xffff_ffffu64, "valueTwo": family, "op": "SCMP_CMP_MASKED_EQ"}));
+        if let Some(t) = ty {
+            args.push(json!({"index": 1, "value": SOCK_TYPE_MASK, "valueTwo": t, "op": "SCMP_CMP_MASKED_EQ"}));
+        }
+        r.insert("names".into(), json!([SOCKET]));
+        r.insert("action".into(), json!(action));
+        if action == ACT_ERRNO {
+            r.insert("errnoRet".into(), json!(EPERM));
+        }
+        r.insert("args".into(), Value::Array(args));
+        Value::Object(r)
+    };
+    let mut out: Vec<Value> = RAW_SOCKETS
+        .iter()
+        .map(|(f, t)| with(*f, *t, ACT_ERRNO))
+        .collect();
+    let Some(allowed) = allowed else {
+        return out;
+    };
+    let refused = |f: u64, t: u64| {
+        RAW_SOCKETS
+            .iter()
+            .any(|(rf, rt)| *rf == f && rt.is_none_or(|rt| rt == t))
+    };
+    let by_type: Vec<u64> = RAW_SOCKETS
+        .iter()
+        .filter(|(_, t)| t.is_some())
+        .map(|(f, _)| *f)
+        .collect();
+    for family in 0..=AF_MAX {
+        if RAW_SOCKETS.iter().any(|(f, t)| *f == family && t.is_none()) {
+            continue;
+        }
+        if by_type.contains(&family) {
+            for ty in (0..=SOCK_TYPE_MASK).filter(|t| !refused(family, *t)) {
+                out.push(with(family, Some(ty), allowed));
+            }
+        } else {
+            out.push(with(family, None, allowed));
+        }
+    }
+    out
+}
+
 fn unconfined() -> Map<String, Value> {
     match json!({
         "defaultAction": "SCMP_ACT_ALLOW",
@@ -371,6 +459,7 @@ mod tests {
             listener_metadata: "rampart:v1".into(),
             reads_in_kernel: false,
             deny_new_namespaces: false,
+            deny_raw_sockets: false,
         }
     }
 
@@ -514,6 +603,79 @@ mod tests {
         let p = merge(Some(&base), &add()).unwrap();
         assert_eq!(action_of(&p, "clone"), ["SCMP_ACT_ALLOW"]);
         assert_eq!(action_of(&p, "clone3"), ["SCMP_ACT_ALLOW"]);
+    }
+
+    /// The actions of every rule for socket that a call with these arguments matches.
+    fn socket_actions(p: &Value, args: [u64; 2]) -> Vec<String> {
+        p["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["names"].as_array().unwrap().iter().any(|n| n == SOCKET))
+            .filter(|r| {
+                r["args"].as_array().into_iter().flatten().all(|a| {
+                    let i = a["index"].as_u64().unwrap() as usize;
+                    assert_eq!(a["op"], "SCMP_CMP_MASKED_EQ");
+                    args[i] & a["value"].as_u64().unwrap() == a["valueTwo"].as_u64().unwrap()
+                })
+            })
+            .map(|r| r["action"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn raw_and_packet_sockets_are_refused_and_every_other_socket_is_the_profiles() {
+        let mut a = add();
+        a.deny_raw_sockets = true;
+        let base = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["socket", "read"], "action": "SCMP_ACT_ALLOW"}]});
+        let restricted = merge(Some(&base), &a).unwrap();
+        let unconfined = merge(None, &a).unwrap();
+        let cloexec = libc::SOCK_CLOEXEC as u64 | libc::SOCK_NONBLOCK as u64;
+        let refused = [
+            (libc::AF_PACKET as u64, libc::SOCK_RAW as u64),
+            (libc::AF_PACKET as u64, libc::SOCK_DGRAM as u64 | cloexec),
+            (libc::AF_INET as u64, libc::SOCK_RAW as u64 | cloexec),
+            (libc::AF_INET as u64, 10),
+            (libc::AF_INET6 as u64, libc::SOCK_RAW as u64),
+            // The kernel reads the family as an int: upper bits change nothing.
+            (
+                0xdead_0000_0000_0000 | libc::AF_PACKET as u64,
+                libc::SOCK_RAW as u64,
+            ),
+        ];
+        for (f, t) in refused {
+            for p in [&restricted, &unconfined] {
+                assert_eq!(
+                    socket_actions(p, [f, t]),
+                    [ACT_ERRNO],
+                    "socket({f:#x}, {t:#x})"
+                );
+            }
+        }
+        let allowed = [
+            (libc::AF_INET as u64, libc::SOCK_STREAM as u64 | cloexec),
+            (libc::AF_INET as u64, libc::SOCK_DGRAM as u64),
+            (libc::AF_INET6 as u64, libc::SOCK_STREAM as u64),
+            (libc::AF_INET6 as u64, libc::SOCK_DGRAM as u64 | cloexec),
+            (libc::AF_UNIX as u64, libc::SOCK_STREAM as u64),
+            (libc::AF_NETLINK as u64, libc::SOCK_RAW as u64 | cloexec),
+            (libc::AF_VSOCK as u64, libc::SOCK_STREAM as u64),
+        ];
+        for (f, t) in allowed {
+            assert_eq!(
+                socket_actions(&restricted, [f, t]),
+                ["SCMP_ACT_ALLOW"],
+                "socket({f:#x}, {t:#x})"
+            );
+            assert!(
+                socket_actions(&unconfined, [f, t]).is_empty(),
+                "the default allows it"
+            );
+        }
+        // Without egress rules, socket is the profile's.
+        let p = merge(Some(&base), &add()).unwrap();
+        assert_eq!(action_of(&p, SOCKET), ["SCMP_ACT_ALLOW"]);
     }
 
     #[test]

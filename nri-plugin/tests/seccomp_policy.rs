@@ -21,6 +21,7 @@ fn add() -> Additions {
         listener_metadata: "rampart/v1 shop/web/nginx".into(),
         reads_in_kernel: false,
         deny_new_namespaces: false,
+        deny_raw_sockets: false,
     }
 }
 

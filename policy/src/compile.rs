@@ -80,6 +80,10 @@ pub(crate) struct NetworkMatcher {
     pub(crate) ports: Vec<(u16, u16)>,
     pub(crate) tcp: bool,
     pub(crate) udp: bool,
+    pub(crate) raw: bool,
+    /// `raw` is named in the rule's `protocols`: an allow rule that names it lets the workload
+    /// make raw and packet sockets at all (see the seccomp plan).
+    pub(crate) raw_listed: bool,
     pub(crate) processes: Option<Arc<PathSet>>,
 }
 
@@ -356,19 +360,22 @@ pub(crate) fn compile(file: &str, doc: &PolicyDoc) -> Result<CompiledPolicy, Vec
                 }
             }
         }
-        let (tcp, udp) = match &v.protocols {
-            None => (true, true),
+        let (tcp, udp, raw, raw_listed) = match &v.protocols {
+            None => (true, true, true, false),
             Some(list) => {
                 if list.value.is_empty() {
                     cx.err(
                         list,
                         "empty `protocols` list matches nothing",
-                        "omit `protocols` for tcp and udp, or list [tcp], [udp]",
+                        "omit `protocols` for every protocol, or list [tcp], [udp], [raw]",
                     );
                 }
+                let has = |p| list.value.contains(&p);
                 (
-                    list.value.contains(&Protocol::Tcp),
-                    list.value.contains(&Protocol::Udp),
+                    has(Protocol::Tcp),
+                    has(Protocol::Udp),
+                    has(Protocol::Raw),
+                    has(Protocol::Raw),
                 )
             }
         };
@@ -380,6 +387,8 @@ pub(crate) fn compile(file: &str, doc: &PolicyDoc) -> Result<CompiledPolicy, Vec
             ports,
             tcp,
             udp,
+            raw,
+            raw_listed,
             processes,
         });
     }

@@ -269,6 +269,9 @@ pub enum Direction {
 pub enum Protocol {
     Tcp,
     Udp,
+    /// Raw IP sockets, packet sockets and ICMP echo sockets: anything but TCP and UDP. Such
+    /// sockets are refused to a workload with egress rules unless an `allow` rule lists `raw`.
+    Raw,
 }
 
 impl Protocol {
@@ -276,6 +279,7 @@ impl Protocol {
         match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
+            Protocol::Raw => "raw",
         }
     }
 }

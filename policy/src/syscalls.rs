@@ -154,6 +154,10 @@ pub struct SeccompPlan {
     /// clone with a namespace flag refused (EPERM), clone3 refused (ENOSYS): the baseline's
     /// "no new namespaces" (see [`BASELINE`]).
     pub deny_new_namespaces: bool,
+    /// socket() of a raw IP or packet socket refused (EPERM): the workload has egress rules,
+    /// which such sockets would pass unseen (no port, or no IP at all), and no allow rule lists
+    /// `raw`.
+    pub deny_raw_sockets: bool,
 }
 
 impl SeccompPlan {

@@ -450,6 +450,39 @@ fn network_cidr_port_protocol_direction() {
 }
 
 #[test]
+fn raw_sockets_are_refused_with_egress_rules_unless_an_allow_rule_lists_raw() {
+    let plan = |spec: &str| {
+        let s = snapshot(&policy("Net", spec));
+        let v = s.for_workload(&Workload::default());
+        (v.seccomp_plan().deny_raw_sockets, v)
+    };
+    let (deny, v) = plan(
+        "  network:\n    - {cidrs: [\"0.0.0.0/0\"], action: block}\n    - {ports: [53], protocols: [udp], action: allow}\n",
+    );
+    assert!(deny);
+    // A rule without `protocols` is for every protocol, raw sends included.
+    let raw = Operation::Connect {
+        direction: Direction::Egress,
+        address: "192.0.2.1".parse().unwrap(),
+        port: 0,
+        protocol: Protocol::Raw,
+        process: "/app",
+    };
+    assert_eq!(v.decide(&raw).verdict, Verdict::Block);
+    let (deny, v) = plan(
+        "  network:\n    - {cidrs: [\"0.0.0.0/0\"], action: block}\n    - {cidrs: [192.0.2.0/24], protocols: [raw], action: allow}\n",
+    );
+    assert!(
+        !deny,
+        "an allow rule that lists raw lets the workload make raw sockets"
+    );
+    assert!(v.decide(&raw).is_allow());
+    // Ingress rules alone don't refuse them (nothing egress to protect), nor does no rule.
+    assert!(!plan("  network:\n    - {direction: ingress, ports: [22], action: alert}\n").0);
+    assert!(!plan("  files:\n    - {paths: [/etc/**], action: block}\n").0);
+}
+
+#[test]
 fn hardening_and_drift() {
     let s = snapshot(&format!(
         "{}{}",

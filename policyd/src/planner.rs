@@ -64,6 +64,7 @@ impl Planner for SnapshotPlanner {
             notify_syscalls: plan.notify.iter().map(|s| (*s).to_owned()).collect(),
             deny_syscalls: plan.errno.iter().cloned().collect(),
             deny_new_namespaces: plan.deny_new_namespaces,
+            deny_raw_sockets: plan.deny_raw_sockets,
             policies,
             snapshot_version: version,
         }

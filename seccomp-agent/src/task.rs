@@ -7,6 +7,7 @@
 
 use std::cell::OnceCell;
 use std::ffi::OsStr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use crate::container::entry::{self, Entry, File};
@@ -14,6 +15,7 @@ use crate::container::procfs::{TaskError, TaskInfo, exe_path};
 use crate::container::resolve::{self, Object, OpenRequest, ResolveError};
 use crate::stage_times::{self, Stage};
 use crate::sys::creds::Assumed;
+use crate::sys::{pidfd, sockopt};
 use crate::syscall::Dir;
 
 /// The notifying task (the thread `tid`, as the agent's pid namespace numbers it).
@@ -63,6 +65,22 @@ impl Task {
         let info = self.info().map_err(|_| ResolveError::TaskUnreadable)?;
         self.exe();
         Ok(info)
+    }
+
+    /// (type, protocol) of the task's socket `fd`, read from a duplicate of it.
+    pub fn socket_kind(&self, fd: i32) -> std::io::Result<(i32, i32)> {
+        let pidfd = match pidfd::open_thread(self.tid) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                let tgid = self
+                    .info()
+                    .map_err(|e| std::io::Error::other(e.to_string()))?
+                    .tgid;
+                pidfd::open(tgid)?
+            }
+            pidfd => pidfd?,
+        };
+        let socket = pidfd::get_fd(pidfd.as_fd(), fd)?;
+        sockopt::kind(socket.as_fd())
     }
 
     /// `resolve::resolve` for this task: the object, and the task's credentials still assumed.

@@ -129,6 +129,7 @@ impl WorkloadView {
                     let proto_ok = match protocol {
                         Protocol::Tcp => m.tcp,
                         Protocol::Udp => m.udp,
+                        Protocol::Raw => m.raw,
                     };
                     let port_ok = m.ports.is_empty()
                         || m.ports.iter().any(|(a, b)| (*a..=*b).contains(&port));

@@ -100,6 +100,7 @@ struct NetEntry {
     ports: Box<[(u16, u16)]>,
     tcp: bool,
     udp: bool,
+    raw: bool,
 }
 
 /// The policies that apply to one workload, ready to decide.

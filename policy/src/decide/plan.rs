@@ -1,7 +1,7 @@
 //! What a workload's seccomp filter needs, from the rules that apply to it.
 
 use super::WorkloadView;
-use crate::compile::{ProcessMatcher, Verdict};
+use crate::compile::{CompiledPolicy, ProcessMatcher, Verdict};
 use crate::model::{Access, Direction, Mode};
 use crate::syscalls::{self, BaselineGroup, SeccompPlan};
 
@@ -79,6 +79,19 @@ impl WorkloadView {
                     .map(|s| (*s).to_owned()),
             );
         }
+        let egress = |p: &CompiledPolicy| {
+            p.network.iter().any(|m| {
+                p.rules[m.rule as usize].verdict != Verdict::Allow
+                    && m.direction == Direction::Egress
+            })
+        };
+        let raw_allowed = |p: &CompiledPolicy| {
+            p.network
+                .iter()
+                .any(|m| p.rules[m.rule as usize].verdict == Verdict::Allow && m.raw_listed)
+        };
+        plan.deny_raw_sockets = self.policies.iter().any(|p| egress(p))
+            && !self.policies.iter().any(|p| raw_allowed(p));
         // The baseline, unless a policy allows a part of it. Audit mode reports what it would
         // block and blocks nothing, so only enforcing policies refuse it.
         if self.policies.iter().any(|p| p.mode() == Mode::Enforce) {

@@ -70,6 +70,7 @@ impl WorkloadView {
                     ports: m.ports.clone().into(),
                     tcp: m.tcp,
                     udp: m.udp,
+                    raw: m.raw,
                 });
             }
         }

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 
 use rampart_policy::{Direction, Operation, Protocol, WorkloadView};
 
+use tracing::warn;
+
 use crate::backstop::egress_guard::{EgressGuard, warn_unguarded};
 use crate::outcome::{Answer, Outcome, Subject, outcome};
 use crate::syscall::ConnectCall;
@@ -32,14 +34,28 @@ pub fn handle(
             report: None,
         };
     }
+    // The socket's own kind, not what its destination suggests: a rule for udp/53 must not
+    // pass a TCP connect to port 53, nor a raw socket's datagram.
+    let protocol = match task.socket_kind(call.fd) {
+        Ok((libc::SOCK_STREAM, libc::IPPROTO_TCP | 0)) => Protocol::Tcp,
+        Ok((libc::SOCK_DGRAM, libc::IPPROTO_UDP | 0)) => Protocol::Udp,
+        Ok(_) => Protocol::Raw,
+        // What the call would have failed with (a closed descriptor, not a socket).
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EBADF | libc::ENOTSOCK)) => {
+            return Outcome::errno(e.raw_os_error().unwrap_or(DENY));
+        }
+        Err(e) => {
+            warn!(tid = task.tid(), fd = call.fd, error = %e,
+                "cannot read the socket's kind; refusing the call");
+            return Outcome::errno(DENY);
+        }
+    };
     let process = task.exe();
     let op = |addr: &SocketAddr| Operation::Connect {
         direction: Direction::Egress,
         address: addr.ip(),
         port: addr.port(),
-        // The socket's type would need the task's fd; connect is overwhelmingly TCP, and UDP
-        // "connects" are decided the same way by address and port.
-        protocol: Protocol::Tcp,
+        protocol,
         process,
     };
     // The strictest destination decides; the first of equals names it.

@@ -1,4 +1,4 @@
-//! pidfd_open(2) and pidfd_send_signal(2), which nix does not wrap: a process handle that can't
+//! pidfd_open(2), pidfd_getfd(2) and pidfd_send_signal(2), which nix does not wrap: a process handle that can't
 //! name a later process reusing the pid.
 
 use std::io;
@@ -6,9 +6,31 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// A pidfd of process `pid`.
 pub fn open(pid: u32) -> io::Result<OwnedFd> {
+    open_with(pid, 0)
+}
+
+/// A pidfd of thread `tid` (PIDFD_THREAD, Linux 6.9; older kernels answer EINVAL for a thread
+/// that is not its process's leader).
+pub fn open_thread(tid: u32) -> io::Result<OwnedFd> {
+    open_with(tid, libc::O_EXCL)
+}
+
+fn open_with(pid: u32, flags: libc::c_int) -> io::Result<OwnedFd> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
     // SAFETY: pidfd_open takes a pid and flags by value and touches no memory of ours.
-    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
+}
+
+/// A duplicate of descriptor `fd` of the process `pidfd` names (the agent may: it has
+/// CAP_SYS_PTRACE over the workload).
+pub fn get_fd(pidfd: BorrowedFd<'_>, fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_getfd takes two descriptors and flags by value and touches no memory of ours.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -181,6 +181,7 @@ pub fn write_profile(
         listener_metadata: "rampart-test".into(),
         reads_in_kernel: true,
         deny_new_namespaces: false,
+        deny_raw_sockets: false,
     };
     let mut profile = rampart_nri::seccomp_merge::merge(Some(&base), &add).unwrap();
     let rules = profile["syscalls"].as_array_mut().unwrap();

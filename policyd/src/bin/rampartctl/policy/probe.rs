@@ -179,7 +179,8 @@ impl OperationArgs {
             let protocol = match self.protocol.as_deref().unwrap_or("tcp") {
                 "tcp" => Protocol::Tcp,
                 "udp" => Protocol::Udp,
-                other => bail!("protocol `{other}` is neither tcp nor udp"),
+                "raw" => Protocol::Raw,
+                other => bail!("protocol `{other}` is not tcp, udp or raw"),
             };
             let direction = if self.ingress {
                 Direction::Ingress
