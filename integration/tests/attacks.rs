@@ -257,3 +257,131 @@ async fn network_rules_decide_on_the_sockets_kind_and_raw_sockets_are_refused() 
     assert_eq!(out.stdout_text().trim(), "ok packet", "{out:?}");
     pinger.remove().await.unwrap();
 }
+
+/// Only the image's nginx, busybox and the probe may run in the nginx pods labelled
+/// app=allowlist.
+const ONLY_LISTED: &str = "apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: OnlyListedRun}
+spec:
+  selector: {podLabels: {matchLabels: {app: allowlist}}}
+  severity: High
+  processes:
+    - {allowOnly: [/usr/sbin/nginx, /bin/busybox, /usr/local/bin/rampart-probe], action: block}
+";
+
+/// Drift blocked in the pods labelled app=drift.
+const DRIFT: &str = "apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: BlockDrift}
+spec:
+  selector: {podLabels: {matchLabels: {app: drift}}}
+  severity: Critical
+  drift: {action: block}
+";
+
+/// Classes 3 and 5: an allow-list refuses everything not on it, memfds included, and the
+/// executables on it can't be written over or replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allow_list_refuses_memfds_and_its_executables_cannot_be_replaced() {
+    let Some(cri) = test_node().await else { return };
+    let since = rampart_integration::stack::now();
+    let _rampart = Rampart::up(&[("only.yaml", ONLY_LISTED)]);
+    let pod = nginx_pod(&cri, "allowlist").await;
+    let pod_name = pod_name(&pod).await;
+
+    // A memfd exec, by execveat and by execve of /proc/self/fd/N: busybox under another name.
+    for how in ["execveat-memfd", "memfd-exec-path"] {
+        let out = probe(&pod, &[how]).await;
+        assert!(!out.stdout_text().contains("drift"), "{how} ran: {out:?}");
+        assert!(out.stdout_text().contains("err EACCES"), "{how}: {out:?}");
+    }
+    let r = rampart_integration::stack::wait_for_record(&pod_name, "Blocked", since);
+    let alert = rampart_integration::stack::alert(&r);
+    assert_eq!(alert["eventType"], "ProcessExecution", "{alert}");
+    assert!(
+        alert["filePath"]
+            .as_str()
+            .unwrap()
+            .starts_with("/memfd:drift"),
+        "{alert}"
+    );
+    // A file whose name looks like a memfd's is not on the list either.
+    // (busybox runs the applet its file is named after: the copies are named busybox.)
+    let out = sh(
+        &pod,
+        "mkdir '/memfd:x' && cp /bin/busybox '/memfd:x/busybox' && '/memfd:x/busybox' echo ran",
+    )
+    .await;
+    assert!(!out.stdout_text().contains("ran"), "{out:?}");
+
+    // Writing over an allowed executable, or putting another file at its name, is refused.
+    let out = sh(
+        &pod,
+        "cp /bin/busybox /tmp/evil; \
+         cp /tmp/evil /usr/local/bin/rampart-probe; echo cp=$?; \
+         mv /tmp/evil /usr/sbin/nginx; echo mv=$?; \
+         ln /tmp/evil /bin/busybox2 && mv /bin/busybox2 /bin/busybox; echo ln=$?; \
+         rm /usr/sbin/nginx; echo rm=$?",
+    )
+    .await;
+    let text = out.stdout_text();
+    for step in ["cp=1", "mv=1", "ln=1", "rm=1"] {
+        assert!(text.contains(step), "{step}: {out:?}");
+    }
+    // They still run as the image shipped them.
+    let nginx = sh(&pod, "nginx -t 2>&1; echo exit=$?").await;
+    assert!(nginx.stdout_text().contains("exit=0"), "{nginx:?}");
+    let out = probe(&pod, &["nop"]).await;
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    pod.remove().await.unwrap();
+}
+
+/// Class 4: drift is any executable that is not the image's file, whatever its name: written
+/// after start into the root (the overlay's upper layer), an image binary modified, a memfd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_decided_on_the_file_not_its_name() {
+    let Some(cri) = test_node().await else { return };
+    let since = rampart_integration::stack::now();
+    let _rampart = Rampart::up(&[("drift.yaml", DRIFT)]);
+    let pod = nginx_pod(&cri, "drift").await;
+    let pod_name = pod_name(&pod).await;
+    for (what, script) in [
+        // (busybox runs the applet its file is named after: the copies are named busybox.)
+        (
+            "a copy in /tmp",
+            "cp /bin/busybox /tmp/busybox && /tmp/busybox echo ran",
+        ),
+        (
+            "a copy under an image directory",
+            "cp /bin/busybox /usr/local/busybox && /usr/local/busybox echo ran",
+        ),
+        (
+            "an image binary written to",
+            "cp /usr/local/bin/rampart-probe /tmp/p && cat /tmp/p > /usr/local/bin/rampart-probe \
+             && /usr/local/bin/rampart-probe nop && echo ran",
+        ),
+    ] {
+        let out = sh(&pod, &format!("{script}; echo exit=$?")).await;
+        assert!(!out.stdout_text().contains("ran"), "{what} ran: {out:?}");
+    }
+    let out = probe(&pod, &["execveat-memfd"]).await;
+    assert!(!out.stdout_text().contains("drift\n"), "{out:?}");
+    let r = rampart_integration::stack::wait_for_record(&pod_name, "Blocked", since);
+    let alert = rampart_integration::stack::alert(&r);
+    assert_eq!(alert["eventType"], "Drift", "{alert}");
+    // The image's own programs run.
+    let out = sh(
+        &pod,
+        "busybox true && nginx -t 2>/dev/null && echo image-ok",
+    )
+    .await;
+    assert_eq!(out.stdout_text().trim(), "image-ok", "{out:?}");
+    pod.remove().await.unwrap();
+}
+
+/// The pod's name, as the records name it.
+async fn pod_name(pod: &TestPod) -> String {
+    let out = sh(pod, "hostname").await;
+    out.stdout_text().trim().to_owned()
+}

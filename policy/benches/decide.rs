@@ -95,7 +95,10 @@ fn decisions(c: &mut Criterion) {
         ),
         (
             "exec-block",
-            Operation::Exec { path: "/bin/sh" },
+            Operation::Exec {
+                path: "/bin/sh",
+                in_image: true,
+            },
             Verdict::Block,
         ),
         (

@@ -234,7 +234,7 @@ impl Alert {
                 a.process_path = some(process);
             }
             // The program that was to run; the process that asked is the caller's to add.
-            Operation::Exec { path } => {
+            Operation::Exec { path, .. } => {
                 a.event_type = EventType::ProcessExecution;
                 a.file_path = some(path);
             }

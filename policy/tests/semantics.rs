@@ -317,7 +317,10 @@ fn process_allow_list_and_deny_list() {
         ),
     ));
     let v = s.for_workload(&Workload::default());
-    let exec = |path| Operation::Exec { path };
+    let exec = |path| Operation::Exec {
+        path,
+        in_image: true,
+    };
     assert!(v.decide(&exec("/usr/sbin/nginx")).is_allow());
     assert!(
         v.decide(&exec("/docker-entrypoint.d/10-listen.sh"))
@@ -362,13 +365,15 @@ fn process_allow_rule_carves_out_of_same_policy() {
     let v = s.for_workload(&Workload::default());
     assert!(
         v.decide(&Operation::Exec {
-            path: "/usr/bin/env"
+            path: "/usr/bin/env",
+            in_image: true,
         })
         .is_allow()
     );
     assert_eq!(
         v.decide(&Operation::Exec {
-            path: "/usr/bin/id"
+            path: "/usr/bin/id",
+            in_image: true,
         })
         .verdict,
         Verdict::Block
@@ -376,10 +381,35 @@ fn process_allow_rule_carves_out_of_same_policy() {
     // `*` does not cross `/`.
     assert!(
         v.decide(&Operation::Exec {
-            path: "/usr/bin/x/y"
+            path: "/usr/bin/x/y",
+            in_image: true,
         })
         .is_allow()
     );
+    // The allow names the image's env, not a file put at its path.
+    assert_eq!(
+        v.decide(&Operation::Exec {
+            path: "/usr/bin/env",
+            in_image: false,
+        })
+        .verdict,
+        Verdict::Block
+    );
+}
+
+#[test]
+fn an_allow_list_allows_only_the_images_own_files() {
+    let s = snapshot(&policy(
+        "OnlyNginx",
+        "  processes:\n    - {allowOnly: [/usr/sbin/nginx], action: block}\n",
+    ));
+    let v = s.for_workload(&Workload::default());
+    let exec = |path, in_image| v.decide(&Operation::Exec { path, in_image }).verdict;
+    assert_eq!(exec("/usr/sbin/nginx", true), Verdict::Allow);
+    // Written over, or a memfd whatever its name: not on the list.
+    assert_eq!(exec("/usr/sbin/nginx", false), Verdict::Block);
+    assert_eq!(exec("/memfd:nginx (deleted)", false), Verdict::Block);
+    assert_eq!(exec("/bin/sh", true), Verdict::Block);
 }
 
 #[test]
@@ -632,4 +662,50 @@ fn load_dir_reads_yaml_files_in_order() {
     assert!(e.to_string().contains("c.yaml:"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(matches!(load_dir(&dir), Err(Error::ReadDir { .. })));
+}
+
+#[test]
+fn the_executables_an_allowance_names_may_not_be_modified() {
+    let s = snapshot(&policy(
+        "Seedlike",
+        "  files:\n    - {paths: [\"/etc/**\"], access: [read], action: block}\n    - {paths: [/etc/passwd], processes: [/usr/sbin/nginx], access: [read], action: allow}\n  processes:\n    - {allowOnly: [/usr/sbin/nginx, \"/docker-entrypoint.d/*\"], action: block}\n",
+    ));
+    let w = Workload::default();
+    let v = s.for_workload(&w);
+    let file = |path, access| Operation::FileAccess {
+        path,
+        access,
+        process: "/bin/sh",
+    };
+    for (path, access) in [
+        ("/usr/sbin/nginx", Access::Write),
+        ("/usr/sbin/nginx", Access::Create),
+        ("/usr/sbin/nginx", Access::Delete),
+        ("/usr/sbin/nginx", Access::Chmod),
+        ("/docker-entrypoint.d/10-x.sh", Access::Create),
+    ] {
+        let op = file(path, access);
+        let d = v.decide(&op);
+        assert_eq!(d.verdict, Verdict::Block, "{path} {access:?}");
+        assert_eq!(
+            d.message(&w, &op),
+            format!(
+                "Modification of {path}, an executable policy Seedlike allows, in - container is prohibited by policy."
+            )
+        );
+    }
+    // Reading and running them is what the allowance is for.
+    assert!(v.decide(&file("/usr/sbin/nginx", Access::Read)).is_allow());
+    assert!(v.decide(&file("/usr/sbin/other", Access::Write)).is_allow());
+    // Audit mode reports instead.
+    let s = snapshot(&policy(
+        "Audited",
+        "  mode: audit\n  processes:\n    - {allowOnly: [/usr/sbin/nginx], action: block}\n",
+    ));
+    let v = s.for_workload(&w);
+    assert_eq!(
+        v.decide(&file("/usr/sbin/nginx", Access::Write)).verdict,
+        Verdict::Alert
+    );
+    assert!(v.seccomp_plan().notify.contains("openat"));
 }

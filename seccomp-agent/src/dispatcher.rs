@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 use crate::backstop::egress_guard::EgressGuard;
 use crate::backstop::kill_process::{self, KillError};
 use crate::container::memory::TaskMemory;
+use crate::container::origin::{Origin, process_identity};
 use crate::container::procfs::{TaskError, exe_path};
 use crate::guard::runtime::Runtimes;
 use crate::guard::{Deferred, FileGuard, GuardJudge, ReadVerdict};
@@ -269,7 +270,7 @@ impl GuardJudge for PolicyHandler {
         let view = self.view(w);
         let depends = view.read_depends_on_process(path);
         let process = if depends {
-            exe_path(tid)
+            process_identity(tid)
         } else {
             String::new()
         };
@@ -293,12 +294,7 @@ impl GuardJudge for PolicyHandler {
                 report: None,
             };
         }
-        // The alert names the process from the subject when the decision did not need it.
-        let exe = if depends {
-            process.clone()
-        } else {
-            exe_path(tid)
-        };
+        let exe = exe_path(tid);
         // Which open syscall it was, the kernel doesn't say (reading /proc/PID/syscall would
         // double the cost of a refusal): "open" stands for all of them.
         let subject = Subject::new("open", &exe);
@@ -315,14 +311,12 @@ impl GuardJudge for PolicyHandler {
         }
     }
 
-    fn judge_exec(&self, w: &Workload, tid: u32, path: &str) -> bool {
+    fn judge_exec(&self, w: &Workload, tid: u32, path: &str, origin: Origin) -> bool {
         let view = self.view(w);
-        let op = Operation::Exec { path };
+        let (decision, op) = exec::decide(&view, path, origin);
         // The exec's own syscall is gone by now: the kernel is opening the file for it.
         let subject = Subject::new("execve", &exe_path(tid));
-        let o = outcome(view.decide(&op), w, &op, subject, libc::EACCES, || {
-            Answer::Continue
-        });
+        let o = outcome(decision, w, &op, subject, libc::EACCES, || Answer::Continue);
         let allowed = matches!(o.answer, Answer::Continue);
         if let Some(send) = self.guard_report(o, tid, GUARD_EXEC_ENFORCER) {
             send();
@@ -330,9 +324,9 @@ impl GuardJudge for PolicyHandler {
         allowed
     }
 
-    fn exec_allowed(&self, w: &Workload, path: &str) -> bool {
+    fn exec_allowed(&self, w: &Workload, path: &str, origin: Origin) -> bool {
         let view = self.view(w);
-        !view.is_learning() && view.decide(&Operation::Exec { path }).verdict == Verdict::Allow
+        !view.is_learning() && exec::decide(&view, path, origin).0.verdict == Verdict::Allow
     }
 }
 

@@ -23,6 +23,7 @@ pub struct Task {
     tid: u32,
     info: OnceCell<Result<TaskInfo, Arc<TaskError>>>,
     exe: OnceCell<String>,
+    identity: OnceCell<String>,
 }
 
 impl Task {
@@ -31,6 +32,7 @@ impl Task {
             tid,
             info: OnceCell::new(),
             exe: OnceCell::new(),
+            identity: OnceCell::new(),
         }
     }
 
@@ -59,11 +61,19 @@ impl Task {
         })
     }
 
+    /// Its executable as process rules match it: the path if the file is the image's own, ""
+    /// otherwise (`origin::process_identity`). Decisions use this; reports name `exe()`.
+    pub fn identity(&self) -> &str {
+        self.identity
+            .get_or_init(|| crate::container::origin::process_identity(self.tid))
+    }
+
     /// What the task needs before its credentials are assumed: its status, and its executable
-    /// while the agent's own credentials can still read it.
+    /// (and whether it is the image's) while the agent's own credentials can still read it.
     fn before_assuming(&self) -> Result<&TaskInfo, ResolveError> {
         let info = self.info().map_err(|_| ResolveError::TaskUnreadable)?;
         self.exe();
+        self.identity();
         Ok(info)
     }
 

@@ -65,7 +65,7 @@ impl<'v> Decision<'v> {
                 path: p,
                 process: pr,
             } => (path, process) = (p, pr),
-            Operation::Exec { path: p } | Operation::Drift { path: p } => {
+            Operation::Exec { path: p, .. } | Operation::Drift { path: p } => {
                 (path, process) = (p, p);
             }
             Operation::Connect {
@@ -105,11 +105,31 @@ impl<'v> Decision<'v> {
             };
             (!v.is_empty()).then_some(v)
         };
+        // An allow rule that refuses: the executable it names is being modified (its own
+        // message is about what it allows).
+        let modifies_named_exe = (m.rule.verdict == Verdict::Allow
+            && self.verdict != Verdict::Allow)
+            || (m.rule.kind == RuleKind::Processes && matches!(op, Operation::FileAccess { .. }));
+        if modifies_named_exe {
+            return pinned_template(self.verdict).render(value);
+        }
         match &m.rule.message {
             Some(t) => t.render(value),
             None => default_template(m.rule.kind, self.verdict).render(value),
         }
     }
+}
+
+fn pinned_template(verdict: Verdict) -> Template {
+    let how = match verdict {
+        Verdict::Block => "is prohibited by policy.",
+        _ => "is reported by policy {policy}.",
+    };
+    Template::parse(&format!(
+        "Modification of {{path}}, an executable policy {{policy}} allows, in {{container}} \
+         container {how}"
+    ))
+    .unwrap_or_else(|_| Template::empty())
 }
 
 fn default_template(kind: RuleKind, verdict: Verdict) -> Template {

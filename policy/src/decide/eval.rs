@@ -90,6 +90,11 @@ impl WorkloadView {
                 });
                 if access.modifies() {
                     self.integrity_into(&path, process, hits, comb);
+                    for (e, exes) in &self.pinned {
+                        if exes.is_match(&path) {
+                            add(comb, e, u32::MAX);
+                        }
+                    }
                 }
             }
             Operation::IntegrityWrite { path, process } => {
@@ -97,20 +102,22 @@ impl WorkloadView {
                 let process = normalize(process);
                 self.integrity_into(&path, process.as_deref().unwrap_or(""), hits, comb);
             }
-            Operation::Exec { path } => {
+            Operation::Exec { path, in_image } => {
                 // A relative path matches no listed executable, so it is also "not on the
                 // allow-list": allow-only rules still apply to it.
                 let path = normalize(path);
                 let path = path.as_deref().unwrap_or("");
                 if !path.is_empty() {
                     self.exec.for_each_match(path, hits, |owner, spec| {
-                        if let Some(e) = self.exec_entries.get(owner as usize) {
+                        if let Some(e) = self.exec_entries.get(owner as usize)
+                            && (in_image || e.verdict != Verdict::Allow)
+                        {
                             add(comb, e, spec);
                         }
                     });
                 }
                 for (e, allowed) in &self.allow_only {
-                    if !allowed.is_match(path) {
+                    if !in_image || !allowed.is_match(path) {
                         // Nothing more specific to say about "not on the list".
                         add(comb, e, 0);
                     }

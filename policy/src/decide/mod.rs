@@ -53,8 +53,12 @@ pub enum Operation<'a> {
         access: Access,
         process: &'a str,
     },
+    /// `in_image`: the file is the image's own (not written after start, not a memfd, not on a
+    /// volume). Only the image's file at an allowed path is allowed: an allow-list or an
+    /// `allow` rule names the image's executable, not whatever a process puts at its path.
     Exec {
         path: &'a str,
+        in_image: bool,
     },
     /// Egress: `address`/`port` are the remote end. Ingress: `address` is the peer and `port`
     /// the local port it connected to.
@@ -113,6 +117,9 @@ pub struct WorkloadView {
     exec_entries: Vec<Entry>,
     /// Every allow-only process rule, with its allow-list.
     allow_only: Vec<(Entry, Arc<PathSet>)>,
+    /// The executables an allowance names (allow-lists, `allow` process rules, `processes:` of
+    /// file allows), with the entry that refuses modifying them (Block; Alert in audit mode).
+    pinned: Vec<(Entry, Arc<PathSet>)>,
     network: Vec<NetEntry>,
     integrity: PathIndex,
     integrity_entries: Vec<Entry>,

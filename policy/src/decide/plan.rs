@@ -37,6 +37,14 @@ impl WorkloadView {
                 notify(syscalls::FILE_CHMOD);
                 notify(syscalls::FILE_RENAME_LINK);
             }
+            if !self.pinned.is_empty() {
+                // Writes over the executables an allowance names are refused (see `pinned`).
+                notify(syscalls::FILE_OPEN);
+                notify(syscalls::FILE_TRUNCATE);
+                notify(syscalls::FILE_DELETE);
+                notify(syscalls::FILE_CHMOD);
+                notify(syscalls::FILE_RENAME_LINK);
+            }
             let exec_rules = p.processes.iter().any(|m| match m {
                 ProcessMatcher::Listed { rule, .. } | ProcessMatcher::AllowOnly { rule, .. } => {
                     active(*rule)

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Entry, NetEntry, WorkloadView, moves};
-use crate::compile::{CompiledPolicy, ProcessMatcher};
+use crate::compile::{CompiledPolicy, ProcessMatcher, Verdict};
 use crate::glob::{PathIndex, PathSet};
 use crate::model::Mode;
 
@@ -19,6 +19,7 @@ impl WorkloadView {
         let mut exec = Vec::new();
         let mut exec_entries = Vec::new();
         let mut allow_only = Vec::new();
+        let mut pinned = Vec::new();
         let mut integrity = Vec::new();
         let mut integrity_entries = Vec::new();
         let mut network = Vec::new();
@@ -38,7 +39,23 @@ impl WorkloadView {
                     processes: processes.clone(),
                 }
             };
+            // The executables an allowance names: writing over one, or renaming something onto
+            // it, would hand its allowance to other code.
+            let pin = |rule: u32| {
+                let mut e = entry(rule, u8::MAX, &None);
+                e.verdict = if p.mode == Mode::Audit {
+                    Verdict::Alert
+                } else {
+                    Verdict::Block
+                };
+                e
+            };
             for m in &p.files {
+                if let Some(procs) = &m.processes
+                    && p.rules[m.rule as usize].verdict == Verdict::Allow
+                {
+                    pinned.push((pin(m.rule), procs.clone()));
+                }
                 let o = owner(&file_entries);
                 file_entries.push(entry(m.rule, m.access, &m.processes));
                 files.extend(m.paths.iter().map(|g| (g.glob.clone(), o, g.specificity)));
@@ -47,11 +64,16 @@ impl WorkloadView {
             for m in &p.processes {
                 match m {
                     ProcessMatcher::Listed { rule, paths } => {
+                        if p.rules[*rule as usize].verdict == Verdict::Allow {
+                            let set = PathSet::new(paths.iter().map(|g| &g.glob));
+                            pinned.push((pin(*rule), Arc::new(set)));
+                        }
                         let o = owner(&exec_entries);
                         exec_entries.push(entry(*rule, u8::MAX, &None));
                         exec.extend(paths.iter().map(|g| (g.glob.clone(), o, g.specificity)));
                     }
                     ProcessMatcher::AllowOnly { rule, allowed } => {
+                        pinned.push((pin(*rule), allowed.clone()));
                         allow_only.push((entry(*rule, u8::MAX, &None), allowed.clone()));
                     }
                 }
@@ -85,6 +107,7 @@ impl WorkloadView {
             exec: index(&exec),
             exec_entries,
             allow_only,
+            pinned,
             network,
             integrity: index(&integrity),
             integrity_entries,

@@ -6,6 +6,7 @@ pub mod emulate_open;
 pub mod entry;
 pub mod fifo_open;
 pub mod memory;
+pub mod origin;
 pub mod procfs;
 pub mod procfs_self;
 pub mod resolve;

@@ -50,7 +50,7 @@ pub fn handle(
             return Outcome::errno(DENY);
         }
     };
-    let process = task.exe();
+    let process = task.identity();
     let op = |addr: &SocketAddr| Operation::Connect {
         direction: Direction::Egress,
         address: addr.ip(),
@@ -65,7 +65,7 @@ pub fn handle(
         .map(|a| (a, view.decide(&op(a))))
         .max_by_key(|(_, d)| d.verdict)
         .expect("addrs is not empty");
-    let subject = Subject::new(syscall, process);
+    let subject = Subject::new(syscall, task.exe());
     outcome(decision, w, &op(addr), subject, DENY, || {
         // Before the CONTINUE: the kernel's hook must find this thread's approvals.
         if let Some(g) = guard

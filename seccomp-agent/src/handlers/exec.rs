@@ -5,14 +5,16 @@
 //! told here which inode this thread may exec. The first exec of a container is also where the
 //! guard starts watching it: before its workload runs, and before the read-only opens the
 //! filter no longer notifies.
-//! `fexecve` of a memfd is drift: a binary that is in no image.
+//! Whether the file is the image's own is decided on the file (`container::origin`): a memfd, a
+//! file written after start or one on a volume is drift, and gets no allowance of its path.
 
 use std::os::fd::AsFd;
 
 use nix::fcntl::OFlag;
-use rampart_policy::{Operation, WorkloadView};
+use rampart_policy::{Decision, Operation, WorkloadView};
 use tracing::{error, warn};
 
+use crate::container::origin::{Origin, origins};
 use crate::container::resolve::OpenRequest;
 use crate::guard::FileGuard;
 use crate::outcome::{Answer, Outcome, Subject, outcome};
@@ -21,6 +23,32 @@ use crate::task::Task;
 use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
+
+/// An exec of `path`, a file from `origin`: the allow-list and the exec rules decide, and for a
+/// file that is not the image's (written after start, a memfd, on a volume) the drift rule too;
+/// the strictest wins. Only the image's file at a path gets the path's allowance.
+pub fn decide<'a>(
+    view: &'a WorkloadView,
+    path: &'a str,
+    origin: Origin,
+) -> (Decision<'a>, Operation<'a>) {
+    let exec = Operation::Exec {
+        path,
+        in_image: origin.in_image(),
+    };
+    let by_path = (view.decide(&exec), exec);
+    if origin.in_image() {
+        return by_path;
+    }
+    let drift = Operation::Drift { path };
+    let by_origin = (view.decide(&drift), drift);
+    // Ties go to the drift rule: it says why the file is refused.
+    if by_origin.0.verdict >= by_path.0.verdict && !by_origin.0.is_allow() {
+        by_origin
+    } else {
+        by_path
+    }
+}
 
 pub fn handle(
     w: &Workload,
@@ -70,14 +98,8 @@ pub fn handle(
             Err(e) => return Outcome::errno(e.errno()),
         }
     };
-    let memfd = target.starts_with("/memfd:");
-    // A program run from a memfd is in no image: drift, whatever its name.
-    let op = if memfd {
-        Operation::Drift { path: &target }
-    } else {
-        Operation::Exec { path: &target }
-    };
-    let decision = view.decide(&op);
+    let origin = origins().of(pid, file.as_fd(), &target);
+    let (decision, op) = decide(view, &target, origin);
     let subject = Subject::new(syscall, task.exe());
     let mut result = outcome(decision, w, &op, subject, DENY, || Answer::Continue);
     // Read-only opens are the guard's to decide unless the pod keeps them on the seccomp path.

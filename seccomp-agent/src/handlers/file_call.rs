@@ -34,7 +34,7 @@ pub fn decide_and_do(
     let op = Operation::FileAccess {
         path: &file.path,
         access: call.access,
-        process: task.exe(),
+        process: task.identity(),
     };
     let subject = Subject::new(call.syscall, task.exe());
     let result = outcome(view.decide(&op), w, &op, subject, call.deny, || act(&file));

@@ -70,7 +70,7 @@ pub fn handle(w: &Workload, view: &WorkloadView, task: &Task, call: &NewNameCall
         Ok(r) => r,
         Err(e) => return Outcome::errno(e.errno()),
     };
-    let process = task.exe();
+    let process = task.identity();
     let target_st = target.stat().ok();
     let exchange = !*hard_link && *flags & libc::RENAME_EXCHANGE as u64 != 0;
 
@@ -136,7 +136,7 @@ pub fn handle(w: &Workload, view: &WorkloadView, task: &Task, call: &NewNameCall
         .max_by_key(|(d, _)| d.verdict)
         .unwrap_or((moved, 0));
     let op = &ops[at];
-    let subject = Subject::new(syscall, process);
+    let subject = Subject::new(syscall, task.exe());
     let result = outcome(decision, w, op, subject, DENY, || {
         let done = match &source {
             Source::Entry(e) if *hard_link => linkat(

@@ -51,7 +51,7 @@ pub fn handle(
     let Ok(info) = task.info() else {
         return Outcome::errno(libc::EPERM);
     };
-    let process = task.exe();
+    let process = task.identity();
     let file = object.path().to_string_lossy().into_owned();
     let access = access_of(*flags, &object);
     let wanted = [
@@ -80,7 +80,7 @@ pub fn handle(
             };
             (view.decide(&op), op)
         });
-    let subject = Subject::new(syscall, process);
+    let subject = Subject::new(syscall, task.exe());
     let cloexec = *flags & libc::O_CLOEXEC as u64 != 0;
     stage_times::mark(Stage::Decide);
     let result = outcome(decision, w, &op, subject, DENY, || {

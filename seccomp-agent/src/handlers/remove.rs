@@ -30,7 +30,7 @@ pub fn handle(w: &Workload, view: &WorkloadView, task: &Task, call: &RemoveCall)
     let op = Operation::FileAccess {
         path: &e.path,
         access: Access::Delete,
-        process: task.exe(),
+        process: task.identity(),
     };
     let subject = Subject::new(syscall, task.exe());
     let result = outcome(view.decide(&op), w, &op, subject, DENY, || {

@@ -221,7 +221,10 @@ impl Probe {
                 access: *access,
                 process,
             },
-            Probe::Exec { path } => Operation::Exec { path },
+            Probe::Exec { path } => Operation::Exec {
+                path,
+                in_image: true,
+            },
             Probe::Connect {
                 direction,
                 addr,
