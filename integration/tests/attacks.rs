@@ -385,3 +385,25 @@ async fn pod_name(pod: &TestPod) -> String {
     let out = sh(pod, "hostname").await;
     out.stdout_text().trim().to_owned()
 }
+
+/// Class 6: a deputy that reads for the attacker. The seed lets nginx's master (root) read
+/// /etc/passwd to resolve its `user`; a symlink in the web root asks a worker (www-data) to serve
+/// the file, which the seed's `users: [root]` refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_workers_do_not_serve_what_only_the_master_may_read() {
+    let Some(cri) = test_node().await else { return };
+    let _rampart = Rampart::up(&[("seed.yaml", SEED)]);
+    let pod = nginx_pod(&cri, "nginx").await;
+    let out = sh(
+        &pod,
+        "ln -s /etc/passwd /usr/share/nginx/html/p; \
+         wget -q -O- http://127.0.0.1/p; echo exit=$?",
+    )
+    .await;
+    assert!(!out.stdout_text().contains("root:x:0:0"), "{out:?}");
+    assert!(out.stdout_text().contains("exit=1"), "{out:?}");
+    // nginx itself started (its master read /etc/passwd and its config) and serves its pages.
+    let page = sh(&pod, "wget -q -O- http://127.0.0.1/").await;
+    assert!(page.stdout_text().contains("rampart"), "{page:?}");
+    pod.remove().await.unwrap();
+}

@@ -60,6 +60,21 @@ pub(crate) struct FileMatcher {
     pub(crate) access: u8,
     /// `None`: any process.
     pub(crate) processes: Option<Arc<PathSet>>,
+    /// `None`: any user.
+    pub(crate) users: Option<Arc<UserSet>>,
+}
+
+/// The users a file rule is limited to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UserSet {
+    pub(crate) names: Vec<String>,
+    pub(crate) uids: Vec<u32>,
+}
+
+impl UserSet {
+    pub(crate) fn matches(&self, u: &crate::decide::User<'_>) -> bool {
+        self.uids.contains(&u.uid) || u.name.is_some_and(|n| self.names.iter().any(|m| m == n))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -249,11 +264,13 @@ pub(crate) fn compile(file: &str, doc: &PolicyDoc) -> Result<CompiledPolicy, Vec
             Some(a) => a.value.iter().fold(0, |m, a| m | a.bit()),
         };
         let processes = process_set(&mut cx, &v.processes);
+        let users = user_set(&mut cx, &v.users, &v.uids);
         p.files.push(FileMatcher {
             rule,
             paths,
             access,
             processes,
+            users,
         });
     }
 
@@ -649,6 +666,28 @@ fn process_set(cx: &mut Ctx, list: &[At<String>]) -> Option<Arc<PathSet>> {
         }
     }
     Some(Arc::new(PathSet::new(globs.iter())))
+}
+
+fn user_set(cx: &mut Ctx, names: &[At<String>], uids: &[At<u32>]) -> Option<Arc<UserSet>> {
+    if names.is_empty() && uids.is_empty() {
+        return None;
+    }
+    for n in names {
+        // As useradd takes them: no `:` (the passwd separator), no whitespace, not empty.
+        let bad =
+            n.value.is_empty() || n.value.contains(':') || n.value.contains(char::is_whitespace);
+        if bad || n.value.parse::<u32>().is_ok() {
+            cx.err(
+                n,
+                format!("`{}` is not a user name", n.value),
+                "write a name from the container's /etc/passwd under `users`, a number under `uids`",
+            );
+        }
+    }
+    Some(Arc::new(UserSet {
+        names: names.iter().map(|n| n.value.clone()).collect(),
+        uids: uids.iter().map(|u| u.value).collect(),
+    }))
 }
 
 fn parse_port(p: &PortValue) -> Result<(u16, u16), String> {

@@ -236,6 +236,13 @@ pub struct FileRule {
     /// Only when the accessing process's executable matches one of these globs.
     #[serde(default)]
     pub processes: Vec<At<String>>,
+    /// Only when the accessing process runs as one of these users (names from the container's
+    /// own /etc/passwd) ...
+    #[serde(default)]
+    pub users: Vec<At<String>>,
+    /// ... or with one of these user ids.
+    #[serde(default)]
+    pub uids: Vec<At<u32>>,
     pub action: RuleAction,
     pub severity: Option<Severity>,
     pub response: Option<Response>,

@@ -6,6 +6,16 @@ use rampart_policy::*;
 const SEED: &str = include_str!("../../config/examples/disallow-etc-access-for-nginx.yaml");
 const SEED_FILE: &str = "config/examples/disallow-etc-access-for-nginx.yaml";
 
+/// nginx's master and its workers, as the container's /etc/passwd names them.
+const MASTER: User<'static> = User {
+    uid: 0,
+    name: Some("root"),
+};
+const WORKER: User<'static> = User {
+    uid: 33,
+    name: Some("www-data"),
+};
+
 fn nginx() -> Workload {
     Workload {
         namespace: "default".into(),
@@ -61,11 +71,34 @@ fn nginx_reading_passwd_and_its_config_is_allowed() {
         "/etc/nginx/nginx.conf",
         "/etc/nginx/conf.d/default.conf",
     ] {
-        let d = v.decide(&read(p, "/usr/sbin/nginx"));
+        let d = v.decide_as(&read(p, "/usr/sbin/nginx"), Some(&MASTER));
         assert_eq!(d.verdict, Verdict::Allow, "{p}");
         // The allow names itself, for `rampartctl explain`.
         assert_eq!(d.rule_id(), Some("files[1]"));
     }
+}
+
+#[test]
+fn nginx_workers_may_not_read_what_the_master_may() {
+    // A symlink in the web root would otherwise make a worker serve /etc/passwd.
+    let v = view(&nginx());
+    for user in [Some(&WORKER), None] {
+        let d = v.decide_as(&read("/etc/passwd", "/usr/sbin/nginx"), user);
+        assert_eq!(
+            (d.verdict, d.rule_id()),
+            (Verdict::Block, Some("files[0]")),
+            "{user:?}"
+        );
+    }
+    // By id as well as by name: a uid the passwd file doesn't name is not root.
+    let nameless = User { uid: 0, name: None };
+    assert_eq!(
+        v.decide_as(&read("/etc/passwd", "/usr/sbin/nginx"), Some(&nameless))
+            .verdict,
+        Verdict::Block
+    );
+    // Reads that depend on the user are never remembered for the whole container.
+    assert!(v.read_depends_on_process("/etc/passwd"));
 }
 
 #[test]
@@ -88,7 +121,8 @@ fn runtime_managed_files_stay_readable_by_everyone() {
     }
     // What nginx needs to resolve its `user` directive, and nothing more for other processes.
     assert_eq!(
-        v.decide(&read("/etc/group", "/usr/sbin/nginx")).verdict,
+        v.decide_as(&read("/etc/group", "/usr/sbin/nginx"), Some(&MASTER))
+            .verdict,
         Verdict::Allow
     );
     assert_eq!(
@@ -131,7 +165,7 @@ fn path_tricks_do_not_bypass() {
     }
     // And nginx's own exception survives the same tricks in the process path.
     assert!(
-        v.decide(&read("/etc/./passwd", "/usr//sbin/nginx"))
+        v.decide_as(&read("/etc/./passwd", "/usr//sbin/nginx"), Some(&MASTER))
             .is_allow()
     );
     // Not /etc: a sibling with the same prefix, and a relative path (caller must resolve).
@@ -305,6 +339,6 @@ fn allow_makes_no_alert() {
     let w = nginx();
     let v = view(&w);
     let op = read("/etc/passwd", "/usr/sbin/nginx");
-    let d = v.decide(&op);
+    let d = v.decide_as(&op, Some(&MASTER));
     assert!(Alert::from_decision(&d, &w, &op, Timestamp::now()).is_none());
 }

@@ -170,6 +170,8 @@ fn explain_shows_the_allow_that_cancels_and_policies_out_of_scope() {
         "/etc/passwd",
         "--process",
         "/usr/sbin/nginx",
+        "--user",
+        "root",
     ]);
     assert!(out.status.success());
     let stdout = text(&out.stdout);

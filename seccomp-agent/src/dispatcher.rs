@@ -7,14 +7,15 @@ use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
-use rampart_policy::{Access, Operation, Response, Snapshot, Verdict, WorkloadView};
+use rampart_policy::{Access, Operation, Response, Snapshot, User, Verdict, WorkloadView};
 use tracing::{debug, warn};
 
 use crate::backstop::egress_guard::EgressGuard;
 use crate::backstop::kill_process::{self, KillError};
 use crate::container::memory::TaskMemory;
 use crate::container::origin::{Origin, process_identity};
-use crate::container::procfs::{TaskError, exe_path};
+use crate::container::procfs::{TaskError, TaskInfo, exe_path};
+use crate::container::users;
 use crate::guard::runtime::Runtimes;
 use crate::guard::{Deferred, FileGuard, GuardJudge, ReadVerdict};
 use crate::handlers::{chmod, connect, exec, hardening, new_name, open, remove, truncate};
@@ -159,7 +160,7 @@ impl Handler for PolicyHandler {
         }
         let view = self.view(w);
         stage_times::mark(Stage::View);
-        let task = Task::new(n.pid);
+        let task = Task::deciding_users(n.pid, view.limits_users());
         let outcome = match &call {
             Call::Open(c) => open::handle(w, &view, &task, fd, n.id, c),
             Call::Exec(c) => exec::handle(w, &view, &task, c, self.file_guard.get().map(|g| &**g)),
@@ -269,17 +270,23 @@ impl GuardJudge for PolicyHandler {
     ) -> ReadVerdict {
         let view = self.view(w);
         let depends = view.read_depends_on_process(path);
-        let process = if depends {
-            process_identity(tid)
+        let (process, user) = if depends {
+            let uid = TaskInfo::read(tid).ok().map(|i| i.creds.fsuid);
+            let name = uid.and_then(|u| users::name_of(tid, u));
+            (process_identity(tid), uid.map(|uid| (uid, name)))
         } else {
-            String::new()
+            (String::new(), None)
         };
         let op = Operation::FileAccess {
             path,
             access: Access::Read,
             process: &process,
         };
-        let decision = view.decide(&op);
+        let user = user.as_ref().map(|(uid, name)| User {
+            uid: *uid,
+            name: name.as_deref(),
+        });
+        let decision = view.decide_as(&op, user.as_ref());
         if decision.verdict == Verdict::Allow {
             return ReadVerdict::Allow {
                 remember: !depends && !view.is_learning(),

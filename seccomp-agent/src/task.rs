@@ -10,9 +10,12 @@ use std::ffi::OsStr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
+use rampart_policy::User;
+
 use crate::container::entry::{self, Entry, File};
 use crate::container::procfs::{TaskError, TaskInfo, exe_path};
 use crate::container::resolve::{self, Object, OpenRequest, ResolveError};
+use crate::container::users;
 use crate::stage_times::{self, Stage};
 use crate::sys::creds::Assumed;
 use crate::sys::{pidfd, sockopt};
@@ -21,18 +24,28 @@ use crate::syscall::Dir;
 /// The notifying task (the thread `tid`, as the agent's pid namespace numbers it).
 pub struct Task {
     tid: u32,
+    /// Rules limited to users apply: `user()` is needed, and read before credentials change.
+    needs_user: bool,
     info: OnceCell<Result<TaskInfo, Arc<TaskError>>>,
     exe: OnceCell<String>,
     identity: OnceCell<String>,
+    user: OnceCell<Option<(u32, Option<String>)>>,
 }
 
 impl Task {
     pub fn new(tid: u32) -> Self {
+        Self::deciding_users(tid, false)
+    }
+
+    /// A task whose decisions may need `user()` (`WorkloadView::limits_users`).
+    pub fn deciding_users(tid: u32, needs_user: bool) -> Self {
         Self {
             tid,
+            needs_user,
             info: OnceCell::new(),
             exe: OnceCell::new(),
             identity: OnceCell::new(),
+            user: OnceCell::new(),
         }
     }
 
@@ -68,12 +81,36 @@ impl Task {
             .get_or_init(|| crate::container::origin::process_identity(self.tid))
     }
 
+    /// Who it accesses files as, for rules limited to users: its filesystem uid, and that uid's
+    /// name in the container's /etc/passwd. None if its status can't be read, or if this task
+    /// was not made to decide users.
+    pub fn user(&self) -> Option<User<'_>> {
+        if !self.needs_user {
+            return None;
+        }
+        self.user
+            .get_or_init(|| {
+                let uid = self.info().ok()?.creds.fsuid;
+                Some((uid, users::name_of(self.tid, uid)))
+            })
+            .as_ref()
+            .map(|(uid, name)| User {
+                uid: *uid,
+                name: name.as_deref(),
+            })
+    }
+
     /// What the task needs before its credentials are assumed: its status, and its executable
     /// (and whether it is the image's) while the agent's own credentials can still read it.
     fn before_assuming(&self) -> Result<&TaskInfo, ResolveError> {
         let info = self.info().map_err(|_| ResolveError::TaskUnreadable)?;
         self.exe();
         self.identity();
+        if self.needs_user {
+            // The container's passwd is read on the host's side, which the task's credentials
+            // may not reach.
+            self.user();
+        }
         Ok(info)
     }
 

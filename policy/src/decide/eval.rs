@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use super::{Cand, Combiner, Decision, Entry, Matched, Operation, WorkloadView};
+use super::{Cand, Combiner, Decision, Entry, Matched, Operation, User, WorkloadView};
 use crate::compile::Verdict;
 use crate::model::Protocol;
 use crate::paths::normalize;
@@ -15,17 +15,23 @@ thread_local! {
 
 impl WorkloadView {
     pub fn decide<'v>(&'v self, op: &Operation<'_>) -> Decision<'v> {
+        self.decide_as(op, None)
+    }
+
+    /// [`decide`](Self::decide) for an access by `user`. None (unknown): rules limited to
+    /// users, allows included, don't match.
+    pub fn decide_as<'v>(&'v self, op: &Operation<'_>, user: Option<&User<'_>>) -> Decision<'v> {
         let n = self.policies.len();
         let best = SCRATCH.with(|h| {
             // Only a re-entrant call could find it borrowed; fall back to fresh scratch.
             let Ok(mut guard) = h.try_borrow_mut() else {
                 let mut comb = Combiner::default();
                 comb.reset(n);
-                return self.collect(op, &mut Vec::new(), &mut comb);
+                return self.collect(op, user, &mut Vec::new(), &mut comb);
             };
             let (hits, comb) = &mut *guard;
             comb.reset(n);
-            self.collect(op, hits, comb)
+            self.collect(op, user, hits, comb)
         });
         self.decision(best)
     }
@@ -53,6 +59,7 @@ impl WorkloadView {
     fn collect(
         &self,
         op: &Operation<'_>,
+        user: Option<&User<'_>>,
         hits: &mut Vec<usize>,
         comb: &mut Combiner,
     ) -> Option<Cand> {
@@ -83,6 +90,11 @@ impl WorkloadView {
                     }
                     if let Some(procs) = &e.processes
                         && !procs.is_match(process)
+                    {
+                        return;
+                    }
+                    if let Some(users) = &e.users
+                        && !user.is_some_and(|u| users.matches(u))
                     {
                         return;
                     }

@@ -34,7 +34,7 @@ mod snapshot;
 mod view;
 
 use crate::cidr::Cidr;
-use crate::compile::{CompiledPolicy, RuleMeta, Verdict};
+use crate::compile::{CompiledPolicy, RuleMeta, UserSet, Verdict};
 use crate::glob::{PathIndex, PathSet};
 use crate::model::{Access, Direction, Protocol, Severity};
 
@@ -94,6 +94,16 @@ struct Entry {
     access: u8,
     /// File and network rules: only these processes. Integrity rules: all but these.
     processes: Option<Arc<PathSet>>,
+    /// File rules: only these users.
+    users: Option<Arc<UserSet>>,
+}
+
+/// Who accesses a file, for rules limited to `users`/`uids`: the process's filesystem uid and
+/// its name in the container's /etc/passwd, if it has one there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct User<'a> {
+    pub uid: u32,
+    pub name: Option<&'a str>,
 }
 
 #[derive(Debug, Clone)]

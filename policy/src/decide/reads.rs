@@ -16,8 +16,9 @@ impl WorkloadView {
     }
 
     /// True when a read of `path` may be decided differently for different processes: some read
-    /// rule matching the path names processes. Such a decision must not be remembered for the
-    /// whole workload. A path that does not normalize matches no rule and depends on nothing.
+    /// rule matching the path names processes or users. Such a decision must not be remembered
+    /// for the whole workload. A path that does not normalize matches no rule and depends on
+    /// nothing.
     pub fn read_depends_on_process(&self, path: &str) -> bool {
         let Some(path) = normalize(path) else {
             return false;
@@ -27,12 +28,17 @@ impl WorkloadView {
         self.files.for_each_match(&path, &mut hits, |owner, _| {
             if let Some(e) = self.file_entries.get(owner as usize)
                 && e.access & Access::Read.bit() != 0
-                && e.processes.is_some()
+                && (e.processes.is_some() || e.users.is_some())
             {
                 depends = true;
             }
         });
         depends
+    }
+
+    /// True when some file rule is limited to users: deciding needs the accessing user.
+    pub fn limits_users(&self) -> bool {
+        self.file_entries.iter().any(|e| e.users.is_some())
     }
 
     /// True when decisions are being recorded for learning: each access must be seen.

@@ -37,6 +37,7 @@ impl WorkloadView {
                     severity: meta.severity,
                     access,
                     processes: processes.clone(),
+                    users: None,
                 }
             };
             // The executables an allowance names: writing over one, or renaming something onto
@@ -57,7 +58,10 @@ impl WorkloadView {
                     pinned.push((pin(m.rule), procs.clone()));
                 }
                 let o = owner(&file_entries);
-                file_entries.push(entry(m.rule, m.access, &m.processes));
+                file_entries.push(Entry {
+                    users: m.users.clone(),
+                    ..entry(m.rule, m.access, &m.processes)
+                });
                 files.extend(m.paths.iter().map(|g| (g.glob.clone(), o, g.specificity)));
                 file_scopes.extend(m.paths.iter().map(|g| (moves::scope(g.glob.glob()), o)));
             }

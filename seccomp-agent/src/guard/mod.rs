@@ -33,7 +33,7 @@ use nix::sys::fanotify::{FanotifyResponse, MaskFlags, Response};
 use nix::sys::stat::fstat;
 use tracing::{debug, error, info, warn};
 
-use crate::container::origin::{Origin, origins};
+use crate::container::origin::Origin;
 use crate::guard::approvals::{Approvals, Covered};
 use crate::guard::group::{FileFacts, Group, GroupMeta};
 use crate::guard::poller::{Answerer, Poller};
@@ -282,7 +282,7 @@ impl FileGuard {
             None if !group.is_workload_task(tid, &self.runtimes, self.own_pid_ns) => return true,
             None => {
                 let path = event_path(file);
-                let origin = origins().of(tid, file, &path);
+                let origin = Origin::of(tid, file, &path);
                 let allowed = judge.judge_exec(group.workload(), tid, &path, origin);
                 match (allowed, inode) {
                     (true, Some(inode)) => self.approvals.allowed_main(tid, inode),
@@ -299,7 +299,7 @@ impl FileGuard {
         if st.is_some_and(|st| FileFacts::from(&st).rememberable(group.meta().root_dev))
             && elf::is_static(file)
             && let path = path.unwrap_or_else(|| event_path(file))
-            && judge.exec_allowed(group.workload(), &path, origins().of(tid, file, &path))
+            && judge.exec_allowed(group.workload(), &path, Origin::of(tid, file, &path))
         {
             group.remember(file, MaskFlags::FAN_OPEN_EXEC_PERM, generation);
         }

@@ -14,7 +14,7 @@ use nix::fcntl::OFlag;
 use rampart_policy::{Decision, Operation, WorkloadView};
 use tracing::{error, warn};
 
-use crate::container::origin::{Origin, origins};
+use crate::container::origin::Origin;
 use crate::container::resolve::OpenRequest;
 use crate::guard::FileGuard;
 use crate::outcome::{Answer, Outcome, Subject, outcome};
@@ -98,7 +98,7 @@ pub fn handle(
             Err(e) => return Outcome::errno(e.errno()),
         }
     };
-    let origin = origins().of(pid, file.as_fd(), &target);
+    let origin = Origin::of(pid, file.as_fd(), &target);
     let (decision, op) = decide(view, &target, origin);
     let subject = Subject::new(syscall, task.exe());
     let mut result = outcome(decision, w, &op, subject, DENY, || Answer::Continue);

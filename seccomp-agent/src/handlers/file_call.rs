@@ -37,7 +37,14 @@ pub fn decide_and_do(
         process: task.identity(),
     };
     let subject = Subject::new(call.syscall, task.exe());
-    let result = outcome(view.decide(&op), w, &op, subject, call.deny, || act(&file));
+    let result = outcome(
+        view.decide_as(&op, task.user().as_ref()),
+        w,
+        &op,
+        subject,
+        call.deny,
+        || act(&file),
+    );
     drop(creds);
     result
 }

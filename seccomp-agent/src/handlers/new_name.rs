@@ -104,7 +104,7 @@ pub fn handle(w: &Workload, view: &WorkloadView, task: &Task, call: &NewNameCall
     let mut decided: Vec<(Decision<'_>, usize)> = ops
         .iter()
         .enumerate()
-        .map(|(i, op)| (view.decide(op), i))
+        .map(|(i, op)| (view.decide_as(op, task.user().as_ref()), i))
         .collect();
     // What the move takes out of reach of the rules guarding the old name (and, swapped, the new).
     let moved = view.decide_move(&source_path, &target.path, source_is_dir);

@@ -69,7 +69,7 @@ pub fn handle(
                 access: *a,
                 process,
             };
-            (view.decide(&op), op)
+            (view.decide_as(&op, task.user().as_ref()), op)
         })
         .max_by_key(|(d, _)| d.verdict)
         .unwrap_or_else(|| {
@@ -78,7 +78,7 @@ pub fn handle(
                 access: Access::Read,
                 process,
             };
-            (view.decide(&op), op)
+            (view.decide_as(&op, task.user().as_ref()), op)
         });
     let subject = Subject::new(syscall, task.exe());
     let cloexec = *flags & libc::O_CLOEXEC as u64 != 0;

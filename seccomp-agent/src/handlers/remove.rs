@@ -33,17 +33,24 @@ pub fn handle(w: &Workload, view: &WorkloadView, task: &Task, call: &RemoveCall)
         process: task.identity(),
     };
     let subject = Subject::new(syscall, task.exe());
-    let result = outcome(view.decide(&op), w, &op, subject, DENY, || {
-        let how = if remove_dir {
-            UnlinkatFlags::RemoveDir
-        } else {
-            UnlinkatFlags::NoRemoveDir
-        };
-        match unlinkat(&e.parent, e.name.as_c_str(), how) {
-            Ok(()) => Answer::Done(0),
-            Err(errno) => Answer::Errno(errno as i32),
-        }
-    });
+    let result = outcome(
+        view.decide_as(&op, task.user().as_ref()),
+        w,
+        &op,
+        subject,
+        DENY,
+        || {
+            let how = if remove_dir {
+                UnlinkatFlags::RemoveDir
+            } else {
+                UnlinkatFlags::NoRemoveDir
+            };
+            match unlinkat(&e.parent, e.name.as_c_str(), how) {
+                Ok(()) => Answer::Done(0),
+                Err(errno) => Answer::Errno(errno as i32),
+            }
+        },
+    );
     drop(creds);
     result
 }

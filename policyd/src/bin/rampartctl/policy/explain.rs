@@ -70,7 +70,7 @@ fn response_word(r: rampart_policy::Response) -> &'static str {
 
 pub fn decide(snapshot: &Snapshot, w: &Workload, probe: &Probe) -> Outcome {
     let view = snapshot.for_workload(w);
-    Outcome::of(&view.decide(&probe.operation()), w, probe)
+    Outcome::of(&probe.decide(&view), w, probe)
 }
 
 /// One rule of an in-scope policy and what it says about the operation alone.
@@ -132,7 +132,7 @@ fn report(p: &Policy, w: &Workload, probe: &Probe) -> PolicyReport {
         Scope::In
     };
     let alone = match (&scope, &view) {
-        (Scope::In, Some(v)) => Some(Outcome::of(&v.decide(&probe.operation()), w, probe)),
+        (Scope::In, Some(v)) => Some(Outcome::of(&probe.decide(v), w, probe)),
         _ => None,
     };
     let rules = if matches!(scope, Scope::In) {
@@ -266,7 +266,7 @@ fn rules_of(p: &Policy, doc: Option<&Value>, w: &Workload, probe: &Probe) -> Vec
                 );
                 let s = variant(p, doc, spec)?;
                 let view = s.for_workload(w);
-                let d = view.decide(&probe.operation());
+                let d = probe.decide(&view);
                 Ok(d.policy_name().map(|_| d.verdict))
             });
             let result = match result {

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Args};
-use rampart_policy::{Access, Direction, Operation, Protocol, Verdict, Workload};
+use rampart_policy::{
+    Access, Decision, Direction, Operation, Protocol, User, Verdict, Workload, WorkloadView,
+};
 use serde::Deserialize;
 
 /// Who does it.
@@ -125,6 +127,14 @@ pub struct OperationArgs {
     #[arg(long, value_name = "EXE", default_value = "")]
     #[serde(default)]
     pub process: Option<String>,
+    /// The user the process runs as, by name (file rules may name `users`).
+    #[arg(long, value_name = "NAME")]
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The user the process runs as, by id (file rules may name `uids`).
+    #[arg(long, value_name = "UID")]
+    #[serde(default)]
+    pub uid: Option<u32>,
 }
 
 /// An operation with owned strings; [`Probe::operation`] borrows it for the policy crate.
@@ -134,6 +144,8 @@ pub enum Probe {
         path: String,
         access: Access,
         process: String,
+        user: Option<String>,
+        uid: Option<u32>,
     },
     Exec {
         path: String,
@@ -166,6 +178,8 @@ impl OperationArgs {
                     path: path.clone(),
                     access,
                     process: process.clone(),
+                    user: self.user.clone(),
+                    uid: self.uid,
                 });
             }
         }
@@ -210,12 +224,30 @@ impl OperationArgs {
 }
 
 impl Probe {
+    /// The user a file access is made as, if the probe names one (by name, id or both; a
+    /// name alone has no id, which no `uids` matches).
+    pub fn user(&self) -> Option<User<'_>> {
+        match self {
+            Probe::File { user, uid, .. } if user.is_some() || uid.is_some() => Some(User {
+                uid: uid.unwrap_or(u32::MAX),
+                name: user.as_deref(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The policy's decision on this probe.
+    pub fn decide<'v>(&self, view: &'v WorkloadView) -> Decision<'v> {
+        view.decide_as(&self.operation(), self.user().as_ref())
+    }
+
     pub fn operation(&self) -> Operation<'_> {
         match self {
             Probe::File {
                 path,
                 access,
                 process,
+                ..
             } => Operation::FileAccess {
                 path,
                 access: *access,
@@ -254,7 +286,17 @@ impl Probe {
                 path,
                 access,
                 process,
-            } => format!("{} {path}{}", access.as_str(), by(process)),
+                user,
+                uid,
+            } => {
+                let who = match (user, uid) {
+                    (Some(n), Some(u)) => format!(" as {n} ({u})"),
+                    (Some(n), None) => format!(" as {n}"),
+                    (None, Some(u)) => format!(" as uid {u}"),
+                    (None, None) => String::new(),
+                };
+                format!("{} {path}{}{who}", access.as_str(), by(process))
+            }
             Probe::Exec { path } => format!("exec {path}"),
             Probe::Connect {
                 direction,
