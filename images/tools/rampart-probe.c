@@ -42,6 +42,9 @@
  *   packet                         socket(AF_PACKET, SOCK_RAW): "ok packet" or "err ERRNO packet"
  *   memfd-exec-path                copy /bin/busybox into a memfd and execve /proc/self/fd/N
  *                                  (not execveat) as `echo drift`
+ *   as-uid UID PROG ARGS...        drop to UID (and gid UID, no supplementary groups), exec PROG
+ *   userns-write PATH              unshare(CLONE_NEWUSER), then, with every capability in the new
+ *                                  namespace and no exec to lose them, append to PATH
  * Benchmarks print "<name> n N p50 NS p99 NS mean NS" (ns per call, clock_gettime(MONOTONIC)
  * around each call):
  *   bench-open PATH N              open + close of a readable file
@@ -78,6 +81,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,7 +102,8 @@ static int usage(void) {
           "       | bench-connect IP PORT N | nop\n"
           "       | link-opath PATH LINK | rename PATH NEW | truncate PATH | send HOW IP PORT\n"
           "       | race-exec ALLOWED DENIED N | exec-marker | race-connect ALLOWED DENIED N\n"
-          "       | clone-ns | raw-udp IP PORT | packet | memfd-exec-path\n");
+          "       | clone-ns | raw-udp IP PORT | packet | memfd-exec-path | as-uid UID PROG ARGS...\n"
+          "       | userns-write PATH\n");
   return 2;
 }
 
@@ -661,6 +666,31 @@ static int busybox_memfd(void) {
   return m;
 }
 
+static int cmd_as_uid(char **argv) {
+  uid_t id = (uid_t)atoi(argv[0]);
+  if (setgroups(0, NULL) || setresgid(id, id, id) || setresuid(id, id, id)) {
+    printf("err %s dropping to %u\n", ename(errno), id);
+    return 2;
+  }
+  execvp(argv[1], argv + 1);
+  printf("err %s exec %s\n", ename(errno), argv[1]);
+  return 2;
+}
+
+static int cmd_userns_write(const char *path) {
+  if (unshare(CLONE_NEWUSER)) {
+    printf("err %s unshare\n", ename(errno));
+    return 2;
+  }
+  int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0 || write(fd, "pwned\n", 6) != 6) {
+    printf("err %s open\n", ename(errno));
+    return 1;
+  }
+  printf("ok wrote\n");
+  return 0;
+}
+
 static int cmd_memfd_exec_path(void) {
   int m = busybox_memfd();
   if (m < 0) return 2;
@@ -802,6 +832,8 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "raw-udp") && argc == 4) return cmd_raw_udp(argv[2], argv[3]);
   if (!strcmp(c, "packet") && argc == 2) return cmd_packet();
   if (!strcmp(c, "memfd-exec-path") && argc == 2) return cmd_memfd_exec_path();
+  if (!strcmp(c, "as-uid") && argc >= 4) return cmd_as_uid(argv + 2);
+  if (!strcmp(c, "userns-write") && argc == 3) return cmd_userns_write(argv[2]);
   if (!strcmp(c, "race-connect") && argc == 5)
     return cmd_race_connect(argv[2], argv[3], num(argv[4]));
   if (!strcmp(c, "race-exec") && argc == 5)

@@ -407,3 +407,48 @@ async fn nginx_workers_do_not_serve_what_only_the_master_may_read() {
     assert!(page.stdout_text().contains("rampart"), "{page:?}");
     pod.remove().await.unwrap();
 }
+
+/// Class 2: a task in a user namespace of its own is "root with every capability" there only.
+/// The agent makes some opens for the task (writes, under a file rule); it must not lend the task
+/// those capabilities in the host's namespace, and it can't make the opens whose meaning depends
+/// on the opener (a namespace's id maps): those are refused, not made wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_in_its_own_user_namespace_gets_no_capabilities_outside_it() {
+    let Some(cri) = test_node().await else { return };
+    let _rampart = Rampart::up(&[("builder.yaml", BUILDER)]);
+    let pod = nginx_pod(&cri, "builder").await;
+    // Root makes a user namespace (where it has every capability, and no exec takes them) and
+    // writes another user's private file: the kernel refuses that (the capability is the new
+    // namespace's, where uid 1000 is not mapped), and so must the agent, which opens it for the
+    // task in the host's namespace.
+    let out = sh(
+        &pod,
+        "touch /tmp/theirs && chown 1000:1000 /tmp/theirs && chmod 600 /tmp/theirs && \
+         rampart-probe userns-write /tmp/theirs; echo size=$(wc -c < /tmp/theirs)",
+    )
+    .await;
+    assert!(out.stdout_text().contains("err EACCES open"), "{out:?}");
+    assert!(out.stdout_text().contains("size=0"), "{out:?}");
+    // Its own files it writes as before.
+    let out = sh(
+        &pod,
+        "mkdir -m 777 /tmp/mine && rampart-probe as-uid 1000 unshare -U sh -c \
+         'echo ok > /tmp/mine/f && cat /tmp/mine/f'",
+    )
+    .await;
+    assert_eq!(out.stdout_text().trim(), "ok", "{out:?}");
+    // Root in a namespace of its own reads no more than root outside: the policy's block stands.
+    let out = sh(&pod, "unshare -U cat /etc/shadow; echo exit=$?").await;
+    assert!(!out.stdout_text().contains("root:"), "{out:?}");
+    assert!(out.stdout_text().contains("exit=1"), "{out:?}");
+    // An id map (or setgroups, which unshare writes first) written through the agent would be
+    // the agent's: refused, and said so.
+    let out = sh(&pod, "unshare -Ur id -u; echo exit=$?").await;
+    assert!(!out.stdout_text().contains("exit=0"), "{out:?}");
+    let err = out.stderr_text();
+    assert!(
+        err.contains("/proc/self/") && err.contains("Operation not permitted"),
+        "{out:?}"
+    );
+    pod.remove().await.unwrap();
+}

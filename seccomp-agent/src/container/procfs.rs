@@ -174,12 +174,45 @@ fn words<'t>(
     Ok(s.split_whitespace().collect())
 }
 
+/// procfs files whose meaning depends on who opened them (the kernel checks the opener's
+/// credentials and user namespace, or acts on the opener's own task): an open the agent made
+/// for the task would be the agent's, so they are never emulated.
+const OPENER_DEPENDENT: [&str; 5] = [
+    "uid_map",
+    "gid_map",
+    "projid_map",
+    "setgroups",
+    "timens_offsets",
+];
+
+/// True when `fd` (an O_PATH descriptor) is one of procfs's opener-dependent files: an id map,
+/// setgroups, time namespace offsets, or an LSM attribute (`attr/…`).
+pub fn depends_on_opener(fd: BorrowedFd<'_>, path: &std::path::Path) -> bool {
+    use nix::sys::statfs::{PROC_SUPER_MAGIC, fstatfs};
+    if !fstatfs(fd).is_ok_and(|s| s.filesystem_type() == PROC_SUPER_MAGIC) {
+        return false;
+    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    OPENER_DEPENDENT.contains(&name) || path.iter().any(|c| c == "attr")
+}
+
+/// The inode of the agent's own user namespace.
+fn own_userns() -> u64 {
+    static OWN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *OWN.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/ns/user").map_or(0, |m| m.ino())
+    })
+}
+
 impl TaskInfo {
     pub fn read(tid: u32) -> Result<Self, TaskError> {
         let mut buf = [0u8; 4096];
         let mut long = Vec::new();
-        let n = with_entry(tid, |_, status| {
+        let mut userns = 0;
+        let n = with_entry(tid, |dir, status| {
             long.clear();
+            userns = nix::sys::stat::fstatat(dir, "ns/user", nix::fcntl::AtFlags::empty())?.st_ino;
             let n = nix::sys::uio::pread(status, &mut buf, 0)?;
             if n == 0 {
                 // The task is gone (a dead task's status reads empty or fails).
@@ -202,11 +235,18 @@ impl TaskInfo {
             Ok(n)
         })
         .map_err(|source| TaskError::Read { tid, source })?;
-        if long.is_empty() {
+        let mut info = if long.is_empty() {
             Self::parse_bytes(tid, &buf[..n])
         } else {
             Self::parse_bytes(tid, &long)
+        }?;
+        // A task's capabilities are its own user namespace's. One in a namespace of its own
+        // (unshare -U) is "root with every capability" there and nothing more outside it: the
+        // agent, acting in the host's namespace, must not lend it those.
+        if userns != own_userns() {
+            info.creds.cap_effective = 0;
         }
+        Ok(info)
     }
 
     pub fn parse(tid: u32, text: &str) -> Result<Self, TaskError> {

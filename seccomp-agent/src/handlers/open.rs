@@ -8,10 +8,11 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::sys::stat::{SFlag, fstat};
 use rampart_policy::{Access, Operation, WorkloadView};
+use tracing::warn;
 
 use crate::container::emulate_open::{self, access_of};
-use crate::container::fifo_open;
 use crate::container::resolve::{Object, OpenRequest};
+use crate::container::{fifo_open, procfs};
 use crate::outcome::{Answer, Outcome, Subject, outcome};
 use crate::stage_times::{self, Stage};
 use crate::syscall::OpenCall;
@@ -47,6 +48,18 @@ pub fn handle(
         Ok(r) => r,
         Err(e) => return Outcome::errno(e.errno()),
     };
+    if let Object::Existing { fd, path } = &object
+        && procfs::depends_on_opener(fd.as_fd(), path)
+    {
+        // Opened by the agent it would be the agent's map or attribute, not the task's: the
+        // kernel checks who opened it. Refused rather than done wrong (docs/enforcement.md).
+        warn!(
+            tid = task.tid(),
+            path = %path.display(),
+            "refused an open whose meaning depends on its opener (a user namespace's id map,              setgroups, an LSM attribute): rampart can't make it for the task"
+        );
+        return Outcome::errno(libc::EPERM);
+    }
     // The status resolving read, not another read of it.
     let Ok(info) = task.info() else {
         return Outcome::errno(libc::EPERM);
