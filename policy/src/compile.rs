@@ -535,7 +535,7 @@ pub(crate) fn compile(file: &str, doc: &PolicyDoc) -> Result<CompiledPolicy, Vec
         }
     }
 
-    if p.rules.is_empty() {
+    if p.rules.is_empty() && p.baseline_allow.is_empty() {
         cx.err(
             &doc.spec,
             "policy has no rules",
