@@ -288,6 +288,34 @@ mod tests {
     }
 
     #[test]
+    fn an_edit_that_is_not_utf8_is_rejected_at_the_bad_byte() {
+        let d = dir("utf8");
+        let f = d.join("shadow.yaml");
+        std::fs::write(&f, GOOD).unwrap();
+        let mut s = PolicyStore::new(&d);
+        s.load_all().unwrap();
+        // A Latin-1 é on the first line.
+        let mut latin1 = b"# caf\xe9\n".to_vec();
+        latin1.extend_from_slice(GOOD.as_bytes());
+        std::fs::write(&f, latin1).unwrap();
+        match s.reload(&f) {
+            FileOutcome::Rejected {
+                error,
+                kept_previous,
+            } => {
+                assert!(kept_previous);
+                assert!(
+                    error.contains("shadow.yaml:1:6: not valid UTF-8 (byte 0xe9)"),
+                    "{error}"
+                );
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+        assert!(blocks_shadow(&s), "the last good version keeps deciding");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
     fn a_duplicate_name_in_another_file_is_rejected_not_half_applied() {
         let d = dir("dup");
         std::fs::write(d.join("a.yaml"), GOOD).unwrap();
