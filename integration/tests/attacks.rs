@@ -378,6 +378,32 @@ async fn drift_is_decided_on_the_file_not_its_name() {
     .await;
     assert_eq!(out.stdout_text().trim(), "image-ok", "{out:?}");
     pod.remove().await.unwrap();
+
+    // A binary written to a volume at run time is not the image's either.
+    let volume = std::env::temp_dir().join(unique_name("drift-volume"));
+    std::fs::create_dir_all(&volume).unwrap();
+    let pod = TestPod::run(
+        &cri,
+        &PodSpec::new(unique_name("attack"))
+            .namespace("rampart-test")
+            .label("app", "drift"),
+        &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")
+            .mount(volume.display().to_string(), "/data")],
+    )
+    .await
+    .expect("nginx starts under rampart");
+    let out = sh(
+        &pod,
+        "cp /bin/busybox /data/busybox && /data/busybox echo ran; echo exit=$?",
+    )
+    .await;
+    assert!(
+        !out.stdout_text().contains("ran\n"),
+        "a volume's binary ran: {out:?}"
+    );
+    assert!(out.stdout_text().contains("exit="), "{out:?}");
+    pod.remove().await.unwrap();
+    std::fs::remove_dir_all(&volume).unwrap();
 }
 
 /// The pod's name, as the records name it.

@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 use crate::backstop::egress_guard::EgressGuard;
 use crate::backstop::kill_process::{self, KillError};
 use crate::container::memory::TaskMemory;
-use crate::container::origin::{Origin, process_identity};
+use crate::container::origin::process_identity;
 use crate::container::procfs::{TaskError, TaskInfo, exe_path};
 use crate::container::users;
 use crate::guard::runtime::Runtimes;
@@ -160,7 +160,7 @@ impl Handler for PolicyHandler {
         }
         let view = self.view(w);
         stage_times::mark(Stage::View);
-        let task = Task::deciding_users(n.pid, view.limits_users());
+        let task = Task::deciding(n.pid, &view);
         let outcome = match &call {
             Call::Open(c) => open::handle(w, &view, &task, fd, n.id, c),
             Call::Exec(c) => exec::handle(w, &view, &task, c, self.file_guard.get().map(|g| &**g)),
@@ -270,12 +270,17 @@ impl GuardJudge for PolicyHandler {
     ) -> ReadVerdict {
         let view = self.view(w);
         let depends = view.read_depends_on_process(path);
-        let (process, user) = if depends {
-            let uid = TaskInfo::read(tid).ok().map(|i| i.creds.fsuid);
-            let name = uid.and_then(|u| users::name_of(tid, u));
-            (process_identity(tid), uid.map(|uid| (uid, name)))
-        } else {
-            (String::new(), None)
+        let (process, user) = match depends.then(|| exe_path(tid)) {
+            // A rule names this executable, or one limited to users applies to it: find out
+            // whether it is the image's file, and who runs it.
+            Some(exe) if view.read_needs_subject(path, &exe) => {
+                let uid = TaskInfo::read(tid).ok().map(|i| i.creds.fsuid);
+                let name = uid.and_then(|u| users::name_of(tid, u));
+                (process_identity(tid), uid.map(|uid| (uid, name)))
+            }
+            // No such rule: the path matches no process-limited rule either way.
+            Some(exe) => (exe, None),
+            None => (String::new(), None),
         };
         let op = Operation::FileAccess {
             path,
@@ -318,9 +323,9 @@ impl GuardJudge for PolicyHandler {
         }
     }
 
-    fn judge_exec(&self, w: &Workload, tid: u32, path: &str, origin: Origin) -> bool {
+    fn judge_exec(&self, w: &Workload, tid: u32, path: &str, file: BorrowedFd<'_>) -> bool {
         let view = self.view(w);
-        let (decision, op) = exec::decide(&view, path, origin);
+        let (decision, op) = exec::decide(&view, path, exec::origin(&view, tid, file, path));
         // The exec's own syscall is gone by now: the kernel is opening the file for it.
         let subject = Subject::new("execve", &exe_path(tid));
         let o = outcome(decision, w, &op, subject, libc::EACCES, || Answer::Continue);
@@ -331,8 +336,9 @@ impl GuardJudge for PolicyHandler {
         allowed
     }
 
-    fn exec_allowed(&self, w: &Workload, path: &str, origin: Origin) -> bool {
+    fn exec_allowed(&self, w: &Workload, tid: u32, path: &str, file: BorrowedFd<'_>) -> bool {
         let view = self.view(w);
+        let origin = exec::origin(&view, tid, file, path);
         !view.is_learning() && exec::decide(&view, path, origin).0.verdict == Verdict::Allow
     }
 }

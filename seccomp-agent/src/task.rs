@@ -10,7 +10,7 @@ use std::ffi::OsStr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use rampart_policy::User;
+use rampart_policy::{User, WorkloadView};
 
 use crate::container::entry::{self, Entry, File};
 use crate::container::procfs::{TaskError, TaskInfo, exe_path};
@@ -22,8 +22,10 @@ use crate::sys::{pidfd, sockopt};
 use crate::syscall::Dir;
 
 /// The notifying task (the thread `tid`, as the agent's pid namespace numbers it).
-pub struct Task {
+pub struct Task<'v> {
     tid: u32,
+    /// The policies deciding for it, when known: what they name says what is worth finding out.
+    view: Option<&'v WorkloadView>,
     /// Rules limited to users apply: `user()` is needed, and read before credentials change.
     needs_user: bool,
     info: OnceCell<Result<TaskInfo, Arc<TaskError>>>,
@@ -32,16 +34,28 @@ pub struct Task {
     user: OnceCell<Option<(u32, Option<String>)>>,
 }
 
-impl Task {
+impl Task<'static> {
     pub fn new(tid: u32) -> Self {
-        Self::deciding_users(tid, false)
-    }
-
-    /// A task whose decisions may need `user()` (`WorkloadView::limits_users`).
-    pub fn deciding_users(tid: u32, needs_user: bool) -> Self {
         Self {
             tid,
-            needs_user,
+            view: None,
+            needs_user: false,
+            info: OnceCell::new(),
+            exe: OnceCell::new(),
+            identity: OnceCell::new(),
+            user: OnceCell::new(),
+        }
+    }
+}
+
+impl<'v> Task<'v> {
+    /// A task whose calls `view` decides: it tells whether `identity()` and `user()` can
+    /// matter, so that nothing is looked up for nothing.
+    pub fn deciding(tid: u32, view: &'v WorkloadView) -> Self {
+        Self {
+            tid,
+            view: Some(view),
+            needs_user: view.limits_users(),
             info: OnceCell::new(),
             exe: OnceCell::new(),
             identity: OnceCell::new(),
@@ -77,8 +91,11 @@ impl Task {
     /// Its executable as process rules match it: the path if the file is the image's own, ""
     /// otherwise (`origin::process_identity`). Decisions use this; reports name `exe()`.
     pub fn identity(&self) -> &str {
-        self.identity
-            .get_or_init(|| crate::container::origin::process_identity(self.tid))
+        self.identity.get_or_init(|| match self.view {
+            // No process rule names the path: whether the file is the image's changes nothing.
+            Some(v) if !v.names_process(self.exe()) => self.exe().to_owned(),
+            _ => crate::container::origin::process_identity(self.tid),
+        })
     }
 
     /// Who it accesses files as, for rules limited to users: its filesystem uid, and that uid's

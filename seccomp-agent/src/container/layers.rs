@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
@@ -16,11 +16,12 @@ use tracing::warn;
 
 use crate::guard::mounts::unique_root_mount;
 
-/// The image's layers and the upper layer of one container root.
+/// The image's layers and the upper layer of one container root, as host paths (held by name,
+/// not by descriptor: a container's end leaves nothing open in the agent).
 pub struct Layers {
-    pub upper: OwnedFd,
+    pub upper: PathBuf,
     /// Topmost first.
-    pub lowers: Vec<OwnedFd>,
+    pub lowers: Vec<PathBuf>,
 }
 
 /// The layers of the containers seen so far, by the root mount's never-reused id (Linux 6.8;
@@ -29,7 +30,7 @@ pub struct RootLayers {
     layers: Mutex<HashMap<u64, Option<Arc<Layers>>>>,
 }
 
-/// Bounds the cache; a container's entry is a few descriptors.
+/// Bounds the cache; a container's entry is a few paths.
 const MAX_ROOTS: usize = 4096;
 
 /// The agent's one cache.
@@ -78,7 +79,7 @@ impl Layers {
     pub fn read(&self, rel: &str, max: usize) -> Option<Vec<u8>> {
         let rel = CString::new(rel).ok()?;
         for layer in std::iter::once(&self.upper).chain(&self.lowers) {
-            match lookup_fd(layer.as_fd(), &rel, OFlag::O_RDONLY) {
+            match lookup_fd(layer, &rel, OFlag::O_RDONLY) {
                 Ok(fd) => {
                     use std::io::Read;
                     let mut out = Vec::new();
@@ -103,7 +104,8 @@ pub enum Lookup {
     Unsure,
 }
 
-fn lookup_fd(layer: BorrowedFd<'_>, rel: &CString, flags: OFlag) -> nix::Result<OwnedFd> {
+fn lookup_fd(layer: &Path, rel: &CString, flags: OFlag) -> nix::Result<OwnedFd> {
+    let dir = open_dir(layer)?;
     let how = OpenHow::new()
         .flags(flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
         .resolve(
@@ -112,12 +114,20 @@ fn lookup_fd(layer: BorrowedFd<'_>, rel: &CString, flags: OFlag) -> nix::Result<
                 | ResolveFlag::RESOLVE_NO_MAGICLINKS
                 | ResolveFlag::RESOLVE_NO_XDEV,
         );
-    nix::fcntl::openat2(layer, rel.as_c_str(), how)
+    nix::fcntl::openat2(dir.as_fd(), rel.as_c_str(), how)
+}
+
+fn open_dir(p: &Path) -> nix::Result<OwnedFd> {
+    nix::fcntl::open(
+        p,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
 }
 
 /// `rel` under a layer directory, symlinks refused (the path read from the descriptor has
 /// none; a symlink in a layer the container writes is the container's).
-pub fn lookup(layer: BorrowedFd<'_>, rel: &CString) -> Lookup {
+pub fn lookup(layer: &Path, rel: &CString) -> Lookup {
     match lookup_fd(layer, rel, OFlag::O_PATH) {
         Ok(fd) => match fstat(fd.as_fd()) {
             Ok(st) => Lookup::Found(st.st_ino),
@@ -132,21 +142,15 @@ pub fn lookup(layer: BorrowedFd<'_>, rel: &CString) -> Lookup {
 fn read_layers(tid: u32) -> Option<Layers> {
     let info = std::fs::read_to_string(format!("/proc/{tid}/mountinfo")).ok()?;
     let (upper, lowers) = parse_root(&info)?;
-    let open = |p: &str| -> io::Result<OwnedFd> {
-        Ok(nix::fcntl::open(
-            p,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )?)
+    let layers = Layers {
+        upper: PathBuf::from(upper),
+        lowers: lowers.into_iter().map(PathBuf::from).collect(),
     };
-    Some(Layers {
-        upper: open(&upper).ok()?,
-        lowers: lowers
-            .iter()
-            .map(|l| open(l))
-            .collect::<io::Result<_>>()
-            .ok()?,
-    })
+    // Reachable from the agent (the host's mount namespace), or not usable at all.
+    std::iter::once(&layers.upper)
+        .chain(&layers.lowers)
+        .all(|d| open_dir(d).is_ok())
+        .then_some(layers)
 }
 
 /// (upperdir, lowerdirs topmost first) of the overlay mounted at `/` in `mountinfo`.

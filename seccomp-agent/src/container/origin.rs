@@ -34,11 +34,13 @@ pub enum Origin {
     /// The root is not an overlayfs (another snapshotter): rampart can't tell, and takes the
     /// file for the image's rather than fail the workload.
     Unknown,
+    /// Not looked up: no rule that applies could decide differently for a file not the image's.
+    Unchecked,
 }
 
 impl Origin {
     pub fn in_image(self) -> bool {
-        matches!(self, Origin::Image | Origin::Unknown)
+        matches!(self, Origin::Image | Origin::Unknown | Origin::Unchecked)
     }
 }
 
@@ -89,12 +91,12 @@ impl Origin {
         let Some(rel) = path.strip_prefix('/').and_then(|r| CString::new(r).ok()) else {
             return Origin::Written;
         };
-        match lookup(layers.upper.as_fd(), &rel) {
+        match lookup(&layers.upper, &rel) {
             Lookup::Found(_) | Lookup::Unsure => return Origin::Written,
             Lookup::Absent => {}
         }
         for lower in &layers.lowers {
-            match lookup(lower.as_fd(), &rel) {
+            match lookup(lower, &rel) {
                 Lookup::Found(ino) if ino == st.st_ino => return Origin::Image,
                 Lookup::Found(_) | Lookup::Unsure => return Origin::Written,
                 Lookup::Absent => {}

@@ -33,7 +33,6 @@ use nix::sys::fanotify::{FanotifyResponse, MaskFlags, Response};
 use nix::sys::stat::fstat;
 use tracing::{debug, error, info, warn};
 
-use crate::container::origin::Origin;
 use crate::guard::approvals::{Approvals, Covered};
 use crate::guard::group::{FileFacts, Group, GroupMeta};
 use crate::guard::poller::{Answerer, Poller};
@@ -53,12 +52,12 @@ pub trait GuardJudge: Send + Sync + 'static {
         path: &str,
         is_workload_task: &dyn Fn() -> bool,
     ) -> ReadVerdict;
-    /// An exec open no seccomp check covered, of `path`, a file from `origin`: decided by policy
-    /// and reported. True to allow.
-    fn judge_exec(&self, w: &Workload, tid: u32, path: &str, origin: Origin) -> bool;
-    /// Whether policy allows an exec of `path` (from `origin`) in the workload, as the current
+    /// An exec open no seccomp check covered, of `path` (the file `file`): decided by policy and
+    /// reported. True to allow.
+    fn judge_exec(&self, w: &Workload, tid: u32, path: &str, file: BorrowedFd<'_>) -> bool;
+    /// Whether policy allows an exec of `path` (the file `file`) in the workload, as the current
     /// snapshot says: the condition for remembering it. Reports nothing.
-    fn exec_allowed(&self, w: &Workload, path: &str, origin: Origin) -> bool;
+    fn exec_allowed(&self, w: &Workload, tid: u32, path: &str, file: BorrowedFd<'_>) -> bool;
 }
 
 pub enum ReadVerdict {
@@ -282,8 +281,7 @@ impl FileGuard {
             None if !group.is_workload_task(tid, &self.runtimes, self.own_pid_ns) => return true,
             None => {
                 let path = event_path(file);
-                let origin = Origin::of(tid, file, &path);
-                let allowed = judge.judge_exec(group.workload(), tid, &path, origin);
+                let allowed = judge.judge_exec(group.workload(), tid, &path, file);
                 match (allowed, inode) {
                     (true, Some(inode)) => self.approvals.allowed_main(tid, inode),
                     _ => self.approvals.revoke(tid),
@@ -299,7 +297,7 @@ impl FileGuard {
         if st.is_some_and(|st| FileFacts::from(&st).rememberable(group.meta().root_dev))
             && elf::is_static(file)
             && let path = path.unwrap_or_else(|| event_path(file))
-            && judge.exec_allowed(group.workload(), &path, Origin::of(tid, file, &path))
+            && judge.exec_allowed(group.workload(), tid, &path, file)
         {
             group.remember(file, MaskFlags::FAN_OPEN_EXEC_PERM, generation);
         }

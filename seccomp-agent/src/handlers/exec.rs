@@ -8,7 +8,7 @@
 //! Whether the file is the image's own is decided on the file (`container::origin`): a memfd, a
 //! file written after start or one on a volume is drift, and gets no allowance of its path.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::fcntl::OFlag;
 use rampart_policy::{Decision, Operation, WorkloadView};
@@ -23,6 +23,16 @@ use crate::task::Task;
 use crate::workload::Workload;
 
 const DENY: i32 = libc::EACCES;
+
+/// Where the file task `tid` execs comes from, if any rule of `view` can tell it from the image's
+/// (`Origin::Unchecked` otherwise: nothing to look up).
+pub fn origin(view: &WorkloadView, tid: u32, file: BorrowedFd<'_>, path: &str) -> Origin {
+    if view.exec_depends_on_origin() {
+        Origin::of(tid, file, path)
+    } else {
+        Origin::Unchecked
+    }
+}
 
 /// An exec of `path`, a file from `origin`: the allow-list and the exec rules decide, and for a
 /// file that is not the image's (written after start, a memfd, on a volume) the drift rule too;
@@ -98,8 +108,7 @@ pub fn handle(
             Err(e) => return Outcome::errno(e.errno()),
         }
     };
-    let origin = Origin::of(pid, file.as_fd(), &target);
-    let (decision, op) = decide(view, &target, origin);
+    let (decision, op) = decide(view, &target, origin(view, pid, file.as_fd(), &target));
     let subject = Subject::new(syscall, task.exe());
     let mut result = outcome(decision, w, &op, subject, DENY, || Answer::Continue);
     // Read-only opens are the guard's to decide unless the pod keeps them on the seccomp path.
