@@ -341,22 +341,7 @@ fn split_on_flags<'a>(
 ) -> impl Iterator<Item = Value> + 'a {
     let all: u64 = f.flags.iter().fold(0, |a, f| a | f);
     let with = move |value: u64, mask: u64, action: &str| {
-        let mut r = rule.clone();
-        let mut args = r
-            .get("args")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        args.push(
-            json!({"index": f.index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"}),
-        );
-        r.insert("names".into(), json!([name]));
-        r.insert("action".into(), json!(action));
-        if action == ACT_ERRNO {
-            r.insert("errnoRet".into(), json!(EPERM));
-        }
-        r.insert("args".into(), Value::Array(args));
-        Value::Object(r)
+        narrowed(rule, name, [masked_eq(f.index, mask, value)], action)
     };
     f.flags
         .iter()
@@ -365,6 +350,35 @@ fn split_on_flags<'a>(
 }
 
 const EPERM: u32 = 1;
+
+/// `rule` (its conditions kept) for `name` alone, with `args` added, answering `action` (with
+/// EPERM, for an errno action).
+fn narrowed(
+    rule: &Map<String, Value>,
+    name: &str,
+    args: impl IntoIterator<Item = Value>,
+    action: &str,
+) -> Value {
+    let mut r = rule.clone();
+    let mut all = r
+        .get("args")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    all.extend(args);
+    r.insert("names".into(), json!([name]));
+    r.insert("action".into(), json!(action));
+    if action == ACT_ERRNO {
+        r.insert("errnoRet".into(), json!(EPERM));
+    }
+    r.insert("args".into(), Value::Array(all));
+    Value::Object(r)
+}
+
+/// The condition "argument `index`, masked with `mask`, equals `value`".
+fn masked_eq(index: u32, mask: u64, value: u64) -> Value {
+    json!({"index": index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"})
+}
 
 /// socket(family, type) pairs refused by `deny_raw_sockets`; None: any type.
 const RAW_SOCKETS: [(u64, Option<u64>); 4] = [
@@ -387,23 +401,9 @@ const SOCK_TYPE_MASK: u64 = 0xf;
 /// low 32 bits are compared, as the kernel reads them.
 fn raw_socket_rules(rule: &Map<String, Value>, allowed: Option<&str>) -> Vec<Value> {
     let with = |family: u64, ty: Option<u64>, action: &str| {
-        let mut r = rule.clone();
-        let mut args = r
-            .get("args")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        args.push(json!({"index": 0, "value": 0xffff_ffffu64, "valueTwo": family, "op": "SCMP_CMP_MASKED_EQ"}));
-        if let Some(t) = ty {
-            args.push(json!({"index": 1, "value": SOCK_TYPE_MASK, "valueTwo": t, "op": "SCMP_CMP_MASKED_EQ"}));
-        }
-        r.insert("names".into(), json!([SOCKET]));
-        r.insert("action".into(), json!(action));
-        if action == ACT_ERRNO {
-            r.insert("errnoRet".into(), json!(EPERM));
-        }
-        r.insert("args".into(), Value::Array(args));
-        Value::Object(r)
+        let family = masked_eq(0, 0xffff_ffff, family);
+        let ty = ty.map(|t| masked_eq(1, SOCK_TYPE_MASK, t));
+        narrowed(rule, SOCKET, std::iter::once(family).chain(ty), action)
     };
     let mut out: Vec<Value> = RAW_SOCKETS
         .iter()

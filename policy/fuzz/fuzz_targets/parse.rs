@@ -1,13 +1,17 @@
-//! Any text given to the parser must give policies or diagnostics, never a panic or a hang;
+//! Any bytes given to the loader must give policies or diagnostics, never a panic or a hang;
 //! whatever parses must also compile into a view and decide.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rampart_policy::{Access, Operation, Snapshot, Workload, parse_str};
+use rampart_policy::{Access, Operation, Snapshot, User, Workload, decode, parse_str};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
+    let text = match decode("fuzz.yaml", data) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = e.to_string();
+            return;
+        }
     };
     match parse_str("fuzz.yaml", text) {
         Ok(policies) => {
@@ -23,7 +27,15 @@ fuzz_target!(|data: &[u8]| {
                     process: "/bin/sh",
                 };
                 let _ = view.decide(&op);
-                let _ = view.decide(&Operation::Exec { path });
+                let root = User {
+                    uid: 0,
+                    name: Some("root"),
+                };
+                let _ = view.decide_as(&op, Some(&root));
+                let _ = view.read_needs_subject(path, "/bin/sh");
+                for in_image in [true, false] {
+                    let _ = view.decide(&Operation::Exec { path, in_image });
+                }
             }
         }
         Err(e) => {

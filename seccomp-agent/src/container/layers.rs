@@ -14,7 +14,7 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::fstat;
 use tracing::warn;
 
-use crate::guard::mounts::unique_root_mount;
+use crate::guard::mounts::{unescape, unique_root_mount};
 
 /// The image's layers and the upper layer of one container root, as host paths (held by name,
 /// not by descriptor: a container's end leaves nothing open in the agent).
@@ -180,27 +180,6 @@ fn parse_root(mountinfo: &str) -> Option<(String, Vec<String>)> {
     (!lowers.is_empty()).then_some((upper?, lowers))
 }
 
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,7 +194,6 @@ mod tests {
         let (upper, lowers) = parse_root(info).unwrap();
         assert_eq!(upper, "/s/9/fs");
         assert_eq!(lowers, ["/s/3/fs", "/s/2/fs"]);
-        assert_eq!(unescape("/a\\040b\\134c"), "/a b\\c");
         let not_overlay = "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n";
         assert!(parse_root(not_overlay).is_none());
         let new_api = "1 0 0:9 / / rw - overlay overlay rw,lowerdir+=/l/1,lowerdir+=/l/0,upperdir=/u,workdir=/w\n";

@@ -85,7 +85,8 @@ pub fn mount_points(info: &str) -> Vec<String> {
         .collect()
 }
 
-fn unescape(s: &str) -> String {
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+pub(crate) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
