@@ -38,6 +38,7 @@
  *   clone-ns                       raw clone(CLONE_NEWUSER) and clone3(CLONE_NEWUSER); prints
  *                                  "clone ok|err ERRNO clone3 ok|err ERRNO"; exit 0 if either made
  *                                  a namespace
+ *   unshare-fs                     unshare(CLONE_FS | CLONE_FILES): no namespace, "ok" or "err ERRNO"
  *   raw-udp IP PORT                a UDP datagram built by hand on a SOCK_RAW IPPROTO_UDP socket
  *   packet                         socket(AF_PACKET, SOCK_RAW): "ok packet" or "err ERRNO packet"
  *   memfd-exec-path                copy /bin/busybox into a memfd and execve /proc/self/fd/N
@@ -103,7 +104,7 @@ static int usage(void) {
           "       | link-opath PATH LINK | rename PATH NEW | truncate PATH | send HOW IP PORT\n"
           "       | race-exec ALLOWED DENIED N | exec-marker | race-connect ALLOWED DENIED N\n"
           "       | clone-ns | raw-udp IP PORT | packet | memfd-exec-path | as-uid UID PROG ARGS...\n"
-          "       | userns-write PATH\n");
+          "       | userns-write PATH | unshare-fs\n");
   return 2;
 }
 
@@ -633,6 +634,15 @@ static int cmd_raw_udp(const char *ip, const char *port_s) {
   return 0;
 }
 
+static int cmd_unshare_fs(void) {
+  if (unshare(CLONE_FS | CLONE_FILES)) {
+    printf("err %s unshare-fs\n", ename(errno));
+    return 1;
+  }
+  printf("ok unshare-fs\n");
+  return 0;
+}
+
 static int cmd_packet(void) {
   int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
   if (s < 0) {
@@ -831,6 +841,7 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "clone-ns") && argc == 2) return cmd_clone_ns();
   if (!strcmp(c, "raw-udp") && argc == 4) return cmd_raw_udp(argv[2], argv[3]);
   if (!strcmp(c, "packet") && argc == 2) return cmd_packet();
+  if (!strcmp(c, "unshare-fs") && argc == 2) return cmd_unshare_fs();
   if (!strcmp(c, "memfd-exec-path") && argc == 2) return cmd_memfd_exec_path();
   if (!strcmp(c, "as-uid") && argc >= 4) return cmd_as_uid(argv + 2);
   if (!strcmp(c, "userns-write") && argc == 3) return cmd_userns_write(argv[2]);

@@ -82,6 +82,9 @@ async fn a_bind_mount_from_a_new_user_namespace_is_refused() {
         "clone err EPERM clone3 err ENOSYS",
         "{clone:?}"
     );
+    // unshare without a namespace flag makes nothing new: allowed.
+    let fs = probe(&pod, &["unshare-fs"]).await;
+    assert_eq!(fs.stdout_text().trim(), "ok unshare-fs", "{fs:?}");
     // Threads and processes are still made as always.
     let fork = sh(&pod, "sleep 0 & wait; echo forked").await;
     assert_eq!(fork.stdout_text().trim(), "forked", "{fork:?}");

@@ -34,9 +34,9 @@ pub struct Additions {
     /// truncate reach the agent. False: every open is notified (the design before the guard).
     #[serde(default)]
     pub reads_in_kernel: bool,
-    /// The hardening baseline's "no new namespaces": clone with a namespace flag fails with EPERM
-    /// and clone3 with ENOSYS (its flags can't be inspected; the C library falls back to clone).
-    /// unshare and setns are in `deny` when the baseline refuses them.
+    /// The hardening baseline's "no new namespaces": clone and unshare with a namespace flag fail
+    /// with EPERM, clone3 with ENOSYS (its flags can't be inspected; the C library falls back to
+    /// clone). setns is in `deny` when the baseline refuses it.
     #[serde(default)]
     pub deny_new_namespaces: bool,
     /// socket() of a raw IP socket (AF_INET/AF_INET6 SOCK_RAW, AF_INET SOCK_PACKET) or a packet
@@ -76,6 +76,19 @@ const NAMESPACE_FLAGS: [u64; 7] = [
     libc::CLONE_NEWNET as u64,
 ];
 
+/// The same for unshare, which also takes CLONE_NEWTIME (in clone's flags that bit is part of
+/// the exit signal).
+const UNSHARE_NAMESPACE_FLAGS: [u64; 8] = [
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+    0x80, // CLONE_NEWTIME
+];
+
 /// clone3 takes its flags behind a pointer the filter can't read: refused with ENOSYS, which makes
 /// the C library fall back to clone, whose flags it can.
 const CLONE3: &str = "clone3";
@@ -107,6 +120,12 @@ impl Additions {
             "clone" if self.deny_new_namespaces => Some(FlagSplit {
                 index: 0,
                 flags: &NAMESPACE_FLAGS,
+                on_flag: ACT_ERRNO,
+            }),
+            // unshare(CLONE_FS), (CLONE_FILES) and the like stay allowed: only a namespace is new.
+            "unshare" if self.deny_new_namespaces => Some(FlagSplit {
+                index: 0,
+                flags: &UNSHARE_NAMESPACE_FLAGS,
                 on_flag: ACT_ERRNO,
             }),
             _ => None,
@@ -296,7 +315,7 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
             None => true,
         });
         if add.deny_new_namespaces {
-            for name in unmentioned(&["clone"]) {
+            for name in unmentioned(&["clone", "unshare"]) {
                 if let Some(f) = add.flag_split(&name, false) {
                     split_unmentioned(&name, f);
                 }
@@ -599,6 +618,24 @@ mod tests {
                 "the C library falls back to clone"
             );
         }
+        // unshare: a namespace flag refused, CLONE_FS and CLONE_FILES as the profile says.
+        let unconfined_unshare = flag_rules(&unconfined, "unshare", 0);
+        assert_eq!(
+            verdict(&unconfined_unshare, libc::CLONE_NEWUSER as u64),
+            Some(ACT_ERRNO)
+        );
+        assert_eq!(
+            verdict(&unconfined_unshare, 0x80),
+            Some(ACT_ERRNO),
+            "CLONE_NEWTIME"
+        );
+        assert_eq!(
+            verdict(
+                &unconfined_unshare,
+                (libc::CLONE_FS | libc::CLONE_FILES) as u64
+            ),
+            None
+        );
         // Without the baseline, clone is the profile's.
         let p = merge(Some(&base), &add()).unwrap();
         assert_eq!(action_of(&p, "clone"), ["SCMP_ACT_ALLOW"]);

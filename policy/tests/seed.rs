@@ -241,7 +241,6 @@ fn seed_needs_opens_and_new_names_notified_and_side_doors_shut() {
             "setns",
             "umount",
             "umount2",
-            "unshare",
         ]
         .into_iter()
         .collect::<std::collections::BTreeSet<_>>()
