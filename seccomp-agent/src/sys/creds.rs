@@ -200,7 +200,14 @@ pub fn assume(creds: &FsCreds) -> io::Result<Assumed> {
         guard.fsids = true;
         set_fsids(creds.fsuid, creds.fsgid)?;
     }
-    if caps[0].effective != own_caps[0].effective || caps[1].effective != own_caps[1].effective {
+    // A new fsuid other than 0 also clears the filesystem capabilities from the effective set
+    // (capabilities(7)): set them again, or a task with CAP_DAC_OVERRIDE and a uid of its own
+    // would get less in an emulated open than the kernel gives it.
+    let fs_caps_cleared = guard.fsids && creds.fsuid != 0;
+    if fs_caps_cleared
+        || caps[0].effective != own_caps[0].effective
+        || caps[1].effective != own_caps[1].effective
+    {
         guard.caps = true;
         capset(&caps)?;
     }
@@ -281,6 +288,20 @@ mod tests {
                 groups: vec![65534, 100],
                 cap_effective: 0,
             };
+            // Another uid with the agent's own capabilities keeps them all, though setfsuid
+            // drops the filesystem ones (CAP_DAC_OVERRIDE is bit 1).
+            let all = FsCreds {
+                cap_effective: same.cap_effective,
+                ..other.clone()
+            };
+            let g = assume(&all).unwrap();
+            assert_eq!(fsids(), (65534, 65534));
+            let got = capget().unwrap()[0].effective;
+            assert_eq!(got, own_caps[0].effective, "{g:?}");
+            assert_ne!(got & (1 << 1), 0, "CAP_DAC_OVERRIDE kept");
+            drop(g);
+            assert_eq!(capget().unwrap()[0].effective, own_caps[0].effective);
+
             let g = assume(&other).unwrap();
             assert_eq!(fsids(), (65534, 65534));
             assert_eq!(raw_getgroups().unwrap(), vec![100, 65534]);
