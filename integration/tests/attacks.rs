@@ -32,12 +32,25 @@ spec:
 /// An nginx pod labelled `app`, running with no seccomp profile of its own (the kubelet's
 /// default), its container named nginx.
 async fn nginx_pod(cri: &Cri, app: &str) -> TestPod {
+    nginx_pod_with(cri, app, |p| p, |c| c).await
+}
+
+/// The same, with more said of the pod and of its container.
+async fn nginx_pod_with(
+    cri: &Cri,
+    app: &str,
+    pod: impl FnOnce(PodSpec) -> PodSpec,
+    container: impl FnOnce(ContainerSpec) -> ContainerSpec,
+) -> TestPod {
     TestPod::run(
         cri,
-        &PodSpec::new(unique_name("attack"))
+        &pod(PodSpec::new(unique_name("attack"))
             .namespace("rampart-test")
-            .label("app", app),
-        &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")],
+            .label("app", app)),
+        &[container(ContainerSpec::new(
+            "nginx",
+            "rampart.local/nginx:latest",
+        ))],
     )
     .await
     .expect("nginx starts under rampart")
@@ -119,9 +132,9 @@ async fn killing_the_agent_by_name_finds_the_agent_alone() {
     };
     let _rampart = Rampart::up(&[("seed.yaml", SEED)]);
     let pid_of = |name: &str| {
-        let file = format!("/var/lib/rampart-node/rampart/{name}.pid");
+        let file = rampart_integration::cri::node_dir().join(format!("rampart/{name}.pid"));
         std::fs::read_to_string(&file)
-            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
             .trim()
             .to_owned()
     };
@@ -148,16 +161,13 @@ async fn healthy_reads_of_proc_sys_and_dev_work_in_a_protected_pod() {
     let Some(cri) = test_node().await else { return };
     let _rampart = Rampart::up(&[("seed.yaml", SEED)]);
     let guarded = nginx_pod(&cri, "nginx").await;
-    let emulated = TestPod::run(
+    let emulated = nginx_pod_with(
         &cri,
-        &PodSpec::new(unique_name("attack"))
-            .namespace("rampart-test")
-            .label("app", "nginx")
-            .label("rampart.dev/read-opens", "seccomp"),
-        &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")],
+        "nginx",
+        |p| p.label("rampart.dev/read-opens", "seccomp"),
+        |c| c,
     )
-    .await
-    .expect("nginx starts under rampart");
+    .await;
     let reads = [
         ("/proc/net/dev", "Inter-|"),
         ("/proc/self/net/dev", "Inter-|"),
@@ -385,16 +395,13 @@ async fn drift_is_decided_on_the_file_not_its_name() {
     // A binary written to a volume at run time is not the image's either.
     let volume = std::env::temp_dir().join(unique_name("drift-volume"));
     std::fs::create_dir_all(&volume).unwrap();
-    let pod = TestPod::run(
+    let pod = nginx_pod_with(
         &cri,
-        &PodSpec::new(unique_name("attack"))
-            .namespace("rampart-test")
-            .label("app", "drift"),
-        &[ContainerSpec::new("nginx", "rampart.local/nginx:latest")
-            .mount(volume.display().to_string(), "/data")],
+        "drift",
+        |p| p,
+        |c| c.mount(volume.display().to_string(), "/data"),
     )
-    .await
-    .expect("nginx starts under rampart");
+    .await;
     let out = sh(
         &pod,
         "cp /bin/busybox /data/busybox && /data/busybox echo ran; echo exit=$?",

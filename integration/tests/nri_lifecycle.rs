@@ -11,22 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rampart_integration::cri::{ContainerSpec, Cri, PodSpec, TestPod, test_node, unique_name};
+use rampart_integration::cri::{
+    ContainerSpec, Cri, PodSpec, TestPod, node_dir, test_node, unique_name,
+};
+use rampart_integration::stack::repo;
 
 const SEED: &str = include_str!("../../config/examples/disallow-etc-access-for-nginx.yaml");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-fn node_dir() -> PathBuf {
-    std::env::var_os("RAMPART_NODE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/rampart-node"))
-}
 
 fn script(args: &[&str], policy_dir: &Path) {
     let out = Command::new(repo().join(args[0]))

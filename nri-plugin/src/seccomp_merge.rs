@@ -78,16 +78,16 @@ const NAMESPACE_FLAGS: [u64; 7] = [
 
 /// The same for unshare, which also takes CLONE_NEWTIME (in clone's flags that bit is part of
 /// the exit signal).
-const UNSHARE_NAMESPACE_FLAGS: [u64; 8] = [
-    libc::CLONE_NEWNS as u64,
-    libc::CLONE_NEWCGROUP as u64,
-    libc::CLONE_NEWUTS as u64,
-    libc::CLONE_NEWIPC as u64,
-    libc::CLONE_NEWUSER as u64,
-    libc::CLONE_NEWPID as u64,
-    libc::CLONE_NEWNET as u64,
-    0x80, // CLONE_NEWTIME
-];
+const UNSHARE_NAMESPACE_FLAGS: [u64; 8] = {
+    const CLONE_NEWTIME: u64 = 0x80;
+    let mut flags = [CLONE_NEWTIME; 8];
+    let mut i = 0;
+    while i < NAMESPACE_FLAGS.len() {
+        flags[i] = NAMESPACE_FLAGS[i];
+        i += 1;
+    }
+    flags
+};
 
 /// clone3 takes its flags behind a pointer the filter can't read: refused with ENOSYS, which makes
 /// the C library fall back to clone, whose flags it can.

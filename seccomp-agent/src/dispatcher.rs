@@ -7,15 +7,13 @@ use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
-use rampart_policy::{Access, Operation, Response, Snapshot, User, Verdict, WorkloadView};
+use rampart_policy::{Access, Operation, Response, Snapshot, Verdict, WorkloadView};
 use tracing::{debug, warn};
 
 use crate::backstop::egress_guard::EgressGuard;
 use crate::backstop::kill_process::{self, KillError};
 use crate::container::memory::TaskMemory;
-use crate::container::origin::process_identity;
-use crate::container::procfs::{TaskError, TaskInfo, exe_path};
-use crate::container::users;
+use crate::container::procfs::{TaskError, exe_path};
 use crate::guard::runtime::Runtimes;
 use crate::guard::{Deferred, FileGuard, GuardJudge, ReadVerdict};
 use crate::handlers::{chmod, connect, exec, hardening, new_name, open, remove, truncate};
@@ -269,28 +267,24 @@ impl GuardJudge for PolicyHandler {
         is_workload_task: &dyn Fn() -> bool,
     ) -> ReadVerdict {
         let view = self.view(w);
+        // Read lazily, each at most once: the executable, whether it is the image's, its user.
+        let task = Task::deciding(tid, &view);
         let depends = view.read_depends_on_process(path);
-        let (process, user) = match depends.then(|| exe_path(tid)) {
-            // A rule names this executable, or one limited to users applies to it: find out
-            // whether it is the image's file, and who runs it.
-            Some(exe) if view.read_needs_subject(path, &exe) => {
-                let uid = TaskInfo::read(tid).ok().map(|i| i.creds.fsuid);
-                let name = uid.and_then(|u| users::name_of(tid, u));
-                (process_identity(tid), uid.map(|uid| (uid, name)))
-            }
-            // No such rule: the path matches no process-limited rule either way.
-            Some(exe) => (exe, None),
-            None => (String::new(), None),
+        // A rule names this executable, or one limited to users applies to it: only then does it
+        // matter whether the file is the image's, and who runs it.
+        let needs_subject = depends && view.read_needs_subject(path, task.exe());
+        let process = match (depends, needs_subject) {
+            (_, true) => task.identity(),
+            // The path matches no process-limited rule either way.
+            (true, false) => task.exe(),
+            (false, _) => "",
         };
         let op = Operation::FileAccess {
             path,
             access: Access::Read,
-            process: &process,
+            process,
         };
-        let user = user.as_ref().map(|(uid, name)| User {
-            uid: *uid,
-            name: name.as_deref(),
-        });
+        let user = if needs_subject { task.user() } else { None };
         let decision = view.decide_as(&op, user.as_ref());
         if decision.verdict == Verdict::Allow {
             return ReadVerdict::Allow {
@@ -306,10 +300,9 @@ impl GuardJudge for PolicyHandler {
                 report: None,
             };
         }
-        let exe = exe_path(tid);
         // Which open syscall it was, the kernel doesn't say (reading /proc/PID/syscall would
         // double the cost of a refusal): "open" stands for all of them.
-        let subject = Subject::new("open", &exe);
+        let subject = Subject::new("open", task.exe());
         let o = outcome(decision, w, &op, subject, libc::EACCES, || Answer::Continue);
         let allowed = matches!(o.answer, Answer::Continue);
         let report = self.guard_report(o, tid, GUARD_ENFORCER);

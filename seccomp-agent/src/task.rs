@@ -13,6 +13,7 @@ use std::sync::Arc;
 use rampart_policy::{User, WorkloadView};
 
 use crate::container::entry::{self, Entry, File};
+use crate::container::origin::is_image_exe;
 use crate::container::procfs::{TaskError, TaskInfo, exe_path};
 use crate::container::resolve::{self, Object, OpenRequest, ResolveError};
 use crate::container::users;
@@ -26,8 +27,6 @@ pub struct Task<'v> {
     tid: u32,
     /// The policies deciding for it, when known: what they name says what is worth finding out.
     view: Option<&'v WorkloadView>,
-    /// Rules limited to users apply: `user()` is needed, and read before credentials change.
-    needs_user: bool,
     info: OnceCell<Result<TaskInfo, Arc<TaskError>>>,
     exe: OnceCell<String>,
     identity: OnceCell<String>,
@@ -36,31 +35,31 @@ pub struct Task<'v> {
 
 impl Task<'static> {
     pub fn new(tid: u32) -> Self {
+        Task::with(tid, None)
+    }
+}
+
+impl<'v> Task<'v> {
+    fn with(tid: u32, view: Option<&'v WorkloadView>) -> Self {
         Self {
             tid,
-            view: None,
-            needs_user: false,
+            view,
             info: OnceCell::new(),
             exe: OnceCell::new(),
             identity: OnceCell::new(),
             user: OnceCell::new(),
         }
     }
-}
 
-impl<'v> Task<'v> {
     /// A task whose calls `view` decides: it tells whether `identity()` and `user()` can
     /// matter, so that nothing is looked up for nothing.
     pub fn deciding(tid: u32, view: &'v WorkloadView) -> Self {
-        Self {
-            tid,
-            view: Some(view),
-            needs_user: view.limits_users(),
-            info: OnceCell::new(),
-            exe: OnceCell::new(),
-            identity: OnceCell::new(),
-            user: OnceCell::new(),
-        }
+        Task::with(tid, Some(view))
+    }
+
+    /// Rules limited to users apply: `user()` is needed, and read before credentials change.
+    fn needs_user(&self) -> bool {
+        self.view.is_some_and(WorkloadView::limits_users)
     }
 
     pub fn tid(&self) -> u32 {
@@ -89,12 +88,17 @@ impl<'v> Task<'v> {
     }
 
     /// Its executable as process rules match it: the path if the file is the image's own, ""
-    /// otherwise (`origin::process_identity`). Decisions use this; reports name `exe()`.
+    /// otherwise (`origin::is_image_exe`). Decisions use this; reports name `exe()`.
     pub fn identity(&self) -> &str {
-        self.identity.get_or_init(|| match self.view {
+        self.identity.get_or_init(|| {
+            let exe = self.exe();
             // No process rule names the path: whether the file is the image's changes nothing.
-            Some(v) if !v.names_process(self.exe()) => self.exe().to_owned(),
-            _ => crate::container::origin::process_identity(self.tid),
+            let named = self.view.is_none_or(|v| v.names_process(exe));
+            if !named || is_image_exe(self.tid, exe) {
+                exe.to_owned()
+            } else {
+                String::new()
+            }
         })
     }
 
@@ -102,7 +106,7 @@ impl<'v> Task<'v> {
     /// name in the container's /etc/passwd. None if its status can't be read, or if this task
     /// was not made to decide users.
     pub fn user(&self) -> Option<User<'_>> {
-        if !self.needs_user {
+        if !self.needs_user() {
             return None;
         }
         self.user
@@ -123,7 +127,7 @@ impl<'v> Task<'v> {
         let info = self.info().map_err(|_| ResolveError::TaskUnreadable)?;
         self.exe();
         self.identity();
-        if self.needs_user {
+        if self.needs_user() {
             // The container's passwd is read on the host's side, which the task's credentials
             // may not reach.
             self.user();

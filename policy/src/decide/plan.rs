@@ -30,15 +30,9 @@ impl WorkloadView {
                 }
                 notify(syscalls::FILE_RENAME_LINK);
             }
-            if !p.integrity.is_empty() {
-                notify(syscalls::FILE_OPEN);
-                notify(syscalls::FILE_TRUNCATE);
-                notify(syscalls::FILE_DELETE);
-                notify(syscalls::FILE_CHMOD);
-                notify(syscalls::FILE_RENAME_LINK);
-            }
-            if !self.pinned.is_empty() {
-                // Writes over the executables an allowance names are refused (see `pinned`).
+            // Integrity rules decide every modification; so do the executables an allowance
+            // names (see `pinned`), which may not be written over, replaced or removed.
+            if !p.integrity.is_empty() || !self.pinned.is_empty() {
                 notify(syscalls::FILE_OPEN);
                 notify(syscalls::FILE_TRUNCATE);
                 notify(syscalls::FILE_DELETE);

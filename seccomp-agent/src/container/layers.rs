@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -14,7 +14,8 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::fstat;
 use tracing::warn;
 
-use crate::guard::mounts::{unescape, unique_root_mount};
+use crate::guard::mounts::unescape;
+use crate::sys::statx;
 
 /// The image's layers and the upper layer of one container root, as host paths (held by name,
 /// not by descriptor: a container's end leaves nothing open in the agent).
@@ -42,9 +43,10 @@ pub fn root_layers() -> &'static RootLayers {
 }
 
 impl RootLayers {
-    /// The layers of task `tid`'s root; None when it is not an overlayfs (another snapshotter).
-    pub fn of(&self, tid: u32) -> Option<Arc<Layers>> {
-        let key = unique_root_mount(tid).ok();
+    /// The layers of task `tid`'s root (`root`, its /proc/<tid>/root); None when it is not an
+    /// overlayfs (another snapshotter).
+    pub fn of(&self, tid: u32, root: BorrowedFd<'_>) -> Option<Arc<Layers>> {
+        let key = statx::unique_mount_id(root).ok();
         if let Some(k) = key
             && let Some(l) = self.lock().get(&k)
         {

@@ -44,48 +44,38 @@ impl Origin {
     }
 }
 
-/// Task `tid`'s executable as policy's process rules see it: its path if the file is the image's
-/// own, "" (which no process rule matches, allows included) if it was written after the
-/// container started, is a memfd, or lives on a volume: an allowance for /usr/sbin/nginx is for
-/// the image's nginx, not for what a process put at that path.
-pub fn process_identity(tid: u32) -> String {
-    let link = format!("/proc/{tid}/exe");
-    let (Ok(exe), Ok(path)) = (
-        nix::fcntl::open(
-            link.as_str(),
-            OFlag::O_PATH | OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        ),
-        std::fs::read_link(&link),
+/// Whether task `tid`'s executable, which the container names `exe`, is the image's own file:
+/// an allowance for /usr/sbin/nginx is for the image's nginx, not for what a process put at
+/// that path (written after the container started, a memfd, a file on a volume).
+pub fn is_image_exe(tid: u32, exe: &str) -> bool {
+    let Ok(file) = nix::fcntl::open(
+        format!("/proc/{tid}/exe").as_str(),
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
     ) else {
-        return String::new();
+        return false;
     };
-    let path = path.to_string_lossy().into_owned();
-    if Origin::of(tid, exe.as_fd(), &path).in_image() {
-        path
-    } else {
-        String::new()
-    }
+    Origin::of(tid, file.as_fd(), exe).in_image()
 }
 
 impl Origin {
     /// Where `file` (open, O_PATH is enough), which task `tid` named `path` (the container's
     /// path of the file, as its descriptor reads), comes from.
     pub fn of(tid: u32, file: BorrowedFd<'_>, path: &str) -> Origin {
-        let (Ok(st), Ok(root)) = (
-            fstat(file),
-            task_root(tid).and_then(|r| Ok(fstat(r.as_fd())?)),
-        ) else {
+        let (Ok(st), Ok(root)) = (fstat(file), task_root(tid)) else {
             // The task is gone or the file unreadable: nothing runs from it anyway.
+            return Origin::Unlinked;
+        };
+        let Ok(root_st) = fstat(root.as_fd()) else {
             return Origin::Unlinked;
         };
         if st.st_nlink == 0 {
             return Origin::Unlinked;
         }
-        if st.st_dev != root.st_dev {
+        if st.st_dev != root_st.st_dev {
             return Origin::OtherFilesystem;
         }
-        let Some(layers) = root_layers().of(tid) else {
+        let Some(layers) = root_layers().of(tid, root.as_fd()) else {
             return Origin::Unknown;
         };
         let Some(rel) = path.strip_prefix('/').and_then(|r| CString::new(r).ok()) else {

@@ -2,14 +2,20 @@
 //! host's side (`container::layers`) rather than through the container's mounts, which the file
 //! guard watches (an open there would wait for the guard's own answer).
 
+use std::os::fd::AsFd;
+
 use crate::container::layers::root_layers;
+use crate::guard::mounts::task_root;
 
 /// More than any real passwd file.
 const MAX_PASSWD: usize = 4 << 20;
 
 /// The name of `uid` in task `tid`'s container, if its /etc/passwd has one.
 pub fn name_of(tid: u32, uid: u32) -> Option<String> {
-    let passwd = root_layers().of(tid)?.read("etc/passwd", MAX_PASSWD)?;
+    let root = task_root(tid).ok()?;
+    let passwd = root_layers()
+        .of(tid, root.as_fd())?
+        .read("etc/passwd", MAX_PASSWD)?;
     name_in(&String::from_utf8_lossy(&passwd), uid).map(str::to_owned)
 }
 
