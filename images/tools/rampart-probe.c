@@ -43,6 +43,9 @@
  *   packet                         socket(AF_PACKET, SOCK_RAW): "ok packet" or "err ERRNO packet"
  *   memfd-exec-path                copy /bin/busybox into a memfd and execve /proc/self/fd/N
  *                                  (not execveat) as `echo drift`
+ *   exec-after-fault ALLOWED PROG [ARGS]
+ *                                  an exec of ALLOWED that fails after its file is opened, then
+ *                                  an exec of PROG: "first ERRNO", then PROG runs or "err ERRNO"
  *   as-uid UID PROG ARGS...        drop to UID (and gid UID, no supplementary groups), exec PROG
  *   userns-write PATH              unshare(CLONE_NEWUSER), then, with every capability in the new
  *                                  namespace and no exec to lose them, append to PATH
@@ -104,7 +107,7 @@ static int usage(void) {
           "       | link-opath PATH LINK | rename PATH NEW | truncate PATH | send HOW IP PORT\n"
           "       | race-exec ALLOWED DENIED N | exec-marker | race-connect ALLOWED DENIED N\n"
           "       | clone-ns | raw-udp IP PORT | packet | memfd-exec-path | as-uid UID PROG ARGS...\n"
-          "       | userns-write PATH | unshare-fs\n");
+          "       | userns-write PATH | unshare-fs | exec-after-fault ALLOWED PROG [ARGS]\n");
   return 2;
 }
 
@@ -713,6 +716,19 @@ static int cmd_memfd_exec_path(void) {
   return 1;
 }
 
+/* exec-after-fault ALLOWED PROG [ARGS]: an exec of ALLOWED that fails after the kernel opened
+ * the file (argv is an unreadable pointer: EFAULT once the file is open), then an exec of PROG
+ * by the same thread: PROG must be decided as a program of its own, not as part of the first. */
+static int cmd_exec_after_fault(char **argv) {
+  fflush(stdout);
+  execve(argv[0], (char *const *)8, environ);
+  printf("first %s\n", ename(errno));
+  fflush(stdout);
+  execve(argv[1], argv + 1, environ);
+  printf("err %s execve\n", ename(errno));
+  return 1;
+}
+
 /* race-exec: the buffer the child execs, and the two paths the flipper writes into it. */
 static char exec_buf[4096];
 static const char *exec_paths[2];
@@ -843,6 +859,7 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "packet") && argc == 2) return cmd_packet();
   if (!strcmp(c, "unshare-fs") && argc == 2) return cmd_unshare_fs();
   if (!strcmp(c, "memfd-exec-path") && argc == 2) return cmd_memfd_exec_path();
+  if (!strcmp(c, "exec-after-fault") && argc >= 4) return cmd_exec_after_fault(argv + 2);
   if (!strcmp(c, "as-uid") && argc >= 4) return cmd_as_uid(argv + 2);
   if (!strcmp(c, "userns-write") && argc == 3) return cmd_userns_write(argv[2]);
   if (!strcmp(c, "race-connect") && argc == 5)

@@ -350,6 +350,110 @@ async fn an_allow_list_refuses_memfds_and_its_executables_cannot_be_replaced() {
     pod.remove().await.unwrap();
 }
 
+/// The loader of an allowed program (nginx is dynamic: the kernel opens ld.so for it) runs no
+/// program of its own: run directly, it would load any file by a plain read. The exec of ld.so
+/// as a program is told from its open as nginx's interpreter by the kernel's stack, not by what
+/// the same thread exec'd a moment before (an allowed exec that failed after its open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loader_of_an_allowed_program_runs_nothing_else() {
+    let Some(cri) = test_node().await else { return };
+    let since = rampart_integration::stack::now();
+    let _rampart = Rampart::up(&[("only.yaml", ONLY_LISTED)]);
+    let pod = nginx_pod(&cri, "allowlist").await;
+    let pod_name = pod_name(&pod).await;
+    let ld = sh(&pod, "readlink -f /lib64/ld-linux-x86-64.so.2").await;
+    let ld = ld.stdout_text().trim().to_owned();
+    assert!(ld.starts_with('/'), "no loader in the image: {ld:?}");
+    // nginx, its loader opened by the kernel, runs.
+    let nginx = sh(&pod, "nginx -v 2>&1").await;
+    assert!(nginx.stdout_text().contains("nginx version"), "{nginx:?}");
+    let out = sh(
+        &pod,
+        &format!("cp /usr/sbin/nginx /tmp/x; {ld} /tmp/x -v 2>&1; echo exit=$?"),
+    )
+    .await;
+    assert!(
+        !out.stdout_text().contains("nginx version"),
+        "ld.so ran a copy: {out:?}"
+    );
+    assert!(out.stdout_text().contains("exit=126"), "{out:?}");
+    // The same thread's allowed exec of nginx fails after the kernel opened it; the loader
+    // exec'd next is still a program of its own.
+    let out = probe(
+        &pod,
+        &["exec-after-fault", "/usr/sbin/nginx", &ld, "/tmp/x", "-v"],
+    )
+    .await;
+    let text = format!("{}{}", out.stdout_text(), out.stderr_text());
+    assert!(text.contains("first EFAULT"), "{out:?}");
+    assert!(!text.contains("nginx version"), "ld.so ran a copy: {out:?}");
+    assert!(text.contains("err EPERM execve"), "{out:?}");
+    let r = rampart_integration::stack::wait_for_record(&pod_name, "Blocked", since);
+    let alert = rampart_integration::stack::alert(&r);
+    assert_eq!(
+        (alert["eventType"].as_str(), alert["filePath"].as_str()),
+        (Some("ProcessExecution"), Some(ld.as_str())),
+        "{alert}"
+    );
+    pod.remove().await.unwrap();
+}
+
+/// What an allow-list allowed once is allowed by the kernel after: the exec of a static program
+/// on the list needs no agent at all, so it completes while the agent is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_exec_once_decided_needs_no_agent() {
+    let Some(cri) = test_node().await else { return };
+    let _rampart = Rampart::up(&[("only.yaml", ONLY_LISTED)]);
+    let pod = nginx_pod(&cri, "allowlist").await;
+    let out = sh(&pod, "busybox true && echo decided").await;
+    assert_eq!(out.stdout_text().trim(), "decided", "{out:?}");
+    let agent = Stopped::agent();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        sh(&pod, "busybox true && busybox echo ran"),
+    )
+    .await
+    .expect("an allowed exec waited for the stopped agent");
+    assert_eq!(out.stdout_text().trim(), "ran", "{out:?}");
+    drop(agent);
+    // And what is not on the list is still refused once the agent runs again.
+    let out = sh(
+        &pod,
+        "cp /bin/busybox /tmp/bb; /tmp/bb echo ran; echo exit=$?",
+    )
+    .await;
+    assert!(!out.stdout_text().contains("ran\n"), "{out:?}");
+    pod.remove().await.unwrap();
+}
+
+/// rampart-seccomp, SIGSTOPped until dropped.
+struct Stopped(i32);
+
+impl Stopped {
+    fn agent() -> Stopped {
+        let out = std::process::Command::new("pidof")
+            .arg("rampart-seccomp")
+            .output()
+            .unwrap();
+        let pid: i32 = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("rampart-seccomp runs");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGSTOP).unwrap();
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::SIGCONT,
+        );
+    }
+}
+
 /// Class 4: drift is any executable that is not the image's file, whatever its name: written
 /// after start into the root (the overlay's upper layer), an image binary modified, a memfd.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

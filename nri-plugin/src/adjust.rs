@@ -24,6 +24,11 @@ pub const WORKLOAD_ANNOTATION: &str = "rampart.dev/workload";
 /// The pod's labels as a JSON object, read by rampart-seccomp from the OCI state.
 pub const POD_LABELS_ANNOTATION: &str = "rampart.dev/pod-labels";
 
+/// The plan left execve to the seccomp agent's file guard (`exec_by_guard`): the agent reads it
+/// from the OCI state, and rampart-nri waits at StartContainer until the guard watches.
+pub const EXEC_GUARD_ANNOTATION: &str = "rampart.dev/exec-guard";
+pub const EXEC_GUARD_FANOTIFY: &str = "fanotify";
+
 /// NRI's marker for "remove this key" in an adjustment's annotations.
 const REMOVE: char = '-';
 
@@ -38,6 +43,7 @@ pub fn additions(plan: &PlanResponse, w: &Workload, listener_path: &str) -> Addi
         listener_metadata: workload::listener_metadata(w),
         reads_in_kernel: w.pod_labels.get(READ_OPENS_LABEL).map(String::as_str)
             != Some(READ_OPENS_SECCOMP),
+        exec_by_guard: plan.exec_by_guard,
     }
 }
 
@@ -63,6 +69,12 @@ pub fn protected(
         POD_LABELS_ANNOTATION.to_owned(),
         serde_json::to_string(&w.pod_labels).expect("a string map serialises"),
     );
+    if plan.exec_by_guard {
+        ann.insert(
+            EXEC_GUARD_ANNOTATION.to_owned(),
+            EXEC_GUARD_FANOTIFY.to_owned(),
+        );
+    }
     let mut linux = None;
     let has_seccomp = !add.notify.is_empty() || !add.deny.is_empty();
     match injection {
@@ -182,6 +194,48 @@ mod tests {
         assert_eq!(add.listener_path, SOCK);
         assert_eq!(add.listener_metadata, "rampart/v1 shop/web/nginx");
         assert!(adj.linux.is_none(), "annotation mode must not touch linux");
+        assert!(!adj.annotations.contains_key(EXEC_GUARD_ANNOTATION));
+    }
+
+    #[test]
+    fn a_plan_that_leaves_execs_to_the_guard_says_so_and_nobody_else_can() {
+        let guarded = PlanResponse {
+            exec_by_guard: true,
+            ..plan()
+        };
+        let adj = protected(
+            &guarded,
+            &w(),
+            &Container::default(),
+            Injection::Annotation,
+            SOCK,
+            &ExistingSeccomp::Unknown("test".into()),
+        )
+        .unwrap();
+        assert_eq!(adj.annotations[EXEC_GUARD_ANNOTATION], EXEC_GUARD_FANOTIFY);
+        // A pod's own claim is removed, protected or not.
+        let claimed = Container {
+            annotations: [(EXEC_GUARD_ANNOTATION.to_string(), "fanotify".to_string())].into(),
+            ..Default::default()
+        };
+        let adj = protected(
+            &plan(),
+            &w(),
+            &claimed,
+            Injection::Annotation,
+            SOCK,
+            &ExistingSeccomp::Unknown("test".into()),
+        )
+        .unwrap();
+        assert!(
+            adj.annotations
+                .contains_key(&format!("-{EXEC_GUARD_ANNOTATION}"))
+        );
+        let adj = unprotected(&claimed).unwrap();
+        assert!(
+            adj.annotations
+                .contains_key(&format!("-{EXEC_GUARD_ANNOTATION}"))
+        );
     }
 
     #[test]

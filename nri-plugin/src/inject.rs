@@ -17,6 +17,7 @@ use crate::adjust;
 use crate::bind::{Binder, KnownContainers};
 use crate::cgroup;
 use crate::daemon::{Daemon, DaemonError};
+use crate::guard_ready;
 use crate::handler::{CreateReply, EventMask, Handler, HandlerError, HandlerResult};
 use crate::mode::{self, Injection, SeccompMode};
 use crate::required::RequiredMemory;
@@ -39,6 +40,8 @@ pub struct InjectConfig {
     pub daemon_timeout: Duration,
     /// Normally /sys/fs/cgroup.
     pub sys_fs_cgroup: PathBuf,
+    /// How long StartContainer waits for the file guard to watch a container (`guard_ready`).
+    pub guard_wait: Duration,
 }
 
 impl Default for InjectConfig {
@@ -49,6 +52,7 @@ impl Default for InjectConfig {
             require_protection: false,
             daemon_timeout: DEFAULT_PLAN_TIMEOUT,
             sys_fs_cgroup: PathBuf::from(cgroup::SYS_FS_CGROUP),
+            guard_wait: guard_ready::DEFAULT_WAIT,
         }
     }
 }
@@ -136,6 +140,39 @@ impl<D: Daemon> RampartHandler<D> {
             adjust: Some(adjust),
             ..Default::default()
         })
+    }
+
+    /// A container whose execs only the seccomp agent's file guard decides starts once the guard
+    /// watches it; if it does not in time, the failure policy decides.
+    async fn await_file_guard(&self, pod: &PodSandbox, c: &Container) -> HandlerResult<()> {
+        if c.annotations
+            .get(adjust::EXEC_GUARD_ANNOTATION)
+            .map(String::as_str)
+            != Some(adjust::EXEC_GUARD_FANOTIFY)
+        {
+            return Ok(());
+        }
+        let file = guard_ready::ready_file(&self.config.seccomp_socket, &c.id);
+        let wait = self.config.guard_wait;
+        let ready = match &file {
+            Some(f) => guard_ready::wait(f, wait).await,
+            None => false,
+        };
+        if ready {
+            return Ok(());
+        }
+        let w = workload::workload(pod, c);
+        let who = workload::display(&w);
+        if self.config.require_protection || self.required.last_required(&w) {
+            tracing::error!(workload = %who, container_id = %c.id, "refusing to start the container: the file guard does not watch it");
+            return Err(HandlerError::new(format!(
+                "rampart: container {who} must not run unprotected, and the seccomp agent's file                  guard, which decides its execs, did not report watching it within {wait:?} (no                  {}). See rampart-seccomp's log; the kubelet retries the start",
+                file.map(|f| f.display().to_string()).unwrap_or_default()
+            )));
+        }
+        tracing::error!(workload = %who, container_id = %c.id,
+            "container starts with its execs UNCHECKED: the seccomp agent's file guard did not report watching it in time");
+        Ok(())
     }
 
     /// rampartd could not be asked, or its plan could not be applied.
@@ -270,8 +307,10 @@ impl<D: Daemon> Handler for RampartHandler<D> {
     }
 
     async fn start_container(&self, pod: &PodSandbox, c: &Container) -> HandlerResult<()> {
-        // containerd sends StartContainer after runc create: the cgroup exists and the pid is
-        // set, and binding before the process runs means its first events already map.
+        // containerd sends StartContainer after runc create and before the process runs: the
+        // cgroup exists and the pid is set.
+        self.await_file_guard(pod, c).await?;
+        // Binding before the process runs means its first events already map.
         self.binder.bind(pod, c).await;
         Ok(())
     }

@@ -21,6 +21,7 @@ pub mod bind;
 pub mod cgroup;
 pub mod daemon;
 pub mod daemon_client;
+pub mod guard_ready;
 pub mod inject;
 pub mod log_handler;
 pub mod mode;

@@ -176,6 +176,7 @@ mod tests {
             reads_in_kernel: true,
             deny_new_namespaces: true,
             deny_raw_sockets: true,
+            exec_by_guard: false,
         })
         .unwrap()
     }

@@ -44,6 +44,12 @@ pub struct Additions {
     /// ports, which such sockets carry in bytes no syscall argument shows.
     #[serde(default)]
     pub deny_raw_sockets: bool,
+    /// execve is left to the agent's file guard (the plan's `exec_by_guard`): not added to the
+    /// filter to mark the end of runc's setup, which the agent then tells by the task's
+    /// executable instead. Left out when false, so that a wrapper older than the field still
+    /// takes what it knows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exec_by_guard: bool,
 }
 
 /// Pod label that keeps every open of the pod's containers on the seccomp path (each one
@@ -200,8 +206,9 @@ pub fn merge(base: Option<&Value>, add: &Additions) -> Result<Value, MergeError>
     let mut notify: Vec<&str> = add.notify.iter().map(String::as_str).collect();
     // The agent treats everything before a task's first execve as runc's own setup (reading
     // /etc/passwd for the user, opening its exec FIFO) and decides by policy from that execve on:
-    // without it in the filter, the agent would never see the workload start.
-    if !notify.is_empty() {
+    // without it in the filter, the agent would never see the workload start. Where the file
+    // guard decides execs, the agent tells runc's setup by its executable, and execve stays out.
+    if !notify.is_empty() && !add.exec_by_guard {
         for exec in EXEC_SYSCALLS {
             if !notify.contains(&exec) {
                 notify.push(exec);
@@ -479,7 +486,27 @@ mod tests {
             reads_in_kernel: false,
             deny_new_namespaces: false,
             deny_raw_sockets: false,
+            exec_by_guard: false,
         }
+    }
+
+    #[test]
+    fn execve_is_added_to_mark_the_workload_s_start_unless_the_guard_decides_execs() {
+        let only_opens = Additions {
+            notify: vec!["openat".into()],
+            ..add()
+        };
+        let p = merge(None, &only_opens).unwrap();
+        assert_eq!(action_of(&p, "execve"), [ACT_NOTIFY]);
+        assert_eq!(action_of(&p, "execveat"), [ACT_NOTIFY]);
+        let guarded = Additions {
+            notify: vec!["openat".into(), "execveat".into()],
+            exec_by_guard: true,
+            ..add()
+        };
+        let p = merge(None, &guarded).unwrap();
+        assert_eq!(action_of(&p, "execve"), Vec::<String>::new());
+        assert_eq!(action_of(&p, "execveat"), [ACT_NOTIFY]);
     }
 
     /// The rules that name `name`, as (action, flags mask, flags value) for those that test the

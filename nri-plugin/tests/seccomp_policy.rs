@@ -22,6 +22,7 @@ fn add() -> Additions {
         reads_in_kernel: false,
         deny_new_namespaces: false,
         deny_raw_sockets: false,
+        exec_by_guard: false,
     }
 }
 

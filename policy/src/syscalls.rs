@@ -160,10 +160,27 @@ pub struct SeccompPlan {
     /// which such sockets would pass unseen (no port, or no IP at all), and no allow rule lists
     /// `raw`.
     pub deny_raw_sockets: bool,
+    /// Execs are notified, and every rule that needs them refuses (none only reports): what the
+    /// file guard can decide without seccomp, see [`SeccompPlan::exec_to_file_guard`].
+    pub execs_only_refused: bool,
 }
 
 impl SeccompPlan {
     pub fn is_empty(&self) -> bool {
         self.notify.is_empty() && self.errno.is_empty()
+    }
+
+    /// Leaves execve to the file guard, which decides every exec on the file the kernel opens
+    /// for it (fanotify), so that an allowed exec costs no round trip. Only where every exec
+    /// rule refuses: the one exec the guard can't see, of a memfd by its /proc path, is then
+    /// refused in the kernel (memfds made non-executable), and an audit rule would have had it
+    /// reported instead. execveat stays notified: it is how fexecve runs a memfd, and it keeps
+    /// the filter's listener for the container. True if execve was taken out.
+    pub fn exec_to_file_guard(&mut self) -> bool {
+        if !self.execs_only_refused || !self.notify.contains("execve") {
+            return false;
+        }
+        self.notify.remove("execve");
+        true
     }
 }

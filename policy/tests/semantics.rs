@@ -352,8 +352,44 @@ fn process_allow_list_and_deny_list() {
         (d.verdict, d.policy_name()),
         (Verdict::Block, Some("OnlyNginx"))
     );
-    let plan = v.seccomp_plan();
+    let mut plan = v.seccomp_plan();
     assert!(plan.notify.contains("execve") && plan.notify.contains("execveat"));
+    // The deny-list only reports /bin/sh: every execve must be seen for it.
+    assert!(!plan.execs_only_refused);
+    assert!(!plan.exec_to_file_guard());
+    assert!(plan.notify.contains("execve"));
+}
+
+#[test]
+fn execs_go_to_the_file_guard_only_where_every_exec_rule_refuses() {
+    let plan = |spec: &str| {
+        snapshot(&policy("P", spec))
+            .for_workload(&Workload::default())
+            .seccomp_plan()
+    };
+    for spec in [
+        "  processes:\n    - {allowOnly: [/usr/sbin/nginx], action: block}\n",
+        "  drift: {action: block}\n",
+        "  response: kill-process\n  processes:\n    - {paths: [/bin/sh], action: block}\n",
+    ] {
+        let mut p = plan(spec);
+        assert!(p.execs_only_refused, "{spec}");
+        assert!(p.exec_to_file_guard(), "{spec}");
+        assert!(!p.notify.contains("execve"), "{spec}");
+        // fexecve's way to run a memfd, and what keeps the container's listener.
+        assert!(p.notify.contains("execveat"), "{spec}");
+    }
+    for spec in [
+        "  drift: {action: alert}\n",
+        "  mode: audit\n  processes:\n    - {allowOnly: [/usr/sbin/nginx], action: block}\n",
+        "  drift: {action: block}\n  processes:\n    - {paths: [/bin/sh], action: alert}\n",
+        // No exec rule at all: nothing to leave to anyone.
+        "  files:\n    - {paths: [\"/etc/**\"], action: block}\n",
+    ] {
+        let mut p = plan(spec);
+        assert!(!p.execs_only_refused, "{spec}");
+        assert!(!p.exec_to_file_guard(), "{spec}");
+    }
 }
 
 #[test]

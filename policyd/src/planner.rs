@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use rampart_policy::Snapshot;
 use rampart_protos::agent::{PlanResponse, Workload};
 
-use crate::api::Planner;
+use crate::api::{Mechanisms, Planner};
 
 pub struct SnapshotPlanner {
     snapshot: RwLock<(u64, Arc<Snapshot>)>,
@@ -44,7 +44,7 @@ pub fn policy_workload(w: &Workload) -> rampart_policy::Workload {
 }
 
 impl Planner for SnapshotPlanner {
-    fn plan(&self, workload: &Workload) -> PlanResponse {
+    fn plan(&self, workload: &Workload, node: Mechanisms) -> PlanResponse {
         let (version, snapshot) = {
             let s = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
             (s.0, s.1.clone())
@@ -57,7 +57,8 @@ impl Planner for SnapshotPlanner {
                 ..Default::default()
             };
         }
-        let plan = view.seccomp_plan();
+        let mut plan = view.seccomp_plan();
+        let exec_by_guard = node.exec_guard && plan.exec_to_file_guard();
         PlanResponse {
             protected: !plan.is_empty(),
             required: self.require_protection,
@@ -65,6 +66,7 @@ impl Planner for SnapshotPlanner {
             deny_syscalls: plan.errno.iter().cloned().collect(),
             deny_new_namespaces: plan.deny_new_namespaces,
             deny_raw_sockets: plan.deny_raw_sockets,
+            exec_by_guard,
             policies,
             snapshot_version: version,
         }
@@ -88,7 +90,7 @@ mod tests {
             container_name: "nginx".into(),
             ..Default::default()
         };
-        let plan = planner.plan(&nginx);
+        let plan = planner.plan(&nginx, Mechanisms::default());
         assert!(plan.protected);
         assert!(
             plan.notify_syscalls.iter().any(|s| s == "openat"),
@@ -100,8 +102,24 @@ mod tests {
             container_name: "redis".into(),
             ..nginx
         };
-        let plan = planner.plan(&other);
+        let plan = planner.plan(&other, Mechanisms::default());
         assert!(!plan.protected);
         assert!(plan.notify_syscalls.is_empty());
+    }
+
+    #[test]
+    fn execve_is_left_to_the_file_guard_only_when_the_node_s_agent_decides_execs() {
+        let allow_list = "apiVersion: rampart.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: OnlyNginx}\nspec:\n  processes:\n    - {allowOnly: [/usr/sbin/nginx], action: block}\n";
+        let snapshot =
+            Snapshot::new(rampart_policy::parse_str("p.yaml", allow_list).unwrap()).unwrap();
+        let planner = SnapshotPlanner::new(false);
+        planner.set(1, Arc::new(snapshot));
+        let w = Workload::default();
+        let notified = |p: &PlanResponse, s: &str| p.notify_syscalls.iter().any(|n| n == s);
+        let plain = planner.plan(&w, Mechanisms::default());
+        assert!(!plain.exec_by_guard && notified(&plain, "execve"));
+        let guarded = planner.plan(&w, Mechanisms { exec_guard: true });
+        assert!(guarded.exec_by_guard, "{guarded:?}");
+        assert!(!notified(&guarded, "execve") && notified(&guarded, "execveat"));
     }
 }

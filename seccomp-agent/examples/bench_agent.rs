@@ -142,7 +142,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The backstops run as in the agent (BENCH_NO_BACKSTOPS=1 leaves them off): exec opens are
     // held for the file guard, connects pass the egress guard's cgroup programs.
     if std::env::var_os("BENCH_NO_BACKSTOPS").is_none() {
-        inner.start_file_guard(None, Runtimes::find(DEFAULT_RUNTIMES))?;
+        inner.start_file_guard(None, Runtimes::find(DEFAULT_RUNTIMES), None)?;
         inner.start_egress_guard()?;
         eprintln!("bench_agent: file guard and egress backstop on");
     }

@@ -8,12 +8,13 @@ use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use rampart_policy::{Access, Operation, Response, Snapshot, Verdict, WorkloadView};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::backstop::egress_guard::EgressGuard;
 use crate::backstop::kill_process::{self, KillError};
 use crate::container::memory::TaskMemory;
 use crate::container::procfs::{TaskError, exe_path};
+use crate::guard::ready::ReadyDir;
 use crate::guard::runtime::Runtimes;
 use crate::guard::{Deferred, FileGuard, GuardJudge, ReadVerdict};
 use crate::handlers::{chmod, connect, exec, hardening, new_name, open, remove, truncate};
@@ -70,9 +71,10 @@ impl PolicyHandler {
         self: &Arc<Self>,
         holder: Option<Arc<HolderClient>>,
         runtimes: Runtimes,
+        ready: Option<ReadyDir>,
     ) -> std::io::Result<Arc<FileGuard>> {
         let judge: Weak<dyn GuardJudge> = Arc::downgrade(self) as Weak<dyn GuardJudge>;
-        let guard = FileGuard::start(judge, holder, runtimes)?;
+        let guard = FileGuard::start(judge, holder, runtimes, ready)?;
         let _ = self.file_guard.set(guard.clone());
         Ok(guard)
     }
@@ -149,11 +151,14 @@ impl Handler for PolicyHandler {
         };
         stage_times::mark(Stage::Args);
         if *phase == Phase::RuntimeInit {
-            if !matches!(call, Call::Exec(_)) {
-                // runc's own setup (see `Phase`): let it run as the runtime intended.
+            // runc's own setup (see `Phase`) runs as the runtime intended. It ends at the exec of
+            // the container's process: the first execve, or, where the filter leaves execve to
+            // the file guard, the first call of a task that does not run the runtime's binary.
+            let runs_runtime = || self.file_guard.get().is_some_and(|g| g.runs_runtime(n.pid));
+            let runtime = !matches!(call, Call::Exec(_)) && (!w.exec_by_guard || runs_runtime());
+            if runtime {
                 return Answer::Continue;
             }
-            // This execve starts the workload: it is the first thing policy decides.
             *phase = Phase::Workload;
         }
         let view = self.view(w);
@@ -209,6 +214,33 @@ impl Handler for PolicyHandler {
         outcome.answer
     }
 
+    fn arrived(&self, w: &Workload) {
+        if !(w.is_init && w.exec_by_guard) {
+            return;
+        }
+        let Ok(tid) = u32::try_from(w.pid) else {
+            return;
+        };
+        let Some(guard) = self.file_guard.get() else {
+            error!(container = %w.container_id, "the plan left this container's execs to the file guard, which is not running: rampart-nri will not see it watched, and follows the failure policy");
+            return;
+        };
+        if !guard.runs_runtime(tid) {
+            // Its setup calls could not be told from the workload's: refuse to vouch for it.
+            error!(container = %w.container_id, pid = tid, "the container's first task does not run a known runtime binary (a runc that runs a copy of itself? see --runtime); its execs are left unwatched, and rampart-nri follows the failure policy");
+            return;
+        }
+        let view = self.view(w);
+        let reads = view.guards_reads() && !w.reads_by_seccomp();
+        match guard.prepare(w, tid, reads) {
+            Ok(()) => {
+                debug!(container = %w.container_id, "file guard: watching before the container starts")
+            }
+            Err(e) => error!(container = %w.container_id, error = %e,
+                "file guard: cannot prepare the container whose execs it decides; rampart-nri will not see it watched, and follows the failure policy"),
+        }
+    }
+
     fn ended(&self, w: &Workload) {
         if !w.is_init {
             return;
@@ -223,7 +255,7 @@ impl Handler for PolicyHandler {
 
 /// What the file guard's reports name as the enforcer.
 pub const GUARD_ENFORCER: &str = "fanotify";
-const GUARD_EXEC_ENFORCER: &str = "fanotify-exec";
+const GUARD_EXEC_ENFORCER: &str = rampart_protos::agent::EXEC_GUARD_ENFORCER;
 
 impl PolicyHandler {
     /// What the file guard reports about a decision, with the kill-process response carried out

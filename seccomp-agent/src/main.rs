@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use rampart_protos::agent::{AgentKind, DEFAULT_SOCKET, HelloRequest};
-use rampart_protos::client::DaemonClient;
+use rampart_protos::agent::{AgentKind, DEFAULT_SOCKET, EXEC_GUARD_ENFORCER, HelloRequest};
+use rampart_protos::client::{Announcement, DaemonClient};
 use rampart_seccomp::daemon_link;
 use rampart_seccomp::dispatcher::PolicyHandler;
+use rampart_seccomp::guard::ready::ReadyDir;
 use rampart_seccomp::guard::runtime::{DEFAULT_RUNTIMES, Runtimes};
 use rampart_seccomp::holder::client::{HolderClient, HolderClientError};
 use rampart_seccomp::holder::protocol;
@@ -64,6 +65,11 @@ struct Args {
     /// user lookup) are not the workload's and are never refused.
     #[arg(long, value_name = "PATH")]
     runtime: Vec<PathBuf>,
+    /// Keep execve on the seccomp path even where the file guard could decide it alone (the
+    /// default is a guard-only exec, with no round trip, for containers whose exec rules all
+    /// refuse).
+    #[arg(long)]
+    exec_by_seccomp: bool,
     /// Don't start the egress backstop (cgroup connect/sendmsg BPF on protected containers):
     /// allowed connects and sends then rely on the seccomp check alone, which a thread rewriting
     /// the sockaddr after the check can race.
@@ -86,22 +92,23 @@ async fn main() -> Result<()> {
     // restarted rampartd knows these containers again.
     let supervised = Supervised::default();
     let announced = supervised.clone();
-    let enforcers: Vec<String> = if args.no_file_guard {
-        vec![ENFORCER.into()]
-    } else {
-        vec![
-            ENFORCER.into(),
-            rampart_seccomp::dispatcher::GUARD_ENFORCER.into(),
-        ]
-    };
-    let announce = Arc::new(move || HelloRequest {
-        kind: AgentKind::Seccomp as i32,
-        version: env!("CARGO_PKG_VERSION").into(),
-        pid: std::process::id(),
-        enforcers: enforcers.clone(),
-        containers: announced.list(),
+    // What this agent enforces with, as far as it knows yet: the file guard's mechanisms are
+    // added once it runs, and said again in a second Hello.
+    let enforcers = Arc::new(std::sync::Mutex::new(vec![ENFORCER.to_owned()]));
+    let announce: Announcement = Arc::new({
+        let enforcers = enforcers.clone();
+        move || HelloRequest {
+            kind: AgentKind::Seccomp as i32,
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            enforcers: enforcers.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            containers: announced.list(),
+        }
     });
-    if let Err(e) = client.announce(announce, Duration::from_secs(5)).await {
+    if let Err(e) = client
+        .announce(announce.clone(), Duration::from_secs(5))
+        .await
+    {
         warn!(error = %e, daemon = %args.daemon.display(), "rampartd not reachable yet; waiting for it");
     }
     let (version, snapshot) = daemon_link::first_snapshot(&client).await;
@@ -147,8 +154,19 @@ async fn main() -> Result<()> {
         } else {
             Runtimes::find(&args.runtime)
         };
-        match handler.start_file_guard(holder.clone(), runtimes) {
-            Ok(g) => Some(g),
+        let ready = (!args.exec_by_seccomp).then(|| ReadyDir::next_to(&args.socket));
+        match handler.start_file_guard(holder.clone(), runtimes, ready) {
+            Ok(g) => {
+                let mut e = enforcers.lock().unwrap_or_else(|e| e.into_inner());
+                e.push(rampart_seccomp::dispatcher::GUARD_ENFORCER.into());
+                if g.decides_execs() {
+                    e.push(EXEC_GUARD_ENFORCER.into());
+                    info!(
+                        "file guard decides execs: containers planned from now on notify no execve"
+                    );
+                }
+                Some(g)
+            }
             Err(e) => {
                 error!(error = %e, "file guard off: cannot create a fanotify group (needs \
                     CAP_SYS_ADMIN and fanotify permission events in the kernel); containers whose \
@@ -158,6 +176,9 @@ async fn main() -> Result<()> {
             }
         }
     };
+    if let Err(e) = client.announce(announce, Duration::from_secs(5)).await {
+        warn!(error = %e, "rampartd not reachable; it hears this agent's enforcers when it is");
+    }
     let stopper = Arc::new(Stopper::new().context("cannot create the stop signal")?);
     let dyn_handler: Arc<dyn Handler> = handler.clone();
     let supervisors = Arc::new(Supervisors::new(

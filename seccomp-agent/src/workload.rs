@@ -15,6 +15,9 @@ pub mod annotations {
     /// Set by rampart-nri: the pod's labels as a JSON object (CRI doesn't pass labels to the
     /// runtime, and policies select pods by label).
     pub const POD_LABELS: &str = "rampart.dev/pod-labels";
+    /// Set by rampart-nri when the plan left execve to the file guard (`exec_by_guard`).
+    pub const EXEC_GUARD: &str = "rampart.dev/exec-guard";
+    pub const EXEC_GUARD_FANOTIFY: &str = "fanotify";
 }
 
 /// Pod label that keeps every open of the pod's containers on the seccomp path, each one
@@ -38,6 +41,9 @@ pub struct Workload {
     /// The fd is the container's own (runc create: its init and everything it starts), not a
     /// process exec'd into it later. The container ends when this fd's tasks do.
     pub is_init: bool,
+    /// The filter notifies no execve: the file guard decides every exec of the container.
+    #[serde(default)]
+    pub exec_by_guard: bool,
 }
 
 impl Workload {
@@ -59,6 +65,8 @@ impl Workload {
                 .and_then(|j| serde_json::from_str(j).ok())
                 .unwrap_or_default(),
             is_init: *st.status() == oci_spec::runtime::ContainerState::Creating,
+            exec_by_guard: ann.get(annotations::EXEC_GUARD).map(String::as_str)
+                == Some(annotations::EXEC_GUARD_FANOTIFY),
         }
     }
 

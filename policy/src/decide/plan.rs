@@ -11,6 +11,7 @@ impl WorkloadView {
     /// notification (to report); learn-mode policies add nothing (bpf-audit observes).
     pub fn seccomp_plan(&self) -> SeccompPlan {
         let mut plan = SeccompPlan::default();
+        let mut exec_reports = false;
         let mut notify = |names: &[&'static str]| plan.notify.extend(names.iter().copied());
         for p in &self.policies {
             let active = |rule: u32| p.rules[rule as usize].verdict != Verdict::Allow;
@@ -46,6 +47,12 @@ impl WorkloadView {
             });
             if exec_rules || p.drift.is_some() {
                 notify(syscalls::EXEC);
+                let reports = |rule: u32| p.rules[rule as usize].verdict == Verdict::Alert;
+                exec_reports |= p.drift.is_some_and(reports)
+                    || p.processes.iter().any(|m| match m {
+                        ProcessMatcher::Listed { rule, .. }
+                        | ProcessMatcher::AllowOnly { rule, .. } => reports(*rule),
+                    });
             }
             // Ingress is not notified: accept() and recv*() learn the peer only after the kernel
             // has done the call, too late for a seccomp decision. Ingress rules are for the
@@ -119,6 +126,7 @@ impl WorkloadView {
         // A syscall denied outright for one policy need not also be notified for another.
         let errno = plan.errno.clone();
         plan.notify.retain(|s| !errno.contains(*s));
+        plan.execs_only_refused = !exec_reports && plan.notify.contains("execve");
         plan
     }
 }

@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rampart_protos::agent::{
-    AgentKind, BindRequest, BindResponse, Event, HelloRequest, HelloResponse, PlanRequest,
-    PlanResponse, PolicySource, ReportRequest, ReportResponse, SnapshotRequest, SnapshotResponse,
-    StatusCounters, StatusRequest, StatusResponse, UnbindRequest, UnbindResponse, Workload,
+    AgentKind, BindRequest, BindResponse, EXEC_GUARD_ENFORCER, Event, HelloRequest, HelloResponse,
+    PlanRequest, PlanResponse, PolicySource, ReportRequest, ReportResponse, SnapshotRequest,
+    SnapshotResponse, StatusCounters, StatusRequest, StatusResponse, UnbindRequest, UnbindResponse,
+    Workload,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -22,7 +23,14 @@ use crate::registry::{ContainerEntry, Registry};
 /// Decides what a container needs injected; `planner::SnapshotPlanner` implements it from the
 /// compiled policy snapshot.
 pub trait Planner: Send + Sync + 'static {
-    fn plan(&self, workload: &Workload) -> PlanResponse;
+    fn plan(&self, workload: &Workload, node: Mechanisms) -> PlanResponse;
+}
+
+/// What the node's connected agents said they can do: what a plan may rely on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mechanisms {
+    /// The seccomp agent decides execs in its file guard (`EXEC_GUARD_ENFORCER`).
+    pub exec_guard: bool,
 }
 
 /// What rampartd says about itself in Hello.
@@ -257,6 +265,17 @@ impl Daemon {
     }
 
     // Every update is a single map operation, so a poisoned lock still holds a consistent map.
+    /// What the connected agents can do now. A disconnected agent counts for nothing: a
+    /// container planned while it restarts gets the plan that needs no agent capability.
+    fn mechanisms(&self) -> Mechanisms {
+        let exec_guard = self.agent_table().values().any(|a| {
+            a.kind == AgentKind::Seccomp
+                && a.disconnected_at.is_none()
+                && a.enforcers.iter().any(|e| e == EXEC_GUARD_ENFORCER)
+        });
+        Mechanisms { exec_guard }
+    }
+
     fn agent_table(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, AgentInfo>> {
         self.agents.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -343,7 +362,8 @@ impl DaemonService for Daemon {
             .workload
             .ok_or_else(|| ApiError::InvalidArgument("PlanContainer without a workload".into()))?;
         let _span = workload_span(&workload).entered();
-        let plan = self.planner.plan(&workload);
+        let node = self.mechanisms();
+        let plan = self.planner.plan(&workload, node);
         tracing::info!(
             protected = plan.protected,
             required = plan.required,

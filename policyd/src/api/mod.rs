@@ -20,7 +20,9 @@ pub mod service;
 pub mod socket;
 pub mod status;
 
-pub use daemon::{AgentInfo, Daemon, DaemonInfo, EventStats, Planner, ReportedEvent, Snapshot};
+pub use daemon::{
+    AgentInfo, Daemon, DaemonInfo, EventStats, Mechanisms, Planner, ReportedEvent, Snapshot,
+};
 pub use server::{Server, ServerConfig, ServerError};
 pub use service::DaemonService;
 pub use status::{AlertCounters, StatusSource};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rampart_protos::agent::{PlanResponse, Workload};
-use rampartd::api::{Daemon, DaemonInfo, Planner, ReportedEvent, Server, ServerConfig};
+use rampartd::api::{Daemon, DaemonInfo, Mechanisms, Planner, ReportedEvent, Server, ServerConfig};
 use rampartd::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -19,7 +19,7 @@ pub const T: Duration = Duration::from_secs(5);
 pub struct TestPlanner;
 
 impl Planner for TestPlanner {
-    fn plan(&self, w: &Workload) -> PlanResponse {
+    fn plan(&self, w: &Workload, _node: Mechanisms) -> PlanResponse {
         assert_ne!(w.namespace, "panic", "test planner asked to panic");
         PlanResponse {
             protected: w.namespace == "prod",

@@ -282,9 +282,14 @@ impl Group {
     /// filter, as every task of a protected container does (reading its status costs ~15 µs, so
     /// only then).
     pub fn is_workload_task(&self, tid: u32, runtimes: &Runtimes, own_pid_ns: u64) -> bool {
+        self.in_container(tid, own_pid_ns) && !runtimes.runs(tid)
+    }
+
+    /// Whether task `tid` is one of the container's, the runtime's setup in it included (its
+    /// exec of the container's process is the container's first exec).
+    pub fn in_container(&self, tid: u32, own_pid_ns: u64) -> bool {
         mounts::ns_inode(tid, "pid").is_ok_and(|ns| ns == self.meta.pid_ns)
             && (self.meta.pid_ns != own_pid_ns || under_filter(tid))
-            && !runtimes.runs(tid)
     }
 
     /// The inode marks with an ignore mask in the kernel's list of this group's marks.

@@ -5,8 +5,14 @@
 //!
 //! - Read-only opens never reach the seccomp filter (it tests the flags): the guard decides
 //!   them, for every way of opening (open, openat, io_uring, a path through /proc/self/fd).
-//! - Exec opens are checked against what the seccomp check allowed (`approvals`): the backstop
-//!   that makes a path rewritten after that check gain nothing.
+//! - Exec opens are decided here on the file itself. Where the plan left execve to the guard
+//!   (`exec_by_guard`), nothing else decides them: an allowed exec costs no seccomp round trip,
+//!   and the guard starts watching when the container's notify fd arrives (`prepare`), before
+//!   rampart-nri lets the container start (`ready`). Otherwise the seccomp check decides first
+//!   and the guard checks the opened file against what it allowed (`approvals`): the backstop
+//!   that makes a path rewritten after that check gain nothing. Either way the kernel's own
+//!   interpreter opens within an exec are told from programs by the opener's kernel stack
+//!   (`interpreter`).
 //! - An allow is remembered (an ignore mark on the inode, `group`) only when it stands for the
 //!   whole container: a rule that does not depend on the process, a file with one name on the
 //!   container's own root filesystem, the same policy snapshot. Policy changes, renames and
@@ -18,9 +24,12 @@
 pub mod approvals;
 pub mod elf;
 pub mod group;
+pub mod interpreter;
+pub mod memfd;
 pub mod mounts;
 pub mod orphans;
 pub mod poller;
+pub mod ready;
 pub mod runtime;
 
 use std::collections::HashMap;
@@ -36,6 +45,7 @@ use tracing::{debug, error, info, warn};
 use crate::guard::approvals::{Approvals, Covered};
 use crate::guard::group::{FileFacts, Group, GroupMeta};
 use crate::guard::poller::{Answerer, Poller};
+use crate::guard::ready::ReadyDir;
 use crate::guard::runtime::Runtimes;
 use crate::holder::client::HolderClient;
 use crate::workload::Workload;
@@ -82,6 +92,12 @@ pub struct FileGuard {
     runtimes: Runtimes,
     /// The agent's own pid namespace (the host's).
     own_pid_ns: u64,
+    /// Interpreter opens are told by the opener's kernel stack (`interpreter`); without it, by
+    /// the window after an allowed exec open (`approvals`), and only static binaries' execs are
+    /// remembered.
+    kernel_interpreters: bool,
+    /// Where rampart-nri learns that a container is watched.
+    ready: Option<ReadyDir>,
 }
 
 impl FileGuard {
@@ -90,6 +106,7 @@ impl FileGuard {
         judge: Weak<dyn GuardJudge>,
         holder: Option<Arc<HolderClient>>,
         runtimes: Runtimes,
+        ready: Option<ReadyDir>,
     ) -> io::Result<Arc<FileGuard>> {
         if runtimes.is_empty() {
             warn!(
@@ -109,7 +126,14 @@ impl FileGuard {
             judge,
             runtimes,
             own_pid_ns: mounts::ns_inode(std::process::id(), "pid")?,
+            kernel_interpreters: interpreter::available(),
+            ready,
         });
+        if !guard.kernel_interpreters {
+            warn!(
+                "file guard: this kernel shows no task stacks (/proc/PID/stack); interpreter opens are recognised by timing after an allowed exec, and execs stay on the seccomp path"
+            );
+        }
         for i in 0..guard.poller.threads() {
             let g = guard.clone();
             std::thread::Builder::new()
@@ -118,6 +142,40 @@ impl FileGuard {
         }
         info!("file guard on: fanotify permission events on protected containers' mounts");
         Ok(guard)
+    }
+
+    /// Whether this guard can decide execs with no seccomp check (what the agent tells rampartd,
+    /// `EXEC_GUARD_ENFORCER`): it tells interpreters by the kernel's stack, memfds can be made
+    /// non-executable, rampart-nri can be told when a container is watched, and runc's setup
+    /// can be told from the workload by runc's binary.
+    pub fn decides_execs(&self) -> bool {
+        self.kernel_interpreters
+            && memfd::available()
+            && self.ready.is_some()
+            && !self.runtimes.is_empty()
+    }
+
+    /// Whether task `tid` runs a container runtime's binary: runc's setup in a container, before
+    /// it execs the process.
+    pub fn runs_runtime(&self, tid: u32) -> bool {
+        self.runtimes.runs(tid)
+    }
+
+    /// A container whose execs the guard alone decides (`exec_by_guard`) handed over its notify
+    /// fd: its init `tid` is runc's, waiting to exec the container's process. Watches its
+    /// mounts, makes its memfds non-executable, then tells rampart-nri it may start.
+    pub fn prepare(&self, w: &Workload, tid: u32, reads: bool) -> io::Result<()> {
+        self.watch(w, tid, reads)?;
+        memfd::forbid_exec(tid).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot make the container's memfds non-executable: {e}"),
+            )
+        })?;
+        match &self.ready {
+            Some(r) => r.mark(&w.container_id),
+            None => Err(io::Error::other("no directory to tell rampart-nri in")),
+        }
     }
 
     fn groups(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Group>, u64)>> {
@@ -193,6 +251,9 @@ impl FileGuard {
 
     /// The container ended: its group and the holder's copy go.
     pub fn ended(&self, container_id: &str) {
+        if let Some(r) = &self.ready {
+            r.clear(container_id);
+        }
         let Some((group, token)) = self.groups().remove(container_id) else {
             return;
         };
@@ -271,33 +332,44 @@ impl FileGuard {
         file: BorrowedFd<'_>,
         judge: &dyn GuardJudge,
     ) -> bool {
+        // The host's own execs of a container's files (an operator's nsenter) are not its.
+        if !group.in_container(tid, self.own_pid_ns) {
+            return true;
+        }
         let st = fstat(file).ok();
         let inode = st.map(|s| (s.st_dev, s.st_ino));
         let generation = group.generation();
-        let path = match self.approvals.check(tid, inode) {
-            Some(Covered::Main) => None,
+        let w = group.workload();
+        let path = event_path(file);
+        let (allowed, by_policy) = match self.approvals.check(tid, inode) {
+            // The seccomp check decided (and reported) this exec.
+            Some(Covered::Main) => (true, judge.exec_allowed(w, tid, &path, file)),
             // Never remembered: its exec open alone would let it run as a program.
-            Some(Covered::FollowOn) => return true,
-            None if !group.is_workload_task(tid, &self.runtimes, self.own_pid_ns) => return true,
-            None => {
-                let path = event_path(file);
-                let allowed = judge.judge_exec(group.workload(), tid, &path, file);
-                match (allowed, inode) {
-                    (true, Some(inode)) => self.approvals.allowed_main(tid, inode),
-                    _ => self.approvals.revoke(tid),
-                }
-                if !allowed {
-                    return false;
-                }
-                Some(path)
+            Some(Covered::FollowOn) if !self.kernel_interpreters => return true,
+            _ if judge.exec_allowed(w, tid, &path, file) => (true, true),
+            // Part of an exec already decided on its own file; never remembered, as above.
+            _ if self.kernel_interpreters && interpreter::loading_interpreter(tid) => {
+                return true;
             }
+            // Decided and reported here (an audit rule allows and reports).
+            _ => (judge.judge_exec(w, tid, &path, file), false),
         };
-        // A static binary's exec opens nothing else for exec: remember it, if policy (now)
-        // allows it for the whole container.
-        if st.is_some_and(|st| FileFacts::from(&st).rememberable(group.meta().root_dev))
-            && elf::is_static(file)
-            && let path = path.unwrap_or_else(|| event_path(file))
-            && judge.exec_allowed(group.workload(), tid, &path, file)
+        match (allowed, inode) {
+            // Its interpreters follow within the window (without the kernel's stack to tell).
+            (true, Some(inode)) if !self.kernel_interpreters => {
+                self.approvals.allowed_main(tid, inode)
+            }
+            (true, _) => {}
+            (false, _) => self.approvals.revoke(tid),
+        }
+        if !allowed {
+            return false;
+        }
+        // Remembered when policy allows it for the whole container. Without the kernel's stack,
+        // only a static binary: a dynamic one's loader open must be seen to follow it.
+        if by_policy
+            && st.is_some_and(|st| FileFacts::from(&st).rememberable(group.meta().root_dev))
+            && (self.kernel_interpreters || elf::is_static(file))
         {
             group.remember(file, MaskFlags::FAN_OPEN_EXEC_PERM, generation);
         }

@@ -30,6 +30,10 @@ pub trait Handler: Send + Sync + 'static {
         n: &Notification,
     ) -> Answer;
 
+    /// A fresh fd from runc, before it is supervised: its first task is runc's, still to exec
+    /// the process.
+    fn arrived(&self, _workload: &Workload) {}
+
     /// Every task of the fd's filter exited.
     fn ended(&self, _workload: &Workload) {}
 }

@@ -64,7 +64,8 @@ impl Supervisors {
             }
         });
         info!(pid = w.pid, id = %w.container_id, held = held.as_ref().map(|h| h.id),
-            "supervising a new notify fd");
+            exec_by_guard = w.exec_by_guard, "supervising a new notify fd");
+        self.handler.arrived(&w);
         self.start(fd, w, Phase::RuntimeInit, held);
     }
 

@@ -110,7 +110,7 @@ impl Agent {
         // off, to see what it stops). No holder: these tests restart no agent.
         if std::env::var_os("RAMPART_TEST_NO_FILE_GUARD").is_none() {
             policy
-                .start_file_guard(None, Runtimes::find(DEFAULT_RUNTIMES))
+                .start_file_guard(None, Runtimes::find(DEFAULT_RUNTIMES), None)
                 .expect("the file guard starts");
         }
         // The egress backstop likewise (RAMPART_TEST_NO_CONNECT_GUARD=1 leaves it off).
@@ -182,6 +182,7 @@ pub fn write_profile(
         reads_in_kernel: true,
         deny_new_namespaces: false,
         deny_raw_sockets: false,
+        exec_by_guard: false,
     };
     let mut profile = rampart_nri::seccomp_merge::merge(Some(&base), &add).unwrap();
     let rules = profile["syscalls"].as_array_mut().unwrap();
