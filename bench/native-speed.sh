@@ -337,10 +337,19 @@ for p in "${NGINX_PODS[@]}"; do
       fi ;;
     allowlist)
       [ "$mode" = 2 ] || die "pod $p has no seccomp filter (Seccomp: $mode): rampart did not protect it"
-      [[ ,$notify, == *,execve,* ]] || die "pod $p: execve is not notified ($notify)"
+      # Where the file guard decides execs alone, execve is left out of the filter (execveat
+      # stays); otherwise execve is notified.
+      if [ "$(jq -r '.annotations["rampart.dev/exec-guard"] // ""' "$cfg")" = fanotify ]; then
+        [[ ,$notify, == *,execveat,* && ,$notify, != *,execve,* ]] \
+          || die "pod $p: the file guard decides its execs, but its filter notifies: $notify"
+        execs="execs decided by the file guard"
+      else
+        [[ ,$notify, == *,execve,* ]] || die "pod $p: execve is not notified ($notify)"
+        execs="execve notified"
+      fi
       ! "$K" exec "$p" -n "$NS" -- cat /etc/hostname >/dev/null 2>&1 || die "pod $p: exec of cat was not blocked"
       record "$p" Blocked >/dev/null || die "pod $p: no Blocked record in journald for the exec of cat"
-      probe="exec cat: blocked, Blocked record in journald" ;;
+      probe="$execs; exec cat: blocked, Blocked record in journald" ;;
   esac
   # What one request does in a worker: opens of index.html, sendfile or pread, seen by strace
   # from the node (the pod's workers are the master's children).

@@ -426,21 +426,63 @@ async fn an_allowed_exec_once_decided_needs_no_agent() {
     pod.remove().await.unwrap();
 }
 
+/// Execs the guard alone decides wait in the kernel while no agent runs (the holder keeps the
+/// container's fanotify group): an agent killed while a refused program is exec'd in a loop lets
+/// none of them run, and the next agent takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_while_refused_execs_wait_lets_none_run() {
+    let Some(cri) = test_node().await else { return };
+    let rampart = Rampart::up(&[("only.yaml", ONLY_LISTED)]);
+    let pod = nginx_pod(&cri, "allowlist").await;
+    let out = sh(
+        &pod,
+        "cp /bin/busybox /tmp/bb; \
+         (for i in $(busybox seq 1 400); do /tmp/bb echo RAN; done > /tmp/log 2>&1; \
+          touch /tmp/done) >/dev/null 2>&1 & echo started",
+    )
+    .await;
+    assert_eq!(out.stdout_text().trim(), "started", "{out:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let pid = agent_pid();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let up = rampart.script("up");
+    assert!(up.status.success(), "{up:?}");
+    let mut done = false;
+    for _ in 0..120 {
+        if sh(&pod, "test -e /tmp/done && echo done").await.stdout_text().trim() == "done" {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(done, "the exec loop never finished");
+    let log = sh(&pod, "cat /tmp/log").await;
+    assert!(!log.stdout_text().contains("RAN"), "a refused program ran: {log:?}");
+    assert!(log.stdout_text().contains("Operation not permitted"), "{log:?}");
+    let out = sh(&pod, "busybox echo still-works").await;
+    assert_eq!(out.stdout_text().trim(), "still-works", "{out:?}");
+    pod.remove().await.unwrap();
+}
+
+/// The running agent's pid, as scripts/rampart recorded it.
+fn agent_pid() -> i32 {
+    let file = rampart_integration::cri::node_dir().join("rampart/rampart-seccomp.pid");
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
 /// rampart-seccomp, SIGSTOPped until dropped.
 struct Stopped(i32);
 
 impl Stopped {
     fn agent() -> Stopped {
-        let out = std::process::Command::new("pidof")
-            .arg("rampart-seccomp")
-            .output()
+        let pid = agent_pid();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGSTOP)
             .unwrap();
-        let pid: i32 = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("rampart-seccomp runs");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGSTOP).unwrap();
         Stopped(pid)
     }
 }

@@ -7,7 +7,10 @@
 //! actually opens for exec against it:
 //! - the approved inode, opened by that thread, is the exec itself: allowed;
 //! - the opens that follow it within the same execve (a script's `#!` interpreter, an ELF's
-//!   `PT_INTERP` loader) are part of it: allowed, as the seccomp check allows them;
+//!   `PT_INTERP` loader) are part of it. The guard tells those by the opener's kernel stack
+//!   (`interpreter`); only on a kernel that shows none does it fall back to this module's window
+//!   after an allowed exec open, which an exec failing after its open (a bad argv) would let a
+//!   second exec of the same thread slip into;
 //! - anything else is not covered, and policy decides it on the file's real path.
 
 use std::collections::HashMap;
