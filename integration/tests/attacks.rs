@@ -450,7 +450,12 @@ async fn an_agent_killed_while_refused_execs_wait_lets_none_run() {
     assert!(up.status.success(), "{up:?}");
     let mut done = false;
     for _ in 0..120 {
-        if sh(&pod, "test -e /tmp/done && echo done").await.stdout_text().trim() == "done" {
+        if sh(&pod, "test -e /tmp/done && echo done")
+            .await
+            .stdout_text()
+            .trim()
+            == "done"
+        {
             done = true;
             break;
         }
@@ -458,8 +463,14 @@ async fn an_agent_killed_while_refused_execs_wait_lets_none_run() {
     }
     assert!(done, "the exec loop never finished");
     let log = sh(&pod, "cat /tmp/log").await;
-    assert!(!log.stdout_text().contains("RAN"), "a refused program ran: {log:?}");
-    assert!(log.stdout_text().contains("Operation not permitted"), "{log:?}");
+    assert!(
+        !log.stdout_text().contains("RAN"),
+        "a refused program ran: {log:?}"
+    );
+    assert!(
+        log.stdout_text().contains("Operation not permitted"),
+        "{log:?}"
+    );
     let out = sh(&pod, "busybox echo still-works").await;
     assert_eq!(out.stdout_text().trim(), "still-works", "{out:?}");
     pod.remove().await.unwrap();
@@ -481,8 +492,7 @@ struct Stopped(i32);
 impl Stopped {
     fn agent() -> Stopped {
         let pid = agent_pid();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGSTOP)
-            .unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGSTOP).unwrap();
         Stopped(pid)
     }
 }
