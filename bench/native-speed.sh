@@ -28,8 +28,9 @@
 #                  what the loops do, so opens, connects and execs are all decided)
 #   seccomp-reads  the same container selection, with the pod label
 #                  rampart.dev/read-opens=seccomp (every open notified to rampart-seccomp and
-#                  emulated there, the escape hatch; a rampart-nri that does not read the
-#                  label makes this arm the same as enforce)
+#                  emulated there, and execve notified: the escape hatch, and the design before
+#                  the file guard; a rampart-nri that does not read the label makes this arm the
+#                  same as enforce)
 # Loops: open + close of one allowed file of the image (/bin/busybox) again and again; the first
 # open + close of each of N files (bench-open-first: created in a fresh directory of the
 # container's root filesystem, untimed); open of /etc/passwd, denied (baseline: allowed, open +
@@ -666,9 +667,9 @@ them, one policy directory, the nginx part's pods beside them. The loops run thr
   192.0.2.0/24 and a process deny-list entry for \`/usr/bin/never-run\`. No loop touches either,
   but with them every connect and exec is decided by policy, as every open is.
 - **seccomp-reads**: the same container selection, with the pod label
-  \`rampart.dev/read-opens=seccomp\`: every open notified to rampart-seccomp and emulated there
-  (the escape hatch). A rampart-nri that does not read the label makes this arm the same as
-  enforce (compare their notified syscalls below).
+  \`rampart.dev/read-opens=seccomp\`: every open notified to rampart-seccomp and emulated there,
+  and execve notified (the escape hatch, and the design before the file guard). A rampart-nri
+  that does not read the label makes this arm the same as enforce (compare their notified syscalls below).
 
 Each round runs every loop in every arm, the arms of a loop back to back in random order and the
 loops in random order, after one warm-up pass. Every ratio is the median over rounds of the

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const SOURCES: &[&str] = &["connect_guard"];
+const SOURCES: &[&str] = &["connect_guard", "lsm_probe"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -150,6 +150,34 @@ async fn the_seed_scenario_end_to_end() {
             });
         if let Some(w) = bound {
             assert_eq!(w["pod"], pod_name.as_str(), "{w}");
+            // The agent said what it enforces with on this kernel, and why not where it doesn't.
+            let agent = status["agents"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["kind"] == "rampart-seccomp" && a["connected"] == true)
+                .unwrap_or_else(|| panic!("no connected seccomp agent: {status}"));
+            let mechanism = |name: &str| {
+                agent["mechanisms"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|m| m["name"] == name)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("no {name} mechanism: {agent}"))
+            };
+            for name in [
+                "seccomp-notify",
+                "fanotify",
+                "fanotify-exec",
+                "cgroup-egress",
+            ] {
+                assert_eq!(mechanism(name)["inUse"], true, "{agent}");
+            }
+            // This kernel refuses BPF LSM programs (docs/enforcement.md).
+            let lsm = mechanism("bpf-lsm");
+            assert_eq!(lsm["inUse"], false, "{lsm}");
+            assert!(lsm["detail"].as_str().unwrap().contains("LSM"), "{lsm}");
             break;
         }
         assert!(

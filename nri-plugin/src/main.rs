@@ -117,6 +117,7 @@ async fn main() -> ExitCode {
             pid: std::process::id(),
             enforcers: vec![enforcer.clone()],
             containers: known.list(),
+            mechanisms: Vec::new(),
         });
         if let Err(e) = hello
             .client()

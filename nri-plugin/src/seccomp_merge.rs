@@ -52,12 +52,7 @@ pub struct Additions {
     pub exec_by_guard: bool,
 }
 
-/// Pod label that keeps every open of the pod's containers on the seccomp path (each one
-/// notified and emulated by the agent) instead of the kernel-side file guard: an escape hatch,
-/// and the baseline the benchmarks compare with. Read by rampart-seccomp too.
-pub const READ_OPENS_LABEL: &str = "rampart.dev/read-opens";
-/// The value of [`READ_OPENS_LABEL`] that asks for it.
-pub const READ_OPENS_SECCOMP: &str = "seccomp";
+pub use rampart_protos::agent::{READ_OPENS_LABEL, READ_OPENS_SECCOMP};
 
 /// The open flags that make an open more than a read: write access, creating a name (or an
 /// unnamed file), truncating. An open with none of them is read-only.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use rampart_policy::Snapshot;
-use rampart_protos::agent::{PlanResponse, Workload};
+use rampart_protos::agent::{PlanResponse, READ_OPENS_LABEL, READ_OPENS_SECCOMP, Workload};
 
 use crate::api::{Mechanisms, Planner};
 
@@ -58,7 +58,12 @@ impl Planner for SnapshotPlanner {
             };
         }
         let mut plan = view.seccomp_plan();
-        let exec_by_guard = node.exec_guard && plan.exec_to_file_guard();
+        let on_seccomp = workload
+            .pod_labels
+            .get(READ_OPENS_LABEL)
+            .map(String::as_str)
+            == Some(READ_OPENS_SECCOMP);
+        let exec_by_guard = node.exec_guard && !on_seccomp && plan.exec_to_file_guard();
         PlanResponse {
             protected: !plan.is_empty(),
             required: self.require_protection,
@@ -121,5 +126,12 @@ mod tests {
         let guarded = planner.plan(&w, Mechanisms { exec_guard: true });
         assert!(guarded.exec_by_guard, "{guarded:?}");
         assert!(!notified(&guarded, "execve") && notified(&guarded, "execveat"));
+        // The pod that asked for the seccomp path keeps execve there too.
+        let escape = Workload {
+            pod_labels: [(READ_OPENS_LABEL.to_string(), READ_OPENS_SECCOMP.to_string())].into(),
+            ..Default::default()
+        };
+        let kept = planner.plan(&escape, Mechanisms { exec_guard: true });
+        assert!(!kept.exec_by_guard && notified(&kept, "execve"), "{kept:?}");
     }
 }

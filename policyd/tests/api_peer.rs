@@ -41,6 +41,7 @@ fn hello_frame() -> Vec<u8> {
         pid: 1,
         enforcers: vec![],
         containers: vec![],
+        mechanisms: Vec::new(),
     };
     let req = ttrpc::Request {
         service: DAEMON_SERVICE.into(),

@@ -26,6 +26,7 @@ fn hello_req(kind: AgentKind) -> HelloRequest {
         pid: 4242,
         enforcers: vec!["seccomp-notify".into()],
         containers: Vec::new(),
+        mechanisms: Vec::new(),
     }
 }
 
@@ -490,6 +491,7 @@ async fn a_restarted_daemon_rebuilds_its_registry_from_the_agents_announcements(
         .announce(
             Arc::new(move || HelloRequest {
                 containers: source.lock().unwrap().clone(),
+                mechanisms: Vec::new(),
                 ..hello_req(AgentKind::Nri)
             }),
             T,

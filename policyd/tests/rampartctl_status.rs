@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use api_common::{Harness, T, workload};
 use rampart_protos::agent::{
-    AgentKind, BindRequest, HelloRequest, PolicyLoadError, PolicyStatus, Workload,
+    AgentKind, BindRequest, HelloRequest, Mechanism, PolicyLoadError, PolicyStatus, Workload,
 };
 use rampart_protos::client::DaemonClient;
 use rampartd::api::{AlertCounters, StatusSource};
@@ -86,6 +86,18 @@ async fn status_shows_agents_workloads_policies_and_counters() {
                 pid: 4242,
                 enforcers: vec!["seccomp-notify".into()],
                 containers: Vec::new(),
+                mechanisms: vec![
+                    Mechanism {
+                        name: "seccomp-notify".into(),
+                        in_use: true,
+                        detail: "the syscalls each protected container's filter notifies".into(),
+                    },
+                    Mechanism {
+                        name: "bpf-lsm".into(),
+                        in_use: false,
+                        detail: "the kernel refused to load a BPF LSM program".into(),
+                    },
+                ],
             },
             T,
         )
@@ -147,6 +159,13 @@ async fn status_shows_agents_workloads_policies_and_counters() {
         assert!(agent_line.contains(cell), "{cell} missing: {agent_line}");
     }
     assert!(stdout.contains("alerts deduplicated"), "{stdout}");
+    let lsm_line = stdout
+        .lines()
+        .find(|l| l.contains("bpf-lsm"))
+        .unwrap_or_else(|| panic!("no mechanism row: {stdout}"));
+    for cell in ["rampart-seccomp", "no", "the kernel refused"] {
+        assert!(lsm_line.contains(cell), "{cell} missing: {lsm_line}");
+    }
 
     let out = rampartctl(vec![
         "status".into(),
@@ -163,6 +182,8 @@ async fn status_shows_agents_workloads_policies_and_counters() {
     assert_eq!(v["agents"][0]["kind"], "rampart-seccomp");
     assert_eq!(v["agents"][0]["connected"], true);
     assert_eq!(v["agents"][0]["enforcers"][0], "seccomp-notify");
+    assert_eq!(v["agents"][0]["mechanisms"][1]["name"], "bpf-lsm");
+    assert_eq!(v["agents"][0]["mechanisms"][1]["inUse"], false);
     assert_eq!(v["workloads"][0]["pod"], "vulnerable-nginx-pod");
     assert_eq!(v["workloads"][0]["cgroupId"], 9001);
     assert_eq!(

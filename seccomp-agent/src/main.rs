@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use rampart_protos::agent::{AgentKind, DEFAULT_SOCKET, EXEC_GUARD_ENFORCER, HelloRequest};
+use rampart_protos::agent::{AgentKind, DEFAULT_SOCKET, HelloRequest, Mechanism};
 use rampart_protos::client::{Announcement, DaemonClient};
 use rampart_seccomp::daemon_link;
 use rampart_seccomp::dispatcher::PolicyHandler;
@@ -14,6 +14,7 @@ use rampart_seccomp::guard::ready::ReadyDir;
 use rampart_seccomp::guard::runtime::{DEFAULT_RUNTIMES, Runtimes};
 use rampart_seccomp::holder::client::{HolderClient, HolderClientError};
 use rampart_seccomp::holder::protocol;
+use rampart_seccomp::mechanisms;
 use rampart_seccomp::outcome::ENFORCER;
 use rampart_seccomp::supervision::listener::Listener;
 use rampart_seccomp::supervision::shutdown::Stopper;
@@ -92,17 +93,25 @@ async fn main() -> Result<()> {
     // restarted rampartd knows these containers again.
     let supervised = Supervised::default();
     let announced = supervised.clone();
-    // What this agent enforces with, as far as it knows yet: the file guard's mechanisms are
-    // added once it runs, and said again in a second Hello.
-    let enforcers = Arc::new(std::sync::Mutex::new(vec![ENFORCER.to_owned()]));
+    // What this agent enforces with, as far as it knows yet: the rest is found as each part
+    // starts, and said again in a second Hello.
+    let found = Arc::new(std::sync::Mutex::new(Vec::<Mechanism>::new()));
     let announce: Announcement = Arc::new({
-        let enforcers = enforcers.clone();
-        move || HelloRequest {
-            kind: AgentKind::Seccomp as i32,
-            version: env!("CARGO_PKG_VERSION").into(),
-            pid: std::process::id(),
-            enforcers: enforcers.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-            containers: announced.list(),
+        let found = found.clone();
+        move || {
+            let mechanisms = found.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut enforcers = mechanisms::enforcers(&mechanisms);
+            if enforcers.is_empty() {
+                enforcers.push(ENFORCER.to_owned());
+            }
+            HelloRequest {
+                kind: AgentKind::Seccomp as i32,
+                version: env!("CARGO_PKG_VERSION").into(),
+                pid: std::process::id(),
+                enforcers,
+                containers: announced.list(),
+                mechanisms,
+            }
         }
     });
     if let Err(e) = client
@@ -114,15 +123,19 @@ async fn main() -> Result<()> {
     let (version, snapshot) = daemon_link::first_snapshot(&client).await;
     let (reporter, report_task) = daemon_link::reporter(client.clone(), args.event_queue);
     let handler = Arc::new(PolicyHandler::new(version, snapshot, Arc::new(reporter)));
-    if args.no_egress_guard {
+    let egress_guard = if args.no_egress_guard {
         warn!(
             "egress backstop off: --no-egress-guard given; a thread rewriting an allowed connect's address can race the seccomp check"
         );
-    } else if let Err(e) = handler.start_egress_guard() {
-        warn!(error = %e, "egress backstop off: cannot load the cgroup connect/sendmsg programs \
-              (needs root, cgroup v2 and BPF); allowed connects rely on the seccomp check alone, \
-              which a thread rewriting the address can race");
-    }
+        Err("--no-egress-guard given".to_owned())
+    } else {
+        handler.start_egress_guard().map_err(|e| {
+            warn!(error = %e, "egress backstop off: cannot load the cgroup connect/sendmsg programs \
+                  (needs root, cgroup v2 and BPF); allowed connects rely on the seccomp check alone, \
+                  which a thread rewriting the address can race");
+            format!("cannot load the cgroup programs: {e}")
+        })
+    };
     tokio::spawn(report_task);
     // Back within a second of a restarted rampartd, announcing what runs, whatever the snapshot
     // poll's backoff has grown to meanwhile.
@@ -157,13 +170,11 @@ async fn main() -> Result<()> {
         let ready = (!args.exec_by_seccomp).then(|| ReadyDir::next_to(&args.socket));
         match handler.start_file_guard(holder.clone(), runtimes, ready) {
             Ok(g) => {
-                let mut e = enforcers.lock().unwrap_or_else(|e| e.into_inner());
-                e.push(rampart_seccomp::dispatcher::GUARD_ENFORCER.into());
-                if g.decides_execs() {
-                    e.push(EXEC_GUARD_ENFORCER.into());
-                    info!(
+                match g.decides_execs() {
+                    Ok(()) => info!(
                         "file guard decides execs: containers planned from now on notify no execve"
-                    );
+                    ),
+                    Err(why) => info!(why, "execs stay on the seccomp path"),
                 }
                 Some(g)
             }
@@ -176,6 +187,23 @@ async fn main() -> Result<()> {
             }
         }
     };
+    let (file_guard, exec_guard) = match &guard {
+        Some(g) => (Ok(()), g.decides_execs().map_err(str::to_owned)),
+        None => {
+            let why = if args.no_file_guard {
+                "--no-file-guard given"
+            } else {
+                "cannot create a fanotify permission group (see the agent's log)"
+            };
+            (Err(why.to_owned()), Err(why.to_owned()))
+        }
+    };
+    *found.lock().unwrap_or_else(|e| e.into_inner()) = mechanisms::list(&mechanisms::Found {
+        file_guard,
+        exec_guard,
+        egress_guard,
+        lsm: rampart_audit::lsm_probe::probe(),
+    });
     if let Err(e) = client.announce(announce, Duration::from_secs(5)).await {
         warn!(error = %e, "rampartd not reachable; it hears this agent's enforcers when it is");
     }

@@ -20,10 +20,7 @@ pub mod annotations {
     pub const EXEC_GUARD_FANOTIFY: &str = "fanotify";
 }
 
-/// Pod label that keeps every open of the pod's containers on the seccomp path, each one
-/// notified and emulated, instead of the file guard (rampart-nri reads it too).
-pub const READ_OPENS_LABEL: &str = "rampart.dev/read-opens";
-pub const READ_OPENS_SECCOMP: &str = "seccomp";
+pub use rampart_protos::agent::{READ_OPENS_LABEL, READ_OPENS_SECCOMP};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Workload {

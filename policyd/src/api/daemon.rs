@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rampart_protos::agent::{
     AgentKind, BindRequest, BindResponse, EXEC_GUARD_ENFORCER, Event, HelloRequest, HelloResponse,
-    PlanRequest, PlanResponse, PolicySource, ReportRequest, ReportResponse, SnapshotRequest,
-    SnapshotResponse, StatusCounters, StatusRequest, StatusResponse, UnbindRequest, UnbindResponse,
-    Workload,
+    Mechanism, PlanRequest, PlanResponse, PolicySource, ReportRequest, ReportResponse,
+    SnapshotRequest, SnapshotResponse, StatusCounters, StatusRequest, StatusResponse,
+    UnbindRequest, UnbindResponse, Workload,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -59,6 +59,7 @@ pub struct AgentInfo {
     /// The pid the kernel reported for its connection.
     pub peer_pid: Option<i32>,
     pub enforcers: Vec<String>,
+    pub mechanisms: Vec<Mechanism>,
     pub connected_at: SystemTime,
     /// None while its connection is up.
     pub disconnected_at: Option<SystemTime>,
@@ -231,6 +232,7 @@ impl Daemon {
                 version: a.version,
                 pid: a.pid,
                 enforcers: a.enforcers,
+                mechanisms: a.mechanisms,
                 connected: a.disconnected_at.is_none(),
                 connected_at_ms: unix_ms(a.connected_at),
                 disconnected_at_ms: a.disconnected_at.map_or(0, unix_ms),
@@ -300,6 +302,7 @@ impl DaemonService for Daemon {
             pid: req.pid,
             peer_pid: ctx.peer.pid,
             enforcers: req.enforcers,
+            mechanisms: req.mechanisms,
             connected_at: SystemTime::now(),
             disconnected_at: None,
             conn_id: ctx.peer.conn_id,

@@ -148,11 +148,18 @@ impl FileGuard {
     /// `EXEC_GUARD_ENFORCER`): it tells interpreters by the kernel's stack, memfds can be made
     /// non-executable, rampart-nri can be told when a container is watched, and runc's setup
     /// can be told from the workload by runc's binary.
-    pub fn decides_execs(&self) -> bool {
-        self.kernel_interpreters
-            && memfd::available()
-            && self.ready.is_some()
-            && !self.runtimes.is_empty()
+    pub fn decides_execs(&self) -> Result<(), &'static str> {
+        if !self.kernel_interpreters {
+            Err("the kernel shows no task stacks (/proc/PID/stack) to tell interpreters by")
+        } else if !memfd::available() {
+            Err("the kernel has no vm.memfd_noexec (Linux 6.3) to make memfds non-executable")
+        } else if self.runtimes.is_empty() {
+            Err("no container runtime binary found (see --runtime) to tell runc's setup by")
+        } else if self.ready.is_none() {
+            Err("--exec-by-seccomp given")
+        } else {
+            Ok(())
+        }
     }
 
     /// Whether task `tid` runs a container runtime's binary: runc's setup in a container, before

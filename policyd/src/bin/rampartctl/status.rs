@@ -192,6 +192,31 @@ fn render(s: &StatusResponse) -> String {
     }
     push_table(&mut out, &t, &paint, "no agent has connected");
 
+    // Each agent's mechanisms, in use or not and why: what this kernel lets rampart do.
+    let connected = s.agents.iter().filter(|a| a.connected);
+    let mut t = Table::new(["AGENT", "MECHANISM", "IN USE", "DETAIL"]);
+    for a in connected {
+        for m in &a.mechanisms {
+            t.row([
+                Cell::from(kind_word(a.kind)),
+                Cell::from(m.name.clone()),
+                if m.in_use {
+                    Cell::coloured("yes", Some(Colour::Green))
+                } else {
+                    Cell::coloured("no", Some(Colour::Yellow))
+                },
+                Cell::from(m.detail.clone()),
+            ]);
+        }
+    }
+    out.push_str(&format!("\n{}\n", h("MECHANISMS")));
+    push_table(
+        &mut out,
+        &t,
+        &paint,
+        "no connected agent reported its mechanisms",
+    );
+
     let c = s.counters.unwrap_or_default();
     out.push_str(&format!("\n{}\n", h("COUNTERS")));
     let mut t = Table::new(["COUNTER", "VALUE"]);
@@ -256,6 +281,9 @@ fn to_json(s: &StatusResponse) -> Value {
         "agents": s.agents.iter().map(|a| json!({
             "kind": kind_word(a.kind), "version": a.version, "pid": a.pid,
             "enforcers": a.enforcers, "connected": a.connected,
+            "mechanisms": a.mechanisms.iter().map(|m| json!({
+                "name": m.name, "inUse": m.in_use, "detail": m.detail,
+            })).collect::<Vec<_>>(),
             "connectedAt": time_ms(a.connected_at_ms),
             "disconnectedAt": (!a.connected).then(|| time_ms(a.disconnected_at_ms)),
         })).collect::<Vec<_>>(),
