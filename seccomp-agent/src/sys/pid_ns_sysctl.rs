@@ -2,7 +2,10 @@
 //! counts is the one of the writer's own pid namespace, so the write has to come from a process
 //! inside the container's. setns(CLONE_NEWPID) moves only the caller's future children there,
 //! hence a child that joins and a grandchild that writes; both only make raw syscalls (what a
-//! fork of a multi-threaded process may do) on data prepared before the fork.
+//! fork of a multi-threaded process may do) on data prepared before the fork. The grandchild is
+//! a process of the container's for a moment: the child first closes every descriptor it
+//! inherited (the agent's notify fds and fanotify groups) and makes itself undumpable, so that
+//! nothing in the container can reach the agent's descriptors or memory through it.
 
 use std::ffi::CStr;
 use std::io;
@@ -14,6 +17,7 @@ const FORK_FAILED: i32 = 11;
 const OPEN_FAILED: i32 = 12;
 const WRITE_FAILED: i32 = 13;
 const WAIT_FAILED: i32 = 14;
+const ISOLATE_FAILED: i32 = 15;
 
 /// Writes `value` to the sysctl file `path` (under /proc/sys) as the pid namespace `pid_ns` (an
 /// open /proc/PID/ns/pid) sees it.
@@ -32,6 +36,7 @@ pub fn write_in(pid_ns: BorrowedFd<'_>, path: &CStr, value: &[u8]) -> io::Result
             FORK_FAILED => Err(failed("forking inside the pid namespace")),
             OPEN_FAILED => Err(failed("opening the sysctl")),
             WRITE_FAILED => Err(failed("writing the sysctl")),
+            ISOLATE_FAILED => Err(failed("closing the inherited descriptors")),
             code => Err(failed(&format!("the helper exited with {code}"))),
         },
     }
@@ -47,6 +52,11 @@ fn join_and_write(ns: i32, path: &CStr, value: &[u8]) -> ! {
     unsafe {
         if libc::setns(ns, libc::CLONE_NEWPID) != 0 {
             libc::_exit(JOIN_FAILED);
+        }
+        if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0
+            || libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0
+        {
+            libc::_exit(ISOLATE_FAILED);
         }
         match libc::fork() {
             -1 => libc::_exit(FORK_FAILED),
