@@ -1,7 +1,8 @@
 //! Compiles the BPF C programs with libbpf-cargo (clang, `-target bpf`) into OUT_DIR.
 //!
-//! The programs use UAPI headers only (`<linux/bpf.h>`) plus the libbpf headers that libbpf-cargo
-//! ships, so no bpftool or vmlinux.h is needed at build time. With `-target bpf` clang does not
+//! The programs use UAPI headers (`<linux/bpf.h>`), the libbpf headers that libbpf-cargo ships,
+//! and `src/bpf/kernel_types.h`: the few kernel structures the sensors read, declared with
+//! CO-RE relocations, so no bpftool or generated vmlinux.h is needed at build time. With `-target bpf` clang does not
 //! search the multiarch include directory (`/usr/include/<triple>`) that holds `<asm/types.h>`,
 //! so it is added here.
 use std::env;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const SOURCES: &[&str] = &["connect_guard", "lsm_probe"];
+const SOURCES: &[&str] = &["connect_guard", "lsm_probe", "process_sensor"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -19,6 +20,7 @@ fn main() {
     for name in SOURCES {
         let src = PathBuf::from(format!("src/bpf/{name}.bpf.c"));
         println!("cargo:rerun-if-changed={}", src.display());
+        println!("cargo:rerun-if-changed=src/bpf/kernel_types.h");
         let obj = out.join(format!("{name}.bpf.o"));
         if let Err(e) = SkeletonBuilder::new()
             .source(&src)

@@ -123,6 +123,31 @@ async fn the_seed_scenario_end_to_end() {
     assert_eq!(r["RAMPART_FILE_PATH"], "/etc/passwd");
     assert_eq!(r["PRIORITY"], "3", "High is syslog err");
 
+    // The record names who started the process it is about, from the kernel's process events:
+    // a shell that forked cat, however briefly either lived (another file: the same one would be
+    // folded into the first record as a repeat).
+    let blocked_so_far = records(&pod_name, "Blocked", since).len();
+    let sh = pod
+        .exec("nginx", &["sh", "-c", "cat /etc/shadow; true"])
+        .await
+        .unwrap();
+    assert!(!sh.stdout_text().contains("root:x:0:0"), "{sh:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let r = loop {
+        let mut all = records(&pod_name, "Blocked", since);
+        if all.len() > blocked_so_far {
+            break all.pop().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no Blocked record for sh -c cat");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let alert: serde_json::Value = serde_json::from_str(r["MESSAGE"].as_str().unwrap()).unwrap();
+    let parent = &alert["ancestors"][0];
+    assert_eq!(parent["executable"], "/bin/busybox", "{alert}");
+    assert_eq!(parent["args"][0], "sh", "{alert}");
+    assert_eq!(parent["args"][2], "cat /etc/shadow; true", "{alert}");
+    assert_eq!(r["RAMPART_PARENT_PATH"], "/bin/busybox");
+
     // nginx is unaffected.
     let www = pod.exec("nginx", &["cat", "/etc/hostname"]).await.unwrap();
     assert_eq!(www.exit_code, 0, "{www:?}");

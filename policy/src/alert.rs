@@ -172,6 +172,20 @@ pub struct Alert {
     pub enforcer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_id: Option<String>,
+    /// The processes that started the one that acted, its parent first (bounded; the kernel
+    /// auditor's process table, where it runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<ProcessRef>,
+}
+
+/// A process an alert names beside the one that acted (an ancestor).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessRef {
+    pub pid: u32,
+    pub executable: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
 }
 
 impl Alert {
@@ -216,6 +230,7 @@ impl Alert {
             protocol: None,
             enforcer: None,
             rule_id: d.rule_id().map(str::to_owned),
+            ancestors: Vec::new(),
         };
         let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         match *op {
@@ -324,6 +339,12 @@ impl Alert {
             ("RAMPART_PROTOCOL", self.protocol.clone()),
             ("RAMPART_ENFORCER", self.enforcer.clone()),
             ("RAMPART_RULE_ID", self.rule_id.clone()),
+            // The parent alone, to match on (`journalctl RAMPART_PARENT_PATH=/bin/bash`); the
+            // whole chain is in MESSAGE.
+            (
+                "RAMPART_PARENT_PATH",
+                self.ancestors.first().map(|a| a.executable.clone()),
+            ),
         ];
         f.extend(opt.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         f

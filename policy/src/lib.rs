@@ -32,7 +32,7 @@ mod paths;
 mod selector;
 mod syscalls;
 
-pub use alert::{Alert, AlertAction, EventType, Timestamp};
+pub use alert::{Alert, AlertAction, EventType, ProcessRef, Timestamp};
 pub use compile::{API_VERSION, CompiledPolicy, KIND, RuleKind, Verdict};
 pub use decide::{Decision, Operation, Snapshot, User, WorkloadView};
 pub use error::{Diagnostic, Error};

@@ -52,6 +52,7 @@ fn alert(pod: &str) -> Alert {
         protocol: None,
         enforcer: Some("seccomp-notify".into()),
         rule_id: Some("files[0]".into()),
+        ancestors: Vec::new(),
     }
 }
 

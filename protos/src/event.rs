@@ -3,7 +3,7 @@
 //! holds in its registry. Agents call [`to_event`], rampartd [`to_alert`]: the enums travel as
 //! enums, so nothing is re-described or parsed back from strings on the way to journald.
 
-use rampart_policy::{Alert, AlertAction, EventType, Severity, Timestamp};
+use rampart_policy::{Alert, AlertAction, EventType, ProcessRef, Severity, Timestamp};
 
 use crate::agent;
 
@@ -63,6 +63,15 @@ pub fn to_event(alert: &Alert, cgroup_id: u64) -> agent::Event {
         severity: wire_severity(alert.severity) as i32,
         message: alert.message.clone(),
         enforcer: text(&alert.enforcer),
+        ancestors: alert
+            .ancestors
+            .iter()
+            .map(|a| agent::ProcessRef {
+                pid: a.pid,
+                executable: a.executable.clone(),
+                args: a.args.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -101,6 +110,15 @@ pub fn to_alert(e: &agent::Event, who: Identity<'_>, node_name: &str) -> Result<
         protocol: some(&e.protocol),
         enforcer: some(&e.enforcer),
         rule_id: some(&e.rule_id),
+        ancestors: e
+            .ancestors
+            .iter()
+            .map(|a| ProcessRef {
+                pid: a.pid,
+                executable: a.executable.clone(),
+                args: a.args.clone(),
+            })
+            .collect(),
     })
 }
 
@@ -212,6 +230,11 @@ mod tests {
             protocol: None,
             enforcer: Some("seccomp-notify".into()),
             rule_id: Some("files[0]".into()),
+            ancestors: vec![ProcessRef {
+                pid: 41,
+                executable: "/bin/busybox".into(),
+                args: vec!["sh".into(), "-c".into(), "cat /etc/passwd".into()],
+            }],
         }
     }
 

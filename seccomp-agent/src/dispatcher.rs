@@ -19,6 +19,7 @@ use crate::guard::runtime::Runtimes;
 use crate::guard::{Deferred, FileGuard, GuardJudge, ReadVerdict};
 use crate::handlers::{chmod, connect, exec, hardening, new_name, open, remove, truncate};
 use crate::holder::client::HolderClient;
+use crate::lineage::Lineage;
 use crate::outcome::{Answer, Outcome, Report, Subject, outcome};
 use crate::reporter::Reporter;
 use crate::stage_times::{self, Stage};
@@ -42,6 +43,8 @@ pub struct PolicyHandler {
     file_guard: OnceLock<Arc<FileGuard>>,
     /// The backstop for allowed connects and sends, when the agent could start it.
     egress_guard: OnceLock<EgressGuard>,
+    /// Who started whom, for every alert's ancestry.
+    lineage: OnceLock<Arc<Lineage>>,
 }
 
 impl PolicyHandler {
@@ -52,7 +55,24 @@ impl PolicyHandler {
             reporter,
             file_guard: OnceLock::new(),
             egress_guard: OnceLock::new(),
+            lineage: OnceLock::new(),
         }
+    }
+
+    /// Starts the kernel auditor's process sensor, so that alerts name the processes that
+    /// started the one that acted. Without it they name the parent /proc still shows.
+    pub fn start_process_sensor(&self) -> Result<(), rampart_audit::SensorError> {
+        let started = rampart_audit::ProcessSensor::start();
+        let (lineage, result) = match started {
+            Ok(sensor) => (Lineage::new(Some(sensor)), Ok(())),
+            Err(e) => (Lineage::new(None), Err(e)),
+        };
+        let _ = self.lineage.set(Arc::new(lineage));
+        result
+    }
+
+    fn lineage(&self) -> &Arc<Lineage> {
+        self.lineage.get_or_init(|| Arc::new(Lineage::default()))
     }
 
     /// Starts the egress backstop (`backstop::egress_guard`). Without it, an allowed connect or
@@ -199,6 +219,9 @@ impl Handler for PolicyHandler {
         }) = outcome.report
         {
             alert.pid = Some(n.pid);
+            // A container taken over from an earlier agent is watched from its first report.
+            self.lineage().watch(w, n.pid);
+            alert.ancestors = self.lineage().ancestors(n.pid);
             // Kill-pod needs nothing here: rampartd stops the pod when it records the alert.
             if response == Some(Response::KillProcess) {
                 match kill(&task, fd, n.id) {
@@ -215,12 +238,15 @@ impl Handler for PolicyHandler {
     }
 
     fn arrived(&self, w: &Workload) {
-        if !(w.is_init && w.exec_by_guard) {
-            return;
-        }
         let Ok(tid) = u32::try_from(w.pid) else {
             return;
         };
+        if w.is_init {
+            self.lineage().watch(w, tid);
+        }
+        if !(w.is_init && w.exec_by_guard) {
+            return;
+        }
         let Some(guard) = self.file_guard.get() else {
             error!(container = %w.container_id, "the plan left this container's execs to the file guard, which is not running: rampart-nri will not see it watched, and follows the failure policy");
             return;
@@ -247,6 +273,7 @@ impl Handler for PolicyHandler {
         }
         // The container's own tasks are gone (a pid namespace dies with its init).
         self.forget(&w.container_id);
+        self.lineage().ended(&w.container_id);
         if let Some(g) = self.file_guard.get() {
             g.ended(&w.container_id);
         }
@@ -285,7 +312,12 @@ impl PolicyHandler {
             }
         }
         let reporter = self.reporter.clone();
-        Some(Box::new(move || reporter.report(to_event(&alert, 0))))
+        let lineage = self.lineage().clone();
+        Some(Box::new(move || {
+            // After the answer: the task's own exec is in the sensor's table even if it exited.
+            alert.ancestors = lineage.ancestors(tid);
+            reporter.report(to_event(&alert, 0))
+        }))
     }
 }
 

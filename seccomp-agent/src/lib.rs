@@ -16,6 +16,7 @@ pub mod dispatcher;
 pub mod guard;
 pub mod handlers;
 pub mod holder;
+pub mod lineage;
 pub mod mechanisms;
 pub mod outcome;
 pub mod phase;

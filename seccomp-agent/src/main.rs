@@ -123,6 +123,10 @@ async fn main() -> Result<()> {
     let (version, snapshot) = daemon_link::first_snapshot(&client).await;
     let (reporter, report_task) = daemon_link::reporter(client.clone(), args.event_queue);
     let handler = Arc::new(PolicyHandler::new(version, snapshot, Arc::new(reporter)));
+    let process_sensor = handler.start_process_sensor().map_err(|e| {
+        warn!(error = %e, "process sensor off: alerts name only the parent /proc still shows");
+        e.to_string()
+    });
     let egress_guard = if args.no_egress_guard {
         warn!(
             "egress backstop off: --no-egress-guard given; a thread rewriting an allowed connect's address can race the seccomp check"
@@ -202,6 +206,7 @@ async fn main() -> Result<()> {
         file_guard,
         exec_guard,
         egress_guard,
+        process_sensor,
         lsm: rampart_audit::lsm_probe::probe(),
     });
     if let Err(e) = client.announce(announce, Duration::from_secs(5)).await {

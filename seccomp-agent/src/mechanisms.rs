@@ -11,6 +11,7 @@ use crate::outcome::ENFORCER;
 pub const EGRESS: &str = "cgroup-egress";
 pub const INGRESS: &str = "cgroup-ingress";
 pub const BPF_LSM: &str = "bpf-lsm";
+pub const PROCESS_SENSOR: &str = "tracepoint-process";
 
 /// What starting each part gave: Ok, or why it is not in use.
 #[derive(Debug, Clone)]
@@ -18,6 +19,7 @@ pub struct Found {
     pub file_guard: Result<(), String>,
     pub exec_guard: Result<(), String>,
     pub egress_guard: Result<(), String>,
+    pub process_sensor: Result<(), String>,
     pub lsm: LsmSupport,
 }
 
@@ -55,6 +57,12 @@ pub fn list(found: &Found) -> Vec<Mechanism> {
             &found.egress_guard,
             "allowed connects and sends, checked again on the address the kernel uses (cgroup \
              sock_addr programs)",
+        ),
+        entry(
+            PROCESS_SENSOR,
+            &found.process_sensor,
+            "forks, execs and exits in protected containers (BTF tracepoints), for the ancestry \
+             every alert carries",
         ),
         entry(
             INGRESS,
@@ -95,6 +103,7 @@ mod tests {
             file_guard: Ok(()),
             exec_guard: Err("--exec-by-seccomp given".into()),
             egress_guard: Ok(()),
+            process_sensor: Ok(()),
             lsm: LsmSupport::Unavailable("the kernel refused".into()),
         };
         let all = list(&found);
@@ -104,6 +113,9 @@ mod tests {
         assert_eq!(by(EXEC_GUARD_ENFORCER).detail, "--exec-by-seccomp given");
         assert!(!by(BPF_LSM).in_use && by(BPF_LSM).detail == "the kernel refused");
         assert!(!by(INGRESS).in_use);
-        assert_eq!(enforcers(&all), [ENFORCER, GUARD_ENFORCER, EGRESS]);
+        assert_eq!(
+            enforcers(&all),
+            [ENFORCER, GUARD_ENFORCER, EGRESS, PROCESS_SENSOR]
+        );
     }
 }

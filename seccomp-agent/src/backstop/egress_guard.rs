@@ -11,13 +11,14 @@
 use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use rampart_audit::ConnectGuard;
 use tracing::{info, warn};
 
+use crate::container::cgroup;
 use crate::workload::Workload;
 
 /// How long an approval waits for its connect: the CONTINUE and the kernel's way to the hook.
@@ -37,7 +38,7 @@ pub struct EgressGuard {
 impl EgressGuard {
     /// Loads rampart-audit's programs. Needs root and cgroup v2.
     pub fn start() -> io::Result<EgressGuard> {
-        let cgroup_root = cgroup2_mount()?;
+        let cgroup_root = cgroup::v2_mount()?;
         let guard = ConnectGuard::load().map_err(io::Error::other)?;
         info!(cgroup = %cgroup_root.display(), "egress backstop on: cgroup connect/sendmsg programs on protected containers");
         Ok(EgressGuard {
@@ -79,30 +80,9 @@ impl EgressGuard {
         self.guard.denied()
     }
 
-    /// The cgroup v2 directory of task `tid` (its "0::" line).
     fn cgroup_dir(&self, tid: u32) -> io::Result<PathBuf> {
-        let text = std::fs::read_to_string(format!("/proc/{tid}/cgroup"))?;
-        let path = text
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .ok_or_else(|| io::Error::other(format!("task {tid} has no cgroup v2 membership")))?;
-        Ok(self.cgroup_root.join(path.trim_start_matches('/')))
+        cgroup::of_task(&self.cgroup_root, tid)
     }
-}
-
-/// Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on a pure v2 host,
-/// /sys/fs/cgroup/unified on a hybrid one.
-fn cgroup2_mount() -> io::Result<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts")?;
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(' ');
-            let (_, dir, fstype) = (f.next()?, f.next()?, f.next()?);
-            (fstype == "cgroup2").then(|| Path::new(dir).to_owned())
-        })
-        .next()
-        .ok_or_else(|| io::Error::other("no cgroup2 mount: the egress backstop needs cgroup v2"))
 }
 
 /// For callers that only warn.

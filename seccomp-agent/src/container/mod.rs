@@ -1,6 +1,7 @@
 //! Seeing what the notifying task sees: its memory, its credentials and pids, and paths resolved
 //! and files opened inside its container, as the task itself would.
 
+pub mod cgroup;
 pub mod dir;
 pub mod emulate_open;
 pub mod entry;

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * rampart's process sensor: forks, execs and exits of the processes in watched cgroups (the
+ * containers the agent protects), to a ring buffer, from which the agent keeps a process table:
+ * every alert can then say which processes started the one it is about, even those that have
+ * exited since. Threads are not processes here: a clone that shares the thread group, and the
+ * exit of a thread that is not its group's leader, are skipped.
+ *
+ * BTF tracepoints (tp_btf), which load on kernels where fentry and kprobes don't. Unwatched
+ * cgroups cost one hash lookup per fork, exec and exit. What could not be written to the ring is
+ * counted (dropped), never waited for.
+ */
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#include "kernel_types.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define EVENT_FORK 1
+#define EVENT_EXEC 2
+#define EVENT_EXIT 3
+#define FILENAME_LEN 256
+
+/* Must match RawEvent in process_sensor.rs (288 bytes, no padding). */
+struct event {
+	__u32 kind;
+	__u32 pid;	/* the process (thread group id) */
+	__u32 ppid;	/* its parent process */
+	__u32 filename_len;
+	__u64 cgroup_id;
+	__u64 time_ns;
+	char filename[FILENAME_LEN]; /* EXEC: the name execve was given */
+};
+
+/* cgroup v2 ids the agent watches (value unused). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} watched SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+/* [0]: events written, [1]: events dropped (the ring was full); per CPU, summed by the reader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} counts SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *n = bpf_map_lookup_elem(&counts, &which);
+
+	if (n)
+		*n += 1;
+}
+
+static __always_inline struct event *reserve(__u32 kind, __u64 cgroup)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(1);
+		return 0;
+	}
+	e->kind = kind;
+	e->cgroup_id = cgroup;
+	e->time_ns = bpf_ktime_get_ns();
+	e->filename_len = 0;
+	return e;
+}
+
+static __always_inline int watching(__u64 *cgroup)
+{
+	*cgroup = bpf_get_current_cgroup_id();
+	return bpf_map_lookup_elem(&watched, cgroup) != 0;
+}
+
+static __always_inline void submit(struct event *e)
+{
+	bpf_ringbuf_submit(e, 0);
+	count(0);
+}
+
+SEC("tp_btf/sched_process_fork")
+int rampart_fork(unsigned long long *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx[0];
+	struct task_struct *child = (struct task_struct *)ctx[1];
+	struct event *e;
+	__u64 cgroup;
+
+	if (!watching(&cgroup))
+		return 0;
+	if (child->tgid == parent->tgid)
+		return 0; /* a new thread */
+	e = reserve(EVENT_FORK, cgroup);
+	if (!e)
+		return 0;
+	e->pid = child->tgid;
+	e->ppid = parent->tgid;
+	submit(e);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int rampart_exec(unsigned long long *ctx)
+{
+	struct task_struct *p = (struct task_struct *)ctx[0];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx[2];
+	struct event *e;
+	__u64 cgroup;
+	long n;
+
+	if (!watching(&cgroup))
+		return 0;
+	e = reserve(EVENT_EXEC, cgroup);
+	if (!e)
+		return 0;
+	e->pid = p->tgid;
+	e->ppid = p->real_parent->tgid;
+	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), bprm->filename);
+	e->filename_len = n > 0 ? n - 1 : 0;
+	submit(e);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int rampart_exit(unsigned long long *ctx)
+{
+	struct task_struct *p = (struct task_struct *)ctx[0];
+	struct event *e;
+	__u64 cgroup;
+
+	if (!watching(&cgroup))
+		return 0;
+	if (p->pid != p->tgid)
+		return 0; /* a thread, not its group's leader */
+	e = reserve(EVENT_EXIT, cgroup);
+	if (!e)
+		return 0;
+	e->pid = p->tgid;
+	e->ppid = 0;
+	submit(e);
+	return 0;
+}
