@@ -17,6 +17,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
+
+use crate::object_maps;
 use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, statfs};
 use nix::time::{ClockId, clock_gettime};
 
@@ -107,20 +109,7 @@ impl ConnectGuard {
             .open_memory(BPF_OBJECT)
             .map_err(load("opening the object"))?;
         let object = open.load().map_err(load("loading it into the kernel"))?;
-        let map = |name: &str| -> Result<MapHandle, GuardError> {
-            let found =
-                object
-                    .maps()
-                    .find(|m| m.name() == name)
-                    .ok_or_else(|| GuardError::Load {
-                        stage: "finding its maps",
-                        source: libbpf_rs::Error::from(std::io::Error::new(
-                            std::io::ErrorKind::NotFound,
-                            format!("map {name} missing from the object"),
-                        )),
-                    })?;
-            MapHandle::try_from(&found).map_err(load("duplicating a map handle"))
-        };
+        let map = |name: &str| object_maps::handle(&object, name).map_err(load("finding its maps"));
         let approvals = map("approvals")?;
         let denials = map("denials")?;
         Ok(ConnectGuard {

@@ -8,6 +8,7 @@
 
 pub mod connect_guard;
 pub mod lsm_probe;
+mod object_maps;
 pub mod process_sensor;
 pub mod process_table;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, RingBufferBuilder};
 
+use crate::object_maps;
 use crate::process_table::{Ancestor, HostProcfs, ProcessTable, Procfs};
 
 static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/process_sensor.bpf.o"));
@@ -69,20 +70,7 @@ impl ProcessSensor {
             .map_err(load("opening the object"))?
             .load()
             .map_err(load("loading it into the kernel"))?;
-        let map = |name: &str| -> Result<MapHandle, SensorError> {
-            let found =
-                object
-                    .maps()
-                    .find(|m| m.name() == name)
-                    .ok_or_else(|| SensorError::Load {
-                        stage: "finding its maps",
-                        source: libbpf_rs::Error::from(std::io::Error::new(
-                            std::io::ErrorKind::NotFound,
-                            format!("map {name} missing from the object"),
-                        )),
-                    })?;
-            MapHandle::try_from(&found).map_err(load("duplicating a map handle"))
-        };
+        let map = |name: &str| object_maps::handle(&object, name).map_err(load("finding its maps"));
         let (watched, counts, events) = (map("watched")?, map("counts")?, map("events")?);
         let mut links = Vec::with_capacity(PROGRAMS.len());
         for prog in object.progs_mut() {
@@ -292,7 +280,7 @@ mod tests {
             let kids = std::fs::read_to_string(format!("/proc/{sh_pid}/task/{sh_pid}/children"))
                 .unwrap_or_default();
             if let Some(sleep) = kids.split_whitespace().next().and_then(|p| p.parse().ok()) {
-                chain = sensor.ancestry_with(sleep, &NoProcfs);
+                chain = sensor.ancestry_with(sleep, &crate::process_table::NoProcfs);
                 if !chain.is_empty() {
                     break;
                 }
@@ -308,19 +296,5 @@ mod tests {
         );
         let counts = sensor.counts();
         assert!(counts.written >= 2, "{counts:?}");
-    }
-
-    /// Only the kernel's events: nothing from /proc.
-    struct NoProcfs;
-    impl Procfs for NoProcfs {
-        fn parent(&self, _: u32) -> Option<u32> {
-            None
-        }
-        fn executable(&self, _: u32) -> Option<String> {
-            None
-        }
-        fn args(&self, _: u32) -> Vec<String> {
-            Vec::new()
-        }
     }
 }

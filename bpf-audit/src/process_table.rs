@@ -212,22 +212,28 @@ impl Procfs for HostProcfs {
     }
 }
 
+/// A /proc that knows nothing: for tests of what the kernel's events alone tell.
+#[cfg(test)]
+pub(crate) struct NoProcfs;
+
+#[cfg(test)]
+impl Procfs for NoProcfs {
+    fn parent(&self, _: u32) -> Option<u32> {
+        None
+    }
+    fn executable(&self, _: u32) -> Option<String> {
+        None
+    }
+    fn args(&self, _: u32) -> Vec<String> {
+        Vec::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct NoProc;
-    impl Procfs for NoProc {
-        fn parent(&self, _: u32) -> Option<u32> {
-            None
-        }
-        fn executable(&self, _: u32) -> Option<String> {
-            None
-        }
-        fn args(&self, _: u32) -> Vec<String> {
-            Vec::new()
-        }
-    }
+    use super::NoProcfs as NoProc;
 
     /// The runtime (pid 10, outside the table) started a shell (11), which forked (12) and
     /// exec'd cat; the shell then exited.
