@@ -158,7 +158,7 @@ async fn the_seed_scenario_end_to_end() {
     let restarted = rampart.script("restart-daemon");
     assert!(restarted.status.success(), "{restarted:?}");
     let blocked_before = records(&pod_name, "Blocked", since).len();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let out = Command::new(repo().join("target/debug/rampartctl"))
             .args(["status", "-o", "json"])
@@ -203,11 +203,26 @@ async fn the_seed_scenario_end_to_end() {
             let lsm = mechanism("bpf-lsm");
             assert_eq!(lsm["inUse"], false, "{lsm}");
             assert!(lsm["detail"].as_str().unwrap().contains("LSM"), "{lsm}");
-            break;
+            // The process sensor's counts reach status (every few seconds, or with an event):
+            // the pod's execs were written, and nothing was dropped.
+            let sensor = status["sensors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["name"] == "tracepoint-process")
+                .cloned();
+            match sensor {
+                Some(c) if c["written"].as_u64().unwrap_or(0) > 0 => {
+                    assert_eq!(c["dropped"], 0, "{c}");
+                    break;
+                }
+                _ => {}
+            }
         }
         assert!(
             Instant::now() < deadline,
-            "rampartd's registry was not rebuilt after its restart: {status}"
+            "rampartd's registry was not rebuilt after its restart, or the process sensor's \
+             counts never reached its status: {status}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }

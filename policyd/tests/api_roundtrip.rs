@@ -108,7 +108,7 @@ async fn every_method_round_trips() {
         ..Default::default()
     };
     client
-        .report_events(vec![known.clone(), unknown.clone()], 3, T)
+        .report_events(vec![known.clone(), unknown.clone()], 3, Vec::new(), T)
         .await
         .unwrap();
     let first = h.events.recv().await.unwrap();
@@ -228,14 +228,19 @@ async fn request_timeout_is_honoured() {
     let h = Harness::start_with(socket_path("timeout"), 1, |_| {}).await;
     let client = DaemonClient::connect(&h.path).await.unwrap();
     client
-        .report_events(vec![Event::default()], 0, T)
+        .report_events(vec![Event::default()], 0, Vec::new(), T)
         .await
         .unwrap();
     // The client's timeout travels with the request; the server gives up at it too and answers
     // DEADLINE_EXCEEDED (or the client gives up first: either way it is not stuck).
     let started = Instant::now();
     let err = client
-        .report_events(vec![Event::default()], 0, Duration::from_millis(300))
+        .report_events(
+            vec![Event::default()],
+            0,
+            Vec::new(),
+            Duration::from_millis(300),
+        )
         .await
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -255,11 +260,11 @@ async fn request_timeout_is_honoured() {
     .await;
     let client = DaemonClient::connect(&h.path).await.unwrap();
     client
-        .report_events(vec![Event::default()], 0, T)
+        .report_events(vec![Event::default()], 0, Vec::new(), T)
         .await
         .unwrap();
     let err = client
-        .report_events(vec![Event::default()], 0, T)
+        .report_events(vec![Event::default()], 0, Vec::new(), T)
         .await
         .unwrap_err();
     assert_eq!(err.status_code(), Some(code::DEADLINE_EXCEEDED), "{err}");

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use api_common::{Harness, T, workload};
 use rampart_protos::agent::{
-    AgentKind, BindRequest, HelloRequest, Mechanism, PolicyLoadError, PolicyStatus, Workload,
+    AgentKind, BindRequest, HelloRequest, Mechanism, PolicyLoadError, PolicyStatus, SensorCount,
+    Workload,
 };
 use rampart_protos::client::DaemonClient;
 use rampartd::api::{AlertCounters, StatusSource};
@@ -104,6 +105,19 @@ async fn status_shows_agents_workloads_policies_and_counters() {
         .await
         .unwrap();
     client
+        .report_events(
+            Vec::new(),
+            0,
+            vec![SensorCount {
+                name: "tracepoint-process".into(),
+                written: 40,
+                dropped: 2,
+            }],
+            T,
+        )
+        .await
+        .unwrap();
+    client
         .bind_container(
             BindRequest {
                 workload: Some(workload(
@@ -159,6 +173,15 @@ async fn status_shows_agents_workloads_policies_and_counters() {
         assert!(agent_line.contains(cell), "{cell} missing: {agent_line}");
     }
     assert!(stdout.contains("alerts deduplicated"), "{stdout}");
+    let sensor_line = stdout
+        .lines()
+        .find(|l| l.contains("tracepoint-process") && !l.contains("rampart-seccomp"))
+        .unwrap_or_else(|| panic!("no sensor row: {stdout}"));
+    assert_eq!(
+        sensor_line.split_whitespace().collect::<Vec<_>>(),
+        ["tracepoint-process", "40", "2"],
+        "{stdout}"
+    );
     let lsm_line = stdout
         .lines()
         .find(|l| l.contains("bpf-lsm"))
@@ -183,6 +206,8 @@ async fn status_shows_agents_workloads_policies_and_counters() {
     assert_eq!(v["agents"][0]["connected"], true);
     assert_eq!(v["agents"][0]["enforcers"][0], "seccomp-notify");
     assert_eq!(v["agents"][0]["mechanisms"][1]["name"], "bpf-lsm");
+    assert_eq!(v["sensors"][0]["name"], "tracepoint-process");
+    assert_eq!(v["sensors"][0]["dropped"], 2);
     assert_eq!(v["agents"][0]["mechanisms"][1]["inUse"], false);
     assert_eq!(v["workloads"][0]["pod"], "vulnerable-nginx-pod");
     assert_eq!(v["workloads"][0]["cgroupId"], 9001);

@@ -14,7 +14,7 @@ use tokio::net::UnixStream;
 
 use crate::agent::{
     BindRequest, DAEMON_SERVICE, Event, HelloRequest, HelloResponse, PlanRequest, PlanResponse,
-    ReportRequest, ReportResponse, SnapshotRequest, SnapshotResponse, StatusRequest,
+    ReportRequest, ReportResponse, SensorCount, SnapshotRequest, SnapshotResponse, StatusRequest,
     StatusResponse, UnbindRequest, UnbindResponse, Workload,
 };
 use crate::ttrpc::{Client, TtrpcError, code};
@@ -177,9 +177,14 @@ impl DaemonClient {
         &self,
         events: Vec<Event>,
         dropped: u64,
+        sensors: Vec<SensorCount>,
         timeout: Duration,
     ) -> Result<(), ClientError> {
-        let req = ReportRequest { events, dropped };
+        let req = ReportRequest {
+            events,
+            dropped,
+            sensors,
+        };
         let _: ReportResponse = self.call("ReportEvents", &req, timeout).await?;
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rampart_policy::{Snapshot, parse_str};
-use rampart_protos::agent::{Event, SnapshotResponse};
+use rampart_protos::agent::{Event, SensorCount, SnapshotResponse};
 use rampart_protos::client::DaemonClient;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -106,10 +106,18 @@ impl Reporter for QueueReporter {
 /// much at most.
 pub const REPORT_LINGER: Duration = Duration::from_millis(10);
 
-/// The reporter, and the task that sends its events in batches.
+/// The agent's kernel sensors' counts, asked before each report.
+pub type SensorSource = Arc<dyn Fn() -> Vec<SensorCount> + Send + Sync>;
+
+/// How often the sensors' counts are sent when no event carries them.
+pub const SENSOR_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// The reporter, and the task that sends its events in batches, with the sensors' counts (and
+/// the counts alone every [`SENSOR_REPORT_EVERY`]).
 pub fn reporter(
     client: Arc<DaemonClient>,
     capacity: usize,
+    sensors: SensorSource,
 ) -> (QueueReporter, impl Future<Output = ()>) {
     let (tx, mut rx) = mpsc::channel::<Event>(capacity);
     let dropped = Arc::new(AtomicU64::new(0));
@@ -119,21 +127,31 @@ pub fn reporter(
     };
     let task = async move {
         let mut batch = Vec::new();
-        while let Some(ev) = rx.recv().await {
-            batch.push(ev);
-            tokio::time::sleep(REPORT_LINGER).await;
-            while batch.len() < 256 {
-                match rx.try_recv() {
-                    Ok(ev) => batch.push(ev),
-                    Err(_) => break,
+        let mut tick = tokio::time::interval(SENSOR_REPORT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = rx.recv() => {
+                    let Some(ev) = ev else { break };
+                    batch.push(ev);
+                    tokio::time::sleep(REPORT_LINGER).await;
+                    while batch.len() < 256 {
+                        match rx.try_recv() {
+                            Ok(ev) => batch.push(ev),
+                            Err(_) => break,
+                        }
+                    }
                 }
+                // Sent even when unchanged: a restarted rampartd knows nothing of them.
+                _ = tick.tick() => {}
             }
+            let counts = sensors();
             // Retry while rampartd is away; the channel bounds what waits meanwhile, and what
             // overflows it is counted and reported once rampartd is back.
             loop {
                 let lost = dropped.load(Ordering::Relaxed);
                 match client
-                    .report_events(batch.clone(), lost, Duration::from_secs(5))
+                    .report_events(batch.clone(), lost, counts.clone(), Duration::from_secs(5))
                     .await
                 {
                     Ok(()) => {

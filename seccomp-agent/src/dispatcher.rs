@@ -59,16 +59,10 @@ impl PolicyHandler {
         }
     }
 
-    /// Starts the kernel auditor's process sensor, so that alerts name the processes that
-    /// started the one that acted. Without it they name the parent /proc still shows.
-    pub fn start_process_sensor(&self) -> Result<(), rampart_audit::SensorError> {
-        let started = rampart_audit::ProcessSensor::start();
-        let (lineage, result) = match started {
-            Ok(sensor) => (Lineage::new(Some(sensor)), Ok(())),
-            Err(e) => (Lineage::new(None), Err(e)),
-        };
-        let _ = self.lineage.set(Arc::new(lineage));
-        result
+    /// The kernel auditor's process sensor, so that alerts name the processes that started the
+    /// one that acted. Without it they name the parent /proc still shows.
+    pub fn set_process_sensor(&self, sensor: Option<Arc<rampart_audit::ProcessSensor>>) {
+        let _ = self.lineage.set(Arc::new(Lineage::new(sensor)));
     }
 
     fn lineage(&self) -> &Arc<Lineage> {

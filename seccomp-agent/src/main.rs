@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use rampart_protos::agent::{AgentKind, DEFAULT_SOCKET, HelloRequest, Mechanism};
+use rampart_protos::agent::{AgentKind, DEFAULT_SOCKET, HelloRequest, Mechanism, SensorCount};
 use rampart_protos::client::{Announcement, DaemonClient};
 use rampart_seccomp::daemon_link;
 use rampart_seccomp::dispatcher::PolicyHandler;
@@ -121,9 +121,30 @@ async fn main() -> Result<()> {
         warn!(error = %e, daemon = %args.daemon.display(), "rampartd not reachable yet; waiting for it");
     }
     let (version, snapshot) = daemon_link::first_snapshot(&client).await;
-    let (reporter, report_task) = daemon_link::reporter(client.clone(), args.event_queue);
+    // Started before the reporter, which sends its counts with every report.
+    let process_sensor = rampart_audit::ProcessSensor::start();
+    let sensor = process_sensor.as_ref().ok().cloned();
+    let sensor_counts: daemon_link::SensorSource = {
+        let sensor = sensor.clone();
+        Arc::new(move || {
+            sensor
+                .iter()
+                .map(|s| {
+                    let c = s.counts();
+                    SensorCount {
+                        name: mechanisms::PROCESS_SENSOR.into(),
+                        written: c.written,
+                        dropped: c.dropped,
+                    }
+                })
+                .collect()
+        })
+    };
+    let (reporter, report_task) =
+        daemon_link::reporter(client.clone(), args.event_queue, sensor_counts);
     let handler = Arc::new(PolicyHandler::new(version, snapshot, Arc::new(reporter)));
-    let process_sensor = handler.start_process_sensor().map_err(|e| {
+    handler.set_process_sensor(sensor);
+    let process_sensor = process_sensor.map(drop).map_err(|e| {
         warn!(error = %e, "process sensor off: alerts name only the parent /proc still shows");
         e.to_string()
     });

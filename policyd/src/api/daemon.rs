@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rampart_protos::agent::{
     AgentKind, BindRequest, BindResponse, EXEC_GUARD_ENFORCER, Event, HelloRequest, HelloResponse,
-    Mechanism, PlanRequest, PlanResponse, PolicySource, ReportRequest, ReportResponse,
+    Mechanism, PlanRequest, PlanResponse, PolicySource, ReportRequest, ReportResponse, SensorCount,
     SnapshotRequest, SnapshotResponse, StatusCounters, StatusRequest, StatusResponse,
     UnbindRequest, UnbindResponse, Workload,
 };
@@ -60,6 +60,8 @@ pub struct AgentInfo {
     pub peer_pid: Option<i32>,
     pub enforcers: Vec<String>,
     pub mechanisms: Vec<Mechanism>,
+    /// Its kernel sensors' counts, as its last report gave them.
+    pub sensors: Vec<SensorCount>,
     pub connected_at: SystemTime,
     /// None while its connection is up.
     pub disconnected_at: Option<SystemTime>,
@@ -224,8 +226,13 @@ impl Daemon {
                 }
             })
             .collect();
-        let agents = self
-            .agents()
+        let all = self.agents();
+        let sensors = all
+            .iter()
+            .filter(|a| a.disconnected_at.is_none())
+            .flat_map(|a| a.sensors.iter().cloned())
+            .collect();
+        let agents = all
             .into_iter()
             .map(|a| rampart_protos::agent::AgentStatus {
                 kind: a.kind as i32,
@@ -263,6 +270,7 @@ impl Daemon {
                 events_undelivered: events.undelivered,
             }),
             complete: source.is_some(),
+            sensors,
         }
     }
 
@@ -303,6 +311,7 @@ impl DaemonService for Daemon {
             peer_pid: ctx.peer.pid,
             enforcers: req.enforcers,
             mechanisms: req.mechanisms,
+            sensors: Vec::new(),
             connected_at: SystemTime::now(),
             disconnected_at: None,
             conn_id: ctx.peer.conn_id,
@@ -478,6 +487,11 @@ impl DaemonService for Daemon {
         let c = &self.counters;
         c.received
             .fetch_add(req.events.len() as u64, Ordering::Relaxed);
+        if !req.sensors.is_empty()
+            && let Some(agent) = self.agent_table().get_mut(&ctx.peer.conn_id)
+        {
+            agent.sensors = req.sensors.clone();
+        }
         if req.dropped > 0 {
             c.agent_dropped.fetch_add(req.dropped, Ordering::Relaxed);
             tracing::warn!(

@@ -217,6 +217,19 @@ fn render(s: &StatusResponse) -> String {
         "no connected agent reported its mechanisms",
     );
 
+    // What the kernel sensors wrote to their rings, and dropped because a ring was full.
+    let mut t = Table::new(["SENSOR", "WRITTEN", "DROPPED"]);
+    for c in &s.sensors {
+        let colour = (c.dropped > 0).then_some(Colour::Red);
+        t.row([
+            Cell::from(c.name.clone()),
+            Cell::from(c.written.to_string()),
+            Cell::coloured(c.dropped.to_string(), colour),
+        ]);
+    }
+    out.push_str(&format!("\n{}\n", h("SENSORS")));
+    push_table(&mut out, &t, &paint, "no kernel sensor has reported");
+
     let c = s.counters.unwrap_or_default();
     out.push_str(&format!("\n{}\n", h("COUNTERS")));
     let mut t = Table::new(["COUNTER", "VALUE"]);
@@ -286,6 +299,9 @@ fn to_json(s: &StatusResponse) -> Value {
             })).collect::<Vec<_>>(),
             "connectedAt": time_ms(a.connected_at_ms),
             "disconnectedAt": (!a.connected).then(|| time_ms(a.disconnected_at_ms)),
+        })).collect::<Vec<_>>(),
+        "sensors": s.sensors.iter().map(|c| json!({
+            "name": c.name, "written": c.written, "dropped": c.dropped,
         })).collect::<Vec<_>>(),
         "counters": {
             "eventsReceived": c.events_received,
