@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rampart_policy::{Snapshot, parse_str};
-use rampart_protos::agent::{Event, SensorCount, SnapshotResponse};
+use rampart_protos::agent::{Event, SnapshotResponse};
 use rampart_protos::client::DaemonClient;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::dispatcher::PolicyHandler;
+use crate::lineage::Lineage;
 use crate::reporter::Reporter;
 
 /// Compiles what rampartd sent. A set that fails to compile here (rampartd validated it, so only
@@ -106,18 +107,16 @@ impl Reporter for QueueReporter {
 /// much at most.
 pub const REPORT_LINGER: Duration = Duration::from_millis(10);
 
-/// The agent's kernel sensors' counts, asked before each report.
-pub type SensorSource = Arc<dyn Fn() -> Vec<SensorCount> + Send + Sync>;
-
 /// How often the sensors' counts are sent when no event carries them.
 pub const SENSOR_REPORT_EVERY: Duration = Duration::from_secs(5);
 
-/// The reporter, and the task that sends its events in batches, with the sensors' counts (and
-/// the counts alone every [`SENSOR_REPORT_EVERY`]).
+/// The reporter, and the task that sends its events in batches: each event with its ancestors
+/// (looked up here, off the syscall path), each batch with the sensors' counts, and the counts
+/// alone every [`SENSOR_REPORT_EVERY`].
 pub fn reporter(
     client: Arc<DaemonClient>,
     capacity: usize,
-    sensors: SensorSource,
+    lineage: Arc<Lineage>,
 ) -> (QueueReporter, impl Future<Output = ()>) {
     let (tx, mut rx) = mpsc::channel::<Event>(capacity);
     let dropped = Arc::new(AtomicU64::new(0));
@@ -145,7 +144,13 @@ pub fn reporter(
                 // Sent even when unchanged: a restarted rampartd knows nothing of them.
                 _ = tick.tick() => {}
             }
-            let counts = sensors();
+            for ev in batch
+                .iter_mut()
+                .filter(|e| e.ancestors.is_empty() && e.pid != 0)
+            {
+                ev.ancestors = lineage.ancestors(ev.pid);
+            }
+            let counts = lineage.sensor_counts();
             // Retry while rampartd is away; the channel bounds what waits meanwhile, and what
             // overflows it is counted and reported once rampartd is back.
             loop {

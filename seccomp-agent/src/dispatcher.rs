@@ -59,10 +59,10 @@ impl PolicyHandler {
         }
     }
 
-    /// The kernel auditor's process sensor, so that alerts name the processes that started the
-    /// one that acted. Without it they name the parent /proc still shows.
-    pub fn set_process_sensor(&self, sensor: Option<Arc<rampart_audit::ProcessSensor>>) {
-        let _ = self.lineage.set(Arc::new(Lineage::new(sensor)));
+    /// Who started whom (the kernel auditor's process sensor, when it runs): the handler makes
+    /// sure each protected container is watched; the reporter names each event's ancestors.
+    pub fn set_lineage(&self, lineage: Arc<Lineage>) {
+        let _ = self.lineage.set(lineage);
     }
 
     fn lineage(&self) -> &Arc<Lineage> {
@@ -215,7 +215,6 @@ impl Handler for PolicyHandler {
             alert.pid = Some(n.pid);
             // A container taken over from an earlier agent is watched from its first report.
             self.lineage().watch(w, n.pid);
-            alert.ancestors = self.lineage().ancestors(n.pid);
             // Kill-pod needs nothing here: rampartd stops the pod when it records the alert.
             if response == Some(Response::KillProcess) {
                 match kill(&task, fd, n.id) {
@@ -306,12 +305,7 @@ impl PolicyHandler {
             }
         }
         let reporter = self.reporter.clone();
-        let lineage = self.lineage().clone();
-        Some(Box::new(move || {
-            // After the answer: the task's own exec is in the sensor's table even if it exited.
-            alert.ancestors = lineage.ancestors(tid);
-            reporter.report(to_event(&alert, 0))
-        }))
+        Some(Box::new(move || reporter.report(to_event(&alert, 0))))
     }
 }
 

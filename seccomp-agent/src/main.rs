@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use rampart_protos::agent::{AgentKind, DEFAULT_SOCKET, HelloRequest, Mechanism, SensorCount};
+use rampart_protos::agent::{AgentKind, DEFAULT_SOCKET, HelloRequest, Mechanism};
 use rampart_protos::client::{Announcement, DaemonClient};
 use rampart_seccomp::daemon_link;
 use rampart_seccomp::dispatcher::PolicyHandler;
@@ -14,6 +14,7 @@ use rampart_seccomp::guard::ready::ReadyDir;
 use rampart_seccomp::guard::runtime::{DEFAULT_RUNTIMES, Runtimes};
 use rampart_seccomp::holder::client::{HolderClient, HolderClientError};
 use rampart_seccomp::holder::protocol;
+use rampart_seccomp::lineage::Lineage;
 use rampart_seccomp::mechanisms;
 use rampart_seccomp::outcome::ENFORCER;
 use rampart_seccomp::supervision::listener::Listener;
@@ -121,29 +122,14 @@ async fn main() -> Result<()> {
         warn!(error = %e, daemon = %args.daemon.display(), "rampartd not reachable yet; waiting for it");
     }
     let (version, snapshot) = daemon_link::first_snapshot(&client).await;
-    // Started before the reporter, which sends its counts with every report.
+    // Started before the reporter, which looks up each event's ancestors and sends the
+    // sensor's counts.
     let process_sensor = rampart_audit::ProcessSensor::start();
-    let sensor = process_sensor.as_ref().ok().cloned();
-    let sensor_counts: daemon_link::SensorSource = {
-        let sensor = sensor.clone();
-        Arc::new(move || {
-            sensor
-                .iter()
-                .map(|s| {
-                    let c = s.counts();
-                    SensorCount {
-                        name: mechanisms::PROCESS_SENSOR.into(),
-                        written: c.written,
-                        dropped: c.dropped,
-                    }
-                })
-                .collect()
-        })
-    };
+    let lineage = Arc::new(Lineage::new(process_sensor.as_ref().ok().cloned()));
     let (reporter, report_task) =
-        daemon_link::reporter(client.clone(), args.event_queue, sensor_counts);
+        daemon_link::reporter(client.clone(), args.event_queue, lineage.clone());
     let handler = Arc::new(PolicyHandler::new(version, snapshot, Arc::new(reporter)));
-    handler.set_process_sensor(sensor);
+    handler.set_lineage(lineage);
     let process_sensor = process_sensor.map(drop).map_err(|e| {
         warn!(error = %e, "process sensor off: alerts name only the parent /proc still shows");
         e.to_string()
