@@ -26,8 +26,7 @@ pub const POD_LABELS_ANNOTATION: &str = "rampart.dev/pod-labels";
 
 /// The plan left execve to the seccomp agent's file guard (`exec_by_guard`): the agent reads it
 /// from the OCI state, and rampart-nri waits at StartContainer until the guard watches.
-pub const EXEC_GUARD_ANNOTATION: &str = "rampart.dev/exec-guard";
-pub const EXEC_GUARD_FANOTIFY: &str = "fanotify";
+pub use rampart_protos::agent::{EXEC_GUARD_ANNOTATION, EXEC_GUARD_FANOTIFY};
 
 /// NRI's marker for "remove this key" in an adjustment's annotations.
 const REMOVE: char = '-';

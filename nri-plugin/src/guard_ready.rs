@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rampart_protos::agent::GUARD_READY_DIR;
+use rampart_protos::agent::guard_ready_file;
 
 /// How long StartContainer waits: well inside NRI's 2 s per request, with room for the bind.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(1);
@@ -16,15 +16,7 @@ const POLL: Duration = Duration::from_millis(2);
 
 /// The file the agent makes for `container_id`, given the filters' listenerPath.
 pub fn ready_file(seccomp_socket: &str, container_id: &str) -> Option<PathBuf> {
-    let plain =
-        !container_id.is_empty() && !container_id.starts_with('.') && !container_id.contains('/');
-    plain.then(|| {
-        Path::new(seccomp_socket)
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .join(GUARD_READY_DIR)
-            .join(container_id)
-    })
+    guard_ready_file(Path::new(seccomp_socket), container_id)
 }
 
 /// Whether `file` exists within `timeout`.

@@ -35,6 +35,33 @@ pub mod agent {
     /// non-executable): what rampart-nri waits for at StartContainer before a container whose
     /// execs the guard decides may run.
     pub const GUARD_READY_DIR: &str = "guard";
+    /// The annotation rampart-nri puts on a container whose plan left execve to the file guard
+    /// (`exec_by_guard`), with this value: the agent reads it from the OCI state, rampart-nri at
+    /// StartContainer.
+    pub const EXEC_GUARD_ANNOTATION: &str = "rampart.dev/exec-guard";
+    pub const EXEC_GUARD_FANOTIFY: &str = "fanotify";
+
+    /// The file the agent makes for `container_id` in [`GUARD_READY_DIR`] next to its socket
+    /// `socket`; None for an id that is not a plain file name (containerd's are 64 hex digits:
+    /// anything that could leave the directory is refused).
+    pub fn guard_ready_file(
+        socket: &std::path::Path,
+        container_id: &str,
+    ) -> Option<std::path::PathBuf> {
+        let plain = !container_id.is_empty()
+            && container_id.len() <= 128
+            && !container_id.starts_with('.')
+            && container_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        plain.then(|| {
+            socket
+                .parent()
+                .unwrap_or(std::path::Path::new("/"))
+                .join(GUARD_READY_DIR)
+                .join(container_id)
+        })
+    }
     /// Pod label that keeps the pod on the seccomp path for what the file guard would otherwise
     /// decide in the kernel: every open is notified and emulated by the agent, and execve stays
     /// notified. An escape hatch, and the design before the guard that the benchmarks compare

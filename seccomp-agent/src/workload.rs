@@ -16,8 +16,7 @@ pub mod annotations {
     /// runtime, and policies select pods by label).
     pub const POD_LABELS: &str = "rampart.dev/pod-labels";
     /// Set by rampart-nri when the plan left execve to the file guard (`exec_by_guard`).
-    pub const EXEC_GUARD: &str = "rampart.dev/exec-guard";
-    pub const EXEC_GUARD_FANOTIFY: &str = "fanotify";
+    pub use rampart_protos::agent::{EXEC_GUARD_ANNOTATION as EXEC_GUARD, EXEC_GUARD_FANOTIFY};
 }
 
 pub use rampart_protos::agent::{READ_OPENS_LABEL, READ_OPENS_SECCOMP};

@@ -91,24 +91,30 @@ static __always_inline void submit(struct event *e)
 	count(0);
 }
 
+/* An event with no file name: a fork or an exit. */
+static __always_inline void emit(__u32 kind, __u64 cgroup, __u32 pid, __u32 ppid)
+{
+	struct event *e = reserve(kind, cgroup);
+
+	if (!e)
+		return;
+	e->pid = pid;
+	e->ppid = ppid;
+	submit(e);
+}
+
 SEC("tp_btf/sched_process_fork")
 int rampart_fork(unsigned long long *ctx)
 {
 	struct task_struct *parent = (struct task_struct *)ctx[0];
 	struct task_struct *child = (struct task_struct *)ctx[1];
-	struct event *e;
 	__u64 cgroup;
 
 	if (!watching(&cgroup))
 		return 0;
 	if (child->tgid == parent->tgid)
 		return 0; /* a new thread */
-	e = reserve(EVENT_FORK, cgroup);
-	if (!e)
-		return 0;
-	e->pid = child->tgid;
-	e->ppid = parent->tgid;
-	submit(e);
+	emit(EVENT_FORK, cgroup, child->tgid, parent->tgid);
 	return 0;
 }
 
@@ -138,18 +144,12 @@ SEC("tp_btf/sched_process_exit")
 int rampart_exit(unsigned long long *ctx)
 {
 	struct task_struct *p = (struct task_struct *)ctx[0];
-	struct event *e;
 	__u64 cgroup;
 
 	if (!watching(&cgroup))
 		return 0;
 	if (p->pid != p->tgid)
 		return 0; /* a thread, not its group's leader */
-	e = reserve(EVENT_EXIT, cgroup);
-	if (!e)
-		return 0;
-	e->pid = p->tgid;
-	e->ppid = 0;
-	submit(e);
+	emit(EVENT_EXIT, cgroup, p->tgid, 0);
 	return 0;
 }

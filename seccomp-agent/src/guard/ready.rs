@@ -7,31 +7,34 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use rampart_protos::agent::GUARD_READY_DIR;
+use rampart_protos::agent::{GUARD_READY_DIR, guard_ready_file};
 
 #[derive(Debug, Clone)]
-pub struct ReadyDir(PathBuf);
+pub struct ReadyDir {
+    /// The agent's listener socket, which the directory sits next to.
+    socket: PathBuf,
+}
 
 impl ReadyDir {
     /// The directory next to the agent's listener socket, as rampart-nri finds it from the
     /// filters' listenerPath.
     pub fn next_to(socket: &Path) -> ReadyDir {
-        ReadyDir(
-            socket
-                .parent()
-                .unwrap_or(Path::new("/"))
-                .join(GUARD_READY_DIR),
-        )
+        ReadyDir {
+            socket: socket.to_owned(),
+        }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.0
+    pub fn path(&self) -> PathBuf {
+        self.socket
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join(GUARD_READY_DIR)
     }
 
     /// The guard watches `container_id`.
     pub fn mark(&self, container_id: &str) -> io::Result<()> {
         let file = self.file(container_id)?;
-        std::fs::create_dir_all(&self.0)?;
+        std::fs::create_dir_all(self.path())?;
         std::fs::write(file, b"")
     }
 
@@ -43,24 +46,13 @@ impl ReadyDir {
     }
 
     fn file(&self, container_id: &str) -> io::Result<PathBuf> {
-        if !valid_id(container_id) {
-            return Err(io::Error::new(
+        guard_ready_file(&self.socket, container_id).ok_or_else(|| {
+            io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("container id {container_id:?} is not a plain file name"),
-            ));
-        }
-        Ok(self.0.join(container_id))
+            )
+        })
     }
-}
-
-/// containerd's ids are 64 hex digits; anything that could leave the directory is refused.
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && !id.starts_with('.')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[cfg(test)]
