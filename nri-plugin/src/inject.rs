@@ -166,7 +166,9 @@ impl<D: Daemon> RampartHandler<D> {
         if self.config.require_protection || self.required.last_required(&w) {
             tracing::error!(workload = %who, container_id = %c.id, "refusing to start the container: the file guard does not watch it");
             return Err(HandlerError::new(format!(
-                "rampart: container {who} must not run unprotected, and the seccomp agent's file                  guard, which decides its execs, did not report watching it within {wait:?} (no                  {}). See rampart-seccomp's log; the kubelet retries the start",
+                "rampart: container {who} must not run unprotected, and the seccomp agent's file \
+                 guard, which decides its execs, did not report watching it within {wait:?} (no \
+                 {}). See rampart-seccomp's log; the kubelet retries the start",
                 file.map(|f| f.display().to_string()).unwrap_or_default()
             )));
         }

@@ -268,3 +268,43 @@ async fn synchronize_binds_running_containers_only() {
     assert_eq!(binds[0].workload.as_ref().unwrap().container_id, running.id);
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// A container whose execs only the agent's file guard decides does not start before the agent
+/// says it watches it: a required one is refused its start, any other starts (logged UNCHECKED);
+/// once the agent's file is there, both start. A container without the annotation never waits.
+#[tokio::test]
+async fn start_waits_for_the_file_guard_where_it_alone_decides_execs() {
+    let root = fake_cgroups("guard");
+    let socket = root.join("agent/seccomp.sock");
+    let config = |require_protection| InjectConfig {
+        sys_fs_cgroup: root.clone(),
+        seccomp_socket: socket.display().to_string(),
+        require_protection,
+        guard_wait: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let p = pod("nginx");
+    let mut c = ctr(&p, "web");
+    c.annotations.insert(
+        adjust::EXEC_GUARD_ANNOTATION.into(),
+        adjust::EXEC_GUARD_FANOTIFY.into(),
+    );
+    let (d, required) = handler(StandInDaemon::default(), config(true));
+    let err = required.start_container(&p, &c).await.unwrap_err();
+    assert!(err.to_string().contains("file guard"), "{err}");
+    assert!(
+        d.binds.lock().unwrap().is_empty(),
+        "bound a container that must not start"
+    );
+    let (_, lenient) = handler(StandInDaemon::default(), config(false));
+    lenient.start_container(&p, &c).await.unwrap();
+
+    let ready = root.join("agent/guard");
+    std::fs::create_dir_all(&ready).unwrap();
+    std::fs::write(ready.join(&c.id), b"").unwrap();
+    required.start_container(&p, &c).await.unwrap();
+
+    let plain = ctr(&p, "sidecar");
+    required.start_container(&p, &plain).await.unwrap();
+    std::fs::remove_dir_all(root).unwrap();
+}
