@@ -10,7 +10,12 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const SOURCES: &[&str] = &["connect_guard", "lsm_probe", "process_sensor"];
+const SOURCES: &[&str] = &[
+    "connect_guard",
+    "ingress_guard",
+    "lsm_probe",
+    "process_sensor",
+];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -8,18 +8,16 @@
 //! [`ConnectGuard::approve`] stored, keyed by the calling thread's id.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 
+use crate::cgroup_dir::{self, CgroupDirError};
 use crate::object_maps;
-use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, statfs};
 use nix::time::{ClockId, clock_gettime};
 
 /// The compiled BPF object (build.rs, libbpf-cargo).
@@ -48,17 +46,8 @@ pub enum GuardError {
         #[source]
         source: libbpf_rs::Error,
     },
-    #[error(
-        "{path} is not a cgroup v2 directory: pass the container's cgroup in the v2 tree \
-         (on a hybrid host that is under /sys/fs/cgroup/unified)"
-    )]
-    NotCgroup2 { path: PathBuf },
-    #[error("cannot open cgroup directory {path}: {source}")]
-    OpenCgroup {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Cgroup(#[from] CgroupDirError),
     #[error(
         "attaching BPF program {program} to cgroup {path} failed: {source} \
          (needs root; check that the cgroup still exists)"
@@ -127,29 +116,7 @@ impl ConnectGuard {
     /// cgroup below it) passes only if the calling thread holds an unexpired approval for exactly
     /// that destination; otherwise it fails with EPERM and [`denied`](Self::denied) increments.
     pub fn protect(&self, cgroup_dir: &Path) -> Result<(), GuardError> {
-        let not_v2 = || GuardError::NotCgroup2 {
-            path: cgroup_dir.to_path_buf(),
-        };
-        match statfs(cgroup_dir) {
-            Ok(fs) if fs.filesystem_type() == CGROUP2_SUPER_MAGIC => {}
-            Ok(_) => return Err(not_v2()),
-            Err(errno) => {
-                return Err(GuardError::OpenCgroup {
-                    path: cgroup_dir.to_path_buf(),
-                    source: errno.into(),
-                });
-            }
-        }
-        let open_err = |source| GuardError::OpenCgroup {
-            path: cgroup_dir.to_path_buf(),
-            source,
-        };
-        let dir = File::open(cgroup_dir).map_err(open_err)?;
-        let meta = dir.metadata().map_err(open_err)?;
-        if !meta.is_dir() {
-            return Err(not_v2());
-        }
-        let cgroup_id = meta.ino();
+        let (dir, cgroup_id) = cgroup_dir::open(cgroup_dir)?;
 
         let mut links = self.lock_links();
         if links.contains_key(&cgroup_id) {

@@ -1,18 +1,25 @@
 //! rampart-audit: eBPF and fanotify sensors for file, process and network events.
 //!
-//! Built so far: [`ConnectGuard`], the in-kernel egress backstop (cgroup connect4/6 and
-//! sendmsg4/6 programs) for the seccomp agent's connect/send decisions, and the probe that tells
-//! whether BPF LSM programs can decide on this kernel ([`lsm_probe`]), and the process sensor
-//! ([`ProcessSensor`]): forks, execs and exits of watched containers, for the ancestry of
-//! every alert.
+//! - [`ConnectGuard`]: the in-kernel egress backstop (cgroup connect4/6 and sendmsg4/6 programs)
+//!   for the seccomp agent's connect/send decisions;
+//! - [`IngressGuard`]: ingress rules enforced by a cgroup_skb/ingress program per scoped
+//!   container, on a table compiled from the policy;
+//! - [`ProcessSensor`]: forks, execs and exits of watched containers, for the ancestry of every
+//!   alert;
+//! - [`lsm_probe`]: whether BPF LSM programs can decide on this kernel.
 
+mod cgroup_dir;
 pub mod connect_guard;
+pub mod ingress_guard;
 pub mod lsm_probe;
 mod object_maps;
+mod percpu_counts;
 pub mod process_sensor;
 pub mod process_table;
 
+pub use cgroup_dir::CgroupDirError;
 pub use connect_guard::{ConnectGuard, GuardError};
+pub use ingress_guard::{IngressCounts, IngressError, IngressEvent, IngressGuard};
 pub use lsm_probe::LsmSupport;
 pub use process_sensor::{ProcessSensor, SensorCounts, SensorError};
 pub use process_table::Ancestor;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, RingBufferBuilder};
 
-use crate::object_maps;
 use crate::process_table::{Ancestor, HostProcfs, ProcessTable, Procfs};
+use crate::{object_maps, percpu_counts};
 
 static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/process_sensor.bpf.o"));
 
@@ -161,19 +161,7 @@ impl ProcessSensor {
 
     /// What the kernel side wrote and dropped so far, summed over CPUs.
     pub fn counts(&self) -> SensorCounts {
-        let sum = |index: u32| -> u64 {
-            self.counts
-                .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
-                .ok()
-                .flatten()
-                .map(|cpus| {
-                    cpus.iter()
-                        .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
-                        .map(u64::from_ne_bytes)
-                        .sum()
-                })
-                .unwrap_or(0)
-        };
+        let sum = |index| percpu_counts::sum(&self.counts, index);
         SensorCounts {
             written: sum(0),
             dropped: sum(1),

@@ -572,6 +572,74 @@ async fn drift_is_decided_on_the_file_not_its_name() {
     std::fs::remove_dir_all(&volume).unwrap();
 }
 
+/// Ingress for the pods labelled app=ingress: the node itself (its address on the pods' bridge)
+/// may not open connections to the web port; other pods may.
+const INGRESS: &str = "apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: NoNodeToWeb}
+spec:
+  selector: {podLabels: {matchLabels: {app: ingress}}}
+  network:
+    - {id: node-in, direction: ingress, cidrs: [10.88.77.1/32], ports: [80], action: block}
+";
+
+/// Class 10: a peer the policy refuses. The kernel decides on the packet's source address when
+/// the connection opens (the seccomp filter can't: accept() learns the peer too late), so a
+/// client from the refused address gets no connection at all, another pod is served, and the
+/// refusal is one record naming the peer and the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_peer_gets_no_connection_and_an_allowed_one_is_served() {
+    let Some(cri) = test_node().await else { return };
+    let since = rampart_integration::stack::now();
+    let _rampart = Rampart::up(&[("ingress.yaml", INGRESS)]);
+    let server = nginx_pod(&cri, "ingress").await;
+    let ip = server.ip.expect("the pod has an IP on the bridge");
+    let client = nginx_pod(&cri, "client").await;
+    let page = sh(&client, &format!("wget -q -O- http://{ip}/; echo exit=$?")).await;
+    assert!(
+        page.stdout_text().contains("rampart"),
+        "another pod is served: {page:?}"
+    );
+
+    // The node connects from 10.88.77.1, its address on the bridge.
+    let refused = tokio::task::spawn_blocking(move || {
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::new(ip, 80),
+            std::time::Duration::from_secs(3),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(refused.is_err(), "the node got a connection: {refused:?}");
+    // Port 80 only: nothing else is refused to the node (nothing listens there: reset at once).
+    let other = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::new(ip, 81),
+        std::time::Duration::from_secs(3),
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert_eq!(
+        other.kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "{other}"
+    );
+
+    let r = rampart_integration::stack::wait_for_record(&server.pod.name, "Blocked", since);
+    let alert = rampart_integration::stack::alert(&r);
+    assert_eq!(alert["eventType"], "NetworkConnection", "{alert}");
+    assert_eq!(alert["remoteAddress"], "10.88.77.1", "{alert}");
+    assert_eq!(alert["remotePort"], 80, "{alert}");
+    assert_eq!(alert["ruleId"], "node-in", "{alert}");
+    assert_eq!(alert["enforcer"], "cgroup-ingress", "{alert}");
+    assert_eq!(alert["containerName"], "nginx", "{alert}");
+    // The pod itself still works: its own connections out and back in are not ingress from
+    // the node.
+    let local = sh(&server, "wget -q -O- http://127.0.0.1/; echo exit=$?").await;
+    assert!(local.stdout_text().contains("rampart"), "{local:?}");
+    client.remove().await.unwrap();
+    server.remove().await.unwrap();
+}
+
 /// The pod's name, as the records name it.
 async fn pod_name(pod: &TestPod) -> String {
     let out = sh(pod, "hostname").await;

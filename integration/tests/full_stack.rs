@@ -203,6 +203,14 @@ async fn the_seed_scenario_end_to_end() {
             let lsm = mechanism("bpf-lsm");
             assert_eq!(lsm["inUse"], false, "{lsm}");
             assert!(lsm["detail"].as_str().unwrap().contains("LSM"), "{lsm}");
+            // rampartd's own: the ingress guard loaded on this kernel.
+            let ingress = status["mechanisms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["name"] == "cgroup-ingress")
+                .unwrap_or_else(|| panic!("rampartd lists no cgroup-ingress: {status}"));
+            assert_eq!(ingress["inUse"], true, "{ingress}");
             // The process sensor's counts reach status (every few seconds, or with an event):
             // the pod's execs were written, and nothing was dropped.
             let sensor = status["sensors"]

@@ -87,13 +87,14 @@ impl<D: Daemon> Binder<D> {
     }
 
     /// Binds, logging failures: a container whose events cannot be mapped still runs (its
-    /// seccomp filter is already in place), and the runtime must not wait on rampartd here.
-    pub async fn bind(&self, pod: &PodSandbox, c: &Container) -> Option<BindRequest> {
+    /// seccomp filter is already in place), and the runtime must not wait on rampartd here. The
+    /// error says why (for the caller that refuses a required container).
+    pub async fn bind(&self, pod: &PodSandbox, c: &Container) -> Result<BindRequest, String> {
         let req = match self.request(pod, c) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(container_id = %c.id, error = %e, "cannot bind the container's cgroup; kernel events from it will not map to its pod");
-                return None;
+                return Err(e.to_string());
             }
         };
         let sent = req.clone();
@@ -109,11 +110,11 @@ impl<D: Daemon> Binder<D> {
         match res {
             Ok(()) => {
                 tracing::info!(container_id = %c.id, cgroup_id = sent.cgroup_id, pid = c.pid, bind_us = started.elapsed().as_micros() as u64, "bound");
-                Some(sent)
+                Ok(sent)
             }
             Err(e) => {
-                tracing::error!(container_id = %c.id, cgroup_id = sent.cgroup_id, error = %e, "BindContainer failed; kernel events from this container will not map to its pod");
-                None
+                tracing::error!(container_id = %c.id, cgroup_id = sent.cgroup_id, error = %e, "BindContainer failed; kernel events from this container may not map to its pod, and rampartd's kernel enforcement (ingress rules) may not hold for it");
+                Err(e.to_string())
             }
         }
     }

@@ -255,7 +255,10 @@ impl<D: Daemon> Handler for RampartHandler<D> {
             };
             running += 1;
             let (binder, pod, c) = (self.binder.clone(), pod.clone(), c.clone());
-            tasks.spawn(async move { binder.bind(&pod, &c).await });
+            tasks.spawn(async move {
+                // Failures are logged; a running container is not stopped for them.
+                let _ = binder.bind(&pod, &c).await;
+            });
         }
         while tasks.join_next().await.is_some() {}
         tracing::info!(running, "Synchronize: bound running containers");
@@ -312,8 +315,20 @@ impl<D: Daemon> Handler for RampartHandler<D> {
         // containerd sends StartContainer after runc create and before the process runs: the
         // cgroup exists and the pid is set.
         self.await_file_guard(pod, c).await?;
-        // Binding before the process runs means its first events already map.
-        self.binder.bind(pod, c).await;
+        // Binding before the process runs means its first events already map, and that
+        // rampartd's kernel enforcement (ingress) is in place before the workload listens.
+        let Err(why) = self.binder.bind(pod, c).await else {
+            return Ok(());
+        };
+        let w = workload::workload(pod, c);
+        if self.config.require_protection || self.required.last_required(&w) {
+            let who = workload::display(&w);
+            tracing::error!(workload = %who, container_id = %c.id, "refusing to start the container: it could not be bound");
+            return Err(HandlerError::new(format!(
+                "rampart: container {who} must not run unprotected, and binding it to rampartd \
+                 failed: {why}. See rampartd's log; the kubelet retries the start"
+            )));
+        }
         Ok(())
     }
 

@@ -55,6 +55,22 @@ impl Cidr {
     pub(crate) fn prefix(&self) -> u8 {
         self.prefix
     }
+
+    /// The first and last address of the range in its own family's space (IPv4 as a 32-bit
+    /// number), and whether it is IPv4.
+    pub(crate) fn bounds(&self) -> (u128, u128, bool) {
+        let (first, width, bits) = if self.v4 {
+            (self.net & 0xffff_ffff, self.prefix, 32)
+        } else {
+            (self.net, self.prefix, 128)
+        };
+        let host = if u32::from(width) >= bits {
+            0
+        } else {
+            (u128::MAX >> (128 - bits)) >> width
+        };
+        (first, first | host, self.v4)
+    }
 }
 
 fn to_bits(ip: IpAddr) -> (u128, bool) {
@@ -104,6 +120,18 @@ mod tests {
         assert!(!c("2001:db8::/32").contains(ip("2001:db9::1")));
         assert!(c("::/0").contains(ip("::1")));
         assert!(!c("::/0").contains(ip("1.2.3.4")));
+    }
+
+    #[test]
+    fn bounds_in_each_family() {
+        assert_eq!(c("10.0.0.0/8").bounds(), (0x0a00_0000, 0x0aff_ffff, true));
+        assert_eq!(c("0.0.0.0/0").bounds(), (0, 0xffff_ffff, true));
+        assert_eq!(c("1.2.3.4").bounds(), (0x0102_0304, 0x0102_0304, true));
+        assert_eq!(c("::/0").bounds(), (0, u128::MAX, false));
+        let (lo, hi, v4) = c("2001:db8::/32").bounds();
+        assert_eq!(lo, 0x2001_0db8u128 << 96);
+        assert_eq!(hi, (0x2001_0db8u128 << 96) | (u128::MAX >> 32));
+        assert!(!v4);
     }
 
     #[test]

@@ -34,7 +34,7 @@ mod syscalls;
 
 pub use alert::{Alert, AlertAction, EventType, ProcessRef, Timestamp};
 pub use compile::{API_VERSION, CompiledPolicy, KIND, RuleKind, Verdict};
-pub use decide::{Decision, Operation, Snapshot, User, WorkloadView};
+pub use decide::{Decision, IngressCell, IngressTable, Operation, Snapshot, User, WorkloadView};
 pub use error::{Diagnostic, Error};
 pub use message::VARIABLES as MESSAGE_VARIABLES;
 pub use model::{Access, Direction, Mode, Protocol, Response, Severity};

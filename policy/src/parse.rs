@@ -21,9 +21,10 @@ impl Policy {
         &self.doc.metadata.name.value
     }
 
-    /// What the policy says that rampart can't enforce yet (it loads, but these parts decide
-    /// nothing): today, ingress network rules that block or alert, which need rampart-audit's
-    /// cgroup programs (the seccomp agent can't see a peer before accept() returns).
+    /// What the policy says that rampart can't enforce as written (it loads, but these parts
+    /// decide nothing): ingress rules limited to `processes`. The kernel decides ingress on
+    /// each packet, which has no process, so such a rule never matches: a block or alert
+    /// limited to processes refuses nothing, an allow limited to them excepts nothing.
     pub fn warnings(&self) -> Vec<Diagnostic> {
         self.doc
             .spec
@@ -32,7 +33,7 @@ impl Policy {
             .iter()
             .filter(|r| {
                 r.value.direction == crate::model::Direction::Ingress
-                    && r.value.action != crate::model::RuleAction::Allow
+                    && !r.value.processes.is_empty()
             })
             .map(|r| {
                 let id = r
@@ -41,15 +42,20 @@ impl Policy {
                     .as_ref()
                     .map(|i| format!(" `{}`", i.value))
                     .unwrap_or_default();
+                let what = if r.value.action == crate::model::RuleAction::Allow {
+                    "excepts nothing"
+                } else {
+                    "decides nothing"
+                };
                 Diagnostic::new(
                     &self.file,
                     r.line,
                     r.column,
-                    format!("ingress rule{id} is not enforced: it decides nothing on this version"),
+                    format!("ingress rule{id} is limited to processes, so it {what}"),
                 )
                 .with_hint(
-                    "the seccomp agent can't see a peer before accept() returns; ingress rules \
-                     need rampart-audit's cgroup programs, which are not built yet \
+                    "ingress is decided in the kernel on each arriving packet, which names no \
+                     process: remove `processes` to decide for the whole container \
                      (docs/enforcement.md)",
                 )
             })

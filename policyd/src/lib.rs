@@ -2,10 +2,12 @@
 //! ([`policies`]), serves agents over a unix socket ([`api`]) with the snapshot they evaluate
 //! locally and the plan for each new container ([`planner`]), keeps the workload registry
 //! ([`registry`]), turns reported decisions into alerts ([`pipeline`], [`alerting`]) written to
-//! journald and JSON lines ([`sink`]), and carries out responses ([`response`]).
+//! journald and JSON lines ([`sink`]), carries out responses ([`response`]), and enforces ingress
+//! rules in the kernel on the registry's cgroups ([`ingress`]).
 
 pub mod alerting;
 pub mod api;
+pub mod ingress;
 pub mod pipeline;
 pub mod planner;
 pub mod policies;

@@ -10,6 +10,7 @@ use clap::Parser;
 use rampart_policy::AlertAction;
 use rampart_protos::agent::DEFAULT_SOCKET;
 use rampartd::api::{Daemon, DaemonInfo, Server, ServerConfig};
+use rampartd::ingress::IngressEnforcer;
 use rampartd::pipeline::{Pipeline, PipelineConfig};
 use rampartd::planner::SnapshotPlanner;
 use rampartd::policies::{FileOutcome, PolicyStore, watch};
@@ -77,10 +78,16 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Makes the store's policies the ones agents and the planner use.
-fn publish(store: &PolicyStore, daemon: &Daemon, planner: &SnapshotPlanner) -> u64 {
+/// Makes the store's policies the ones agents, the planner and the ingress guard use.
+fn publish(
+    store: &PolicyStore,
+    daemon: &Daemon,
+    planner: &SnapshotPlanner,
+    ingress: &IngressEnforcer,
+) -> u64 {
     let version = daemon.publish_snapshot(store.sources());
     planner.set(version, store.compiled());
+    ingress.set_snapshot(store.compiled());
     version
 }
 
@@ -133,7 +140,9 @@ async fn main() -> Result<()> {
         Arc::new(Registry::new()),
         4096,
     );
-    let version = publish(&store, &daemon, &planner);
+    let ingress = IngressEnforcer::start(daemon.registry().clone(), daemon.events());
+    daemon.set_kernel_enforcer(ingress.clone());
+    let version = publish(&store, &daemon, &planner, &ingress);
     info!(
         version,
         policies = store.compiled().len(),
@@ -201,7 +210,7 @@ async fn main() -> Result<()> {
                     changed |= matches!(outcome, FileOutcome::Loaded { .. } | FileOutcome::Removed);
                 }
                 if changed {
-                    let version = publish(&store, &daemon, &planner);
+                    let version = publish(&store, &daemon, &planner, &ingress);
                     info!(version, policies = store.compiled().len(), "policies reloaded");
                 }
                 status.refresh(&store);

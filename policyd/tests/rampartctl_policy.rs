@@ -69,7 +69,7 @@ fn lint_of_a_broken_file_exits_1_with_its_place() {
 
 /// A policy that loads but has parts rampart can't enforce says so, without failing the lint.
 #[test]
-fn lint_warns_about_ingress_rules_that_decide_nothing() {
+fn lint_warns_about_ingress_rules_limited_to_processes() {
     let file = data("ingress.yaml");
     let path = file.to_str().unwrap();
     let out = rampartctl(&["policy", "lint", path]);
@@ -77,12 +77,12 @@ fn lint_warns_about_ingress_rules_that_decide_nothing() {
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains(&format!(
-            "{path}:8:7: warning: ingress rule `ssh-in` is not enforced"
+            "{path}:8:7: warning: ingress rule `ssh-in` is limited to processes, so it decides nothing"
         )),
         "{stdout}"
     );
     assert!(
-        stdout.contains("hint: the seccomp agent can't see a peer"),
+        stdout.contains("hint: ingress is decided in the kernel on each arriving packet"),
         "{stdout}"
     );
     assert_eq!(stdout.matches("warning:").count(), 1, "{stdout}");

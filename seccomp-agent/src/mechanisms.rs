@@ -9,7 +9,6 @@ use crate::dispatcher::GUARD_ENFORCER;
 use crate::outcome::ENFORCER;
 
 pub const EGRESS: &str = "cgroup-egress";
-pub const INGRESS: &str = "cgroup-ingress";
 pub const BPF_LSM: &str = "bpf-lsm";
 pub const PROCESS_SENSOR: &str = "tracepoint-process";
 
@@ -64,13 +63,6 @@ pub fn list(found: &Found) -> Vec<Mechanism> {
             "forks, execs and exits in protected containers (BTF tracepoints), for the ancestry \
              every alert carries",
         ),
-        entry(
-            INGRESS,
-            &Err(
-                "not built yet: ingress rules decide nothing (rampartctl policy lint warns)".into(),
-            ),
-            "",
-        ),
         Mechanism {
             name: BPF_LSM.to_owned(),
             in_use: false,
@@ -112,7 +104,6 @@ mod tests {
         assert!(!by(EXEC_GUARD_ENFORCER).in_use);
         assert_eq!(by(EXEC_GUARD_ENFORCER).detail, "--exec-by-seccomp given");
         assert!(!by(BPF_LSM).in_use && by(BPF_LSM).detail == "the kernel refused");
-        assert!(!by(INGRESS).in_use);
         assert_eq!(
             enforcers(&all),
             [ENFORCER, GUARD_ENFORCER, EGRESS, PROCESS_SENSOR]

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use super::{Decision, Operation};
 use crate::compile::{RuleKind, Verdict};
 use crate::message::Template;
-use crate::model::{Mode, Response, Severity};
+use crate::model::{Direction, Mode, Response, Severity};
 use crate::selector::Workload;
 
 impl<'v> Decision<'v> {
@@ -115,7 +115,16 @@ impl<'v> Decision<'v> {
         }
         match &m.rule.message {
             Some(t) => t.render(value),
-            None => default_template(m.rule.kind, self.verdict).render(value),
+            None => {
+                let inbound = matches!(
+                    op,
+                    Operation::Connect {
+                        direction: Direction::Ingress,
+                        ..
+                    }
+                );
+                default_template(m.rule.kind, inbound, self.verdict).render(value)
+            }
         }
     }
 }
@@ -132,8 +141,11 @@ fn pinned_template(verdict: Verdict) -> Template {
     .unwrap_or_else(|_| Template::empty())
 }
 
-fn default_template(kind: RuleKind, verdict: Verdict) -> Template {
+fn default_template(kind: RuleKind, inbound: bool, verdict: Verdict) -> Template {
     let what = match kind {
+        RuleKind::Network if inbound => {
+            "Inbound connection from {address} to port {port}/{protocol} of {container} container"
+        }
         RuleKind::Files => "File access to {path} by {container} container",
         RuleKind::Processes => "Execution of {path} in {container} container",
         RuleKind::Network => {

@@ -19,6 +19,7 @@
 //! - `moves`: deciding a rename or hard link by what it takes out of the rules' reach;
 //! - `plan`: [`WorkloadView::seccomp_plan`], what the workload's seccomp filter needs;
 //! - `reads`: what the kernel-side file guard needs (are reads decided, may an allow be cached);
+//! - `ingress`: the ingress rules as the kernel's cgroup programs decide them, cell by cell;
 //! - `decision`: [`Decision`]'s accessors and its alert message.
 
 use std::net::IpAddr;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 mod combine;
 mod decision;
 mod eval;
+mod ingress;
 mod moves;
 mod plan;
 mod reads;
@@ -39,6 +41,7 @@ use crate::glob::{PathIndex, PathSet};
 use crate::model::{Access, Direction, Protocol, Severity};
 
 use combine::{Cand, Combiner};
+pub use ingress::{IngressCell, IngressTable};
 pub use snapshot::Snapshot;
 
 /// What happened, as the agent saw it. Paths must be absolute: resolve relative paths against

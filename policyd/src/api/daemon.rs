@@ -15,6 +15,7 @@ use rampart_protos::agent::{
 };
 use tokio::sync::{mpsc, watch};
 
+use super::kernel::KernelEnforcer;
 use super::service::DaemonService;
 use super::status::{StatusSource, unix_ms};
 use super::{ApiError, CallContext, Peer};
@@ -111,6 +112,7 @@ pub struct Daemon {
     events: mpsc::Sender<ReportedEvent>,
     counters: Counters,
     status_source: RwLock<Option<Arc<dyn StatusSource>>>,
+    kernel: RwLock<Option<Arc<dyn KernelEnforcer>>>,
 }
 
 impl Daemon {
@@ -133,6 +135,7 @@ impl Daemon {
             events,
             counters: Counters::default(),
             status_source: RwLock::new(None),
+            kernel: RwLock::new(None),
         };
         (Arc::new(daemon), rx)
     }
@@ -166,6 +169,11 @@ impl Daemon {
         self.snapshot.subscribe()
     }
 
+    /// Where events found by rampartd itself (the ingress guard's) join the agents' reports.
+    pub fn events(&self) -> mpsc::Sender<ReportedEvent> {
+        self.events.clone()
+    }
+
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
@@ -195,6 +203,24 @@ impl Daemon {
             .status_source
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Some(source);
+    }
+
+    /// Kernel enforcement to tell of binds and unbinds (and of the bindings held now).
+    pub fn set_kernel_enforcer(&self, kernel: Arc<dyn KernelEnforcer>) {
+        for entry in self.registry.list() {
+            if let Err(e) = kernel.bound(&entry) {
+                workload_span(&entry.workload)
+                    .in_scope(|| tracing::error!(error = %e, "not enforced in the kernel"));
+            }
+        }
+        *self.kernel.write().unwrap_or_else(|p| p.into_inner()) = Some(kernel);
+    }
+
+    fn kernel(&self) -> Option<Arc<dyn KernelEnforcer>> {
+        self.kernel
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The answer to the Status RPC, assembled from what the daemon holds and its status source.
@@ -227,11 +253,13 @@ impl Daemon {
             })
             .collect();
         let all = self.agents();
-        let sensors = all
+        let kernel = self.kernel();
+        let mut sensors: Vec<SensorCount> = all
             .iter()
             .filter(|a| a.disconnected_at.is_none())
             .flat_map(|a| a.sensors.iter().cloned())
             .collect();
+        sensors.extend(kernel.iter().flat_map(|k| k.sensors()));
         let agents = all
             .into_iter()
             .map(|a| rampart_protos::agent::AgentStatus {
@@ -271,6 +299,7 @@ impl Daemon {
             }),
             complete: source.is_some(),
             sensors,
+            mechanisms: kernel.map(|k| k.mechanisms()).unwrap_or_default(),
         }
     }
 
@@ -332,6 +361,7 @@ impl DaemonService for Daemon {
         // After a restart of rampartd, what the agents announce is the registry: rampart-nri's
         // bindings (with cgroup ids) and the seccomp agent's supervised containers.
         let mut added = 0;
+        let kernel = self.kernel();
         for bind in req.containers {
             let Some(workload) = bind.workload else {
                 continue;
@@ -343,8 +373,16 @@ impl DaemonService for Daemon {
                 pid: bind.pid,
                 bound_at: SystemTime::now(),
             };
+            let enforce = kernel.as_ref().map(|k| (k.clone(), entry.clone()));
             match self.registry.announce(entry) {
-                Ok(true) => added += 1,
+                Ok(true) => {
+                    added += 1;
+                    if let Some((k, entry)) = enforce
+                        && let Err(e) = k.bound(&entry)
+                    {
+                        workload_span(&entry.workload).in_scope(|| tracing::error!(error = %e, "announced container not enforced in the kernel"));
+                    }
+                }
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "agent announced a container without an id; ignored")
@@ -403,6 +441,7 @@ impl DaemonService for Daemon {
             bound_at: SystemTime::now(),
         };
         let (cgroup_id, pid) = (entry.cgroup_id, entry.pid);
+        let enforced = self.kernel().map_or(Ok(()), |k| k.bound(&entry));
         let outcome = self
             .registry
             .bind(entry)
@@ -420,6 +459,10 @@ impl DaemonService for Daemon {
             rebound = outcome.replaced.is_some(),
             "container bound"
         );
+        enforced.map_err(|e| {
+            tracing::error!(error = %e, "bound, but not enforced in the kernel");
+            ApiError::Unavailable(format!("the container is bound but not enforced: {e}"))
+        })?;
         Ok(BindResponse {})
     }
 
@@ -435,6 +478,9 @@ impl DaemonService for Daemon {
         }
         match self.registry.unbind(&req.container_id) {
             Some(entry) => {
+                if let Some(k) = self.kernel() {
+                    k.unbound(&entry);
+                }
                 workload_span(&entry.workload).in_scope(|| tracing::info!("container unbound"))
             }
             None => {

@@ -5,6 +5,7 @@
 //! - [`socket`]: preparing the socket path (directory, stale socket, permissions);
 //! - [`service`]: the [`DaemonService`] trait and the dispatch of the seven methods to it;
 //! - [`status`]: the Status RPC's [`StatusSource`], what the daemon's main loop adds to it;
+//! - [`kernel`]: the [`KernelEnforcer`] the daemon tells of binds and unbinds (ingress);
 //! - [`daemon`]: [`Daemon`], the implementation for everything but policy planning, which it
 //!   asks a [`Planner`] for.
 //!
@@ -15,6 +16,7 @@ use std::time::SystemTime;
 use rampart_protos::ttrpc::code;
 
 pub mod daemon;
+pub mod kernel;
 pub mod server;
 pub mod service;
 pub mod socket;
@@ -23,6 +25,7 @@ pub mod status;
 pub use daemon::{
     AgentInfo, Daemon, DaemonInfo, EventStats, Mechanisms, Planner, ReportedEvent, Snapshot,
 };
+pub use kernel::KernelEnforcer;
 pub use server::{Server, ServerConfig, ServerError};
 pub use service::DaemonService;
 pub use status::{AlertCounters, StatusSource};

@@ -192,22 +192,24 @@ fn render(s: &StatusResponse) -> String {
     }
     push_table(&mut out, &t, &paint, "no agent has connected");
 
-    // Each agent's mechanisms, in use or not and why: what this kernel lets rampart do.
+    // Each agent's mechanisms and rampartd's own, in use or not and why: what this kernel lets
+    // rampart do.
     let connected = s.agents.iter().filter(|a| a.connected);
     let mut t = Table::new(["AGENT", "MECHANISM", "IN USE", "DETAIL"]);
-    for a in connected {
-        for m in &a.mechanisms {
-            t.row([
-                Cell::from(kind_word(a.kind)),
-                Cell::from(m.name.clone()),
-                if m.in_use {
-                    Cell::coloured("yes", Some(Colour::Green))
-                } else {
-                    Cell::coloured("no", Some(Colour::Yellow))
-                },
-                Cell::from(m.detail.clone()),
-            ]);
-        }
+    let owned = connected
+        .flat_map(|a| a.mechanisms.iter().map(|m| (kind_word(a.kind), m)))
+        .chain(s.mechanisms.iter().map(|m| ("rampartd", m)));
+    for (owner, m) in owned {
+        t.row([
+            Cell::from(owner),
+            Cell::from(m.name.clone()),
+            if m.in_use {
+                Cell::coloured("yes", Some(Colour::Green))
+            } else {
+                Cell::coloured("no", Some(Colour::Yellow))
+            },
+            Cell::from(m.detail.clone()),
+        ]);
     }
     out.push_str(&format!("\n{}\n", h("MECHANISMS")));
     push_table(
@@ -299,6 +301,9 @@ fn to_json(s: &StatusResponse) -> Value {
             })).collect::<Vec<_>>(),
             "connectedAt": time_ms(a.connected_at_ms),
             "disconnectedAt": (!a.connected).then(|| time_ms(a.disconnected_at_ms)),
+        })).collect::<Vec<_>>(),
+        "mechanisms": s.mechanisms.iter().map(|m| json!({
+            "name": m.name, "inUse": m.in_use, "detail": m.detail,
         })).collect::<Vec<_>>(),
         "sensors": s.sensors.iter().map(|c| json!({
             "name": c.name, "written": c.written, "dropped": c.dropped,
