@@ -21,5 +21,5 @@ pub use cgroup_dir::CgroupDirError;
 pub use connect_guard::{ConnectGuard, GuardError};
 pub use ingress_guard::{IngressCounts, IngressError, IngressEvent, IngressGuard};
 pub use lsm_probe::LsmSupport;
-pub use process_sensor::{ProcessSensor, SensorCounts, SensorError};
+pub use process_sensor::{Exec, ExecHandler, ExecOrigin, ProcessSensor, SensorCounts, SensorError};
 pub use process_table::Ancestor;

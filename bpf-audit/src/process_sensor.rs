@@ -1,6 +1,9 @@
 //! The process sensor: BTF tracepoints on fork, exec and exit (`process_sensor.bpf.c`), filtered
-//! in the kernel by the cgroups the agent watches, read from a ring buffer into a
-//! [`ProcessTable`] on a thread of its own. What the ring could not hold is counted in the
+//! in the kernel by the cgroups it is told to watch, read from a ring buffer into a
+//! [`ProcessTable`] on a thread of its own. Every exec also says where the executed file is
+//! ([`ExecOrigin`], decided in the kernel on the file it executes) and goes to the caller's
+//! handler; in cgroups marked with [`ProcessSensor::kill_drift`] an exec of a file that is not the
+//! image's is killed in the kernel before it runs. What the ring could not hold is counted in the
 //! kernel, per CPU, and reported by [`ProcessSensor::counts`].
 
 use std::sync::{Arc, Mutex};
@@ -17,8 +20,9 @@ const PROGRAMS: [&str; 3] = ["rampart_fork", "rampart_exec", "rampart_exit"];
 const EVENT_FORK: u32 = 1;
 const EVENT_EXEC: u32 = 2;
 const EVENT_EXIT: u32 = 3;
-/// struct event in the C program.
-const EVENT_SIZE: usize = 32 + 256;
+/// struct event in the C program: a 48-byte header, then the file name.
+const HEADER: usize = 48;
+const EVENT_SIZE: usize = HEADER + 256;
 /// The ring: ~3500 events, a burst of forks and execs the reader catches up with.
 const RING_BYTES: u32 = 1 << 20;
 
@@ -41,6 +45,77 @@ pub enum SensorError {
     },
 }
 
+/// Where an executed file is, as the kernel found it (`ORIGIN_*` in the C program).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecOrigin {
+    /// The container's root is not an overlayfs: the sensor can't tell.
+    Unknown,
+    /// The root overlay's lower layers: the image's own file.
+    Image,
+    /// The root overlay's upper layer: written after the container started, or an image file
+    /// modified (copied up).
+    Upper,
+    /// Another filesystem than the root: a volume, a tmpfs.
+    OtherFilesystem,
+    Memfd,
+    /// Deleted since it was opened.
+    Deleted,
+}
+
+impl ExecOrigin {
+    fn from_code(code: u8) -> ExecOrigin {
+        match code {
+            1 => ExecOrigin::Image,
+            2 => ExecOrigin::Upper,
+            3 => ExecOrigin::OtherFilesystem,
+            4 => ExecOrigin::Memfd,
+            5 => ExecOrigin::Deleted,
+            _ => ExecOrigin::Unknown,
+        }
+    }
+
+    /// Not the image's file (drift). Unknown counts as the image's: rampart can't tell, and
+    /// does not fail the workload for it.
+    pub fn is_drift(self) -> bool {
+        !matches!(self, ExecOrigin::Image | ExecOrigin::Unknown)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecOrigin::Unknown => "unknown",
+            ExecOrigin::Image => "image",
+            ExecOrigin::Upper => "upper-layer",
+            ExecOrigin::OtherFilesystem => "other-filesystem",
+            ExecOrigin::Memfd => "memfd",
+            ExecOrigin::Deleted => "deleted",
+        }
+    }
+}
+
+/// One exec in a watched cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    /// Host pid (thread group id) and its parent.
+    pub pid: u32,
+    pub ppid: u32,
+    pub cgroup_id: u64,
+    /// The name execve was given.
+    pub filename: String,
+    /// The executable as /proc showed it when the event was read (the given name if the process
+    /// was gone), and its command line (empty then).
+    pub executable: String,
+    pub args: Vec<String>,
+    pub origin: ExecOrigin,
+    pub inode: u64,
+    /// The kernel's dev_t of the file's filesystem (major << 20 | minor).
+    pub device: u32,
+    /// Killed in the kernel for it (a cgroup marked with `kill_drift`).
+    pub killed: bool,
+}
+
+/// What the sensor hands each exec to.
+pub type ExecHandler = Box<dyn FnMut(&Exec) + Send>;
+
 /// Events the kernel side wrote to the ring, and those it had to drop (the ring was full).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SensorCounts {
@@ -52,6 +127,7 @@ pub struct ProcessSensor {
     // Field order is drop order: the links first.
     _links: Vec<Link>,
     watched: MapHandle,
+    drift_kill: MapHandle,
     counts: MapHandle,
     table: Arc<Mutex<ProcessTable>>,
     /// The ring, held open when no reader thread drains it (tests).
@@ -66,15 +142,20 @@ impl std::fmt::Debug for ProcessSensor {
 }
 
 impl ProcessSensor {
-    /// Loads and attaches the programs and starts the thread that reads their events.
-    pub fn start() -> Result<Arc<ProcessSensor>, SensorError> {
-        Self::start_with(RING_BYTES, true)
+    /// Loads and attaches the programs and starts the thread that reads their events, handing
+    /// each exec to `on_exec` after the process table has it.
+    pub fn start(on_exec: Option<ExecHandler>) -> Result<Arc<ProcessSensor>, SensorError> {
+        Self::start_with(RING_BYTES, true, on_exec)
     }
 
     /// [`start`](Self::start) with a ring of `ring_bytes` (a power of two, at least a page), and
     /// with or without the reader thread (without it, the ring fills: what loss accounting is
     /// tested with).
-    fn start_with(ring_bytes: u32, read: bool) -> Result<Arc<ProcessSensor>, SensorError> {
+    fn start_with(
+        ring_bytes: u32,
+        read: bool,
+        on_exec: Option<ExecHandler>,
+    ) -> Result<Arc<ProcessSensor>, SensorError> {
         let load = |stage| move |source| SensorError::Load { stage, source };
         let mut open = ObjectBuilder::default()
             .open_memory(BPF_OBJECT)
@@ -86,6 +167,7 @@ impl ProcessSensor {
         let object = open.load().map_err(load("loading it into the kernel"))?;
         let map = |name: &str| object_maps::handle(&object, name).map_err(load("finding its maps"));
         let (watched, counts, events) = (map("watched")?, map("counts")?, map("events")?);
+        let drift_kill = map("drift_kill")?;
         let mut links = Vec::with_capacity(PROGRAMS.len());
         for prog in object.progs_mut() {
             if PROGRAMS.contains(&prog.name().to_str().unwrap_or_default()) {
@@ -97,7 +179,7 @@ impl ProcessSensor {
             let reader = table.clone();
             std::thread::Builder::new()
                 .name("process-sensor".into())
-                .spawn(move || read_events(events, reader))
+                .spawn(move || read_events(events, reader, on_exec))
                 .map_err(|e| SensorError::Load {
                     stage: "starting its reader thread",
                     source: libbpf_rs::Error::from(e),
@@ -109,6 +191,7 @@ impl ProcessSensor {
         Ok(Arc::new(ProcessSensor {
             _links: links,
             watched,
+            drift_kill,
             counts,
             table,
             _ring: ring,
@@ -127,6 +210,23 @@ impl ProcessSensor {
     /// The container is gone.
     pub fn unwatch(&self, cgroup_id: u64) {
         let _ = self.watched.delete(&cgroup_id.to_ne_bytes());
+        let _ = self.drift_kill.delete(&cgroup_id.to_ne_bytes());
+    }
+
+    /// In the watched cgroup `cgroup_id`, an exec of a file that is not the image's (upper
+    /// layer, another filesystem, memfd, deleted) is killed in the kernel (`kill`), or only
+    /// reported (`!kill`).
+    pub fn kill_drift(&self, cgroup_id: u64, kill: bool) -> Result<(), SensorError> {
+        let key = cgroup_id.to_ne_bytes();
+        if kill {
+            return self
+                .drift_kill
+                .update(&key, &[1], MapFlags::ANY)
+                .map_err(|source| SensorError::Watch { cgroup_id, source });
+        }
+        // Not there is what was asked for.
+        let _ = self.drift_kill.delete(&key);
+        Ok(())
     }
 
     /// The processes that started `pid`, its parent first (see [`ProcessTable::ancestry`]).
@@ -170,16 +270,20 @@ impl ProcessSensor {
 }
 
 /// The reader thread: never returns while the ring can be polled.
-fn read_events(events: MapHandle, table: Arc<Mutex<ProcessTable>>) {
+fn read_events(
+    events: MapHandle,
+    table: Arc<Mutex<ProcessTable>>,
+    mut on_exec: Option<ExecHandler>,
+) {
     let mut builder = RingBufferBuilder::new();
-    let handler = {
-        let table = table.clone();
-        move |data: &[u8]| {
-            if let Some(e) = RawEvent::parse(data) {
-                apply(&table, e);
-            }
-            0
+    let handler = move |data: &[u8]| {
+        if let Some(e) = RawEvent::parse(data)
+            && let Some(exec) = apply(&table, e)
+            && let Some(f) = on_exec.as_mut()
+        {
+            f(&exec);
         }
+        0
     };
     if builder.add(&events, handler).is_err() {
         return;
@@ -194,29 +298,37 @@ fn read_events(events: MapHandle, table: Arc<Mutex<ProcessTable>>) {
     }
 }
 
-fn apply(table: &Mutex<ProcessTable>, e: RawEvent) {
+/// Updates the table; an exec is also returned, for the caller's handler.
+fn apply(table: &Mutex<ProcessTable>, e: RawEvent) -> Option<Exec> {
+    let lock = || table.lock().unwrap_or_else(|p| p.into_inner());
     match e.kind {
-        EVENT_FORK => table
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .forked(e.pid, e.ppid),
+        EVENT_FORK => lock().forked(e.pid, e.ppid),
         EVENT_EXEC => {
             // The process is usually still there: its real executable and command line (the
             // event only has the name execve was given).
             let procfs = HostProcfs;
-            let executable = procfs.executable(e.pid).unwrap_or(e.filename);
+            let executable = procfs
+                .executable(e.pid)
+                .unwrap_or_else(|| e.filename.clone());
             let args = procfs.args(e.pid);
-            table
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .execed(e.pid, e.ppid, executable, args);
+            lock().execed(e.pid, e.ppid, executable.clone(), args.clone());
+            return Some(Exec {
+                pid: e.pid,
+                ppid: e.ppid,
+                cgroup_id: e.cgroup_id,
+                filename: e.filename,
+                executable,
+                args,
+                origin: e.origin,
+                inode: e.inode,
+                device: e.device,
+                killed: e.killed,
+            });
         }
-        EVENT_EXIT => table
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .exited(e.pid),
+        EVENT_EXIT => lock().exited(e.pid),
         _ => {}
     }
+    None
 }
 
 /// One event as the C program lays it out.
@@ -225,6 +337,11 @@ struct RawEvent {
     kind: u32,
     pid: u32,
     ppid: u32,
+    cgroup_id: u64,
+    inode: u64,
+    device: u32,
+    origin: ExecOrigin,
+    killed: bool,
     filename: String,
 }
 
@@ -238,12 +355,22 @@ impl RawEvent {
                 .and_then(|b| b.try_into().ok())
                 .map(u32::from_ne_bytes)
         };
+        let u64_at = |o: usize| {
+            data.get(o..o + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_ne_bytes)
+        };
         let len = (u32_at(12)? as usize).min(256);
         Some(RawEvent {
             kind: u32_at(0)?,
             pid: u32_at(4)?,
             ppid: u32_at(8)?,
-            filename: String::from_utf8_lossy(&data[32..32 + len]).into_owned(),
+            cgroup_id: u64_at(16)?,
+            inode: u64_at(32)?,
+            device: u32_at(40)?,
+            origin: ExecOrigin::from_code(data[44]),
+            killed: data[45] != 0,
+            filename: String::from_utf8_lossy(&data[HEADER..HEADER + len]).into_owned(),
         })
     }
 }
@@ -260,13 +387,23 @@ mod tests {
         raw[4..8].copy_from_slice(&42u32.to_ne_bytes());
         raw[8..12].copy_from_slice(&7u32.to_ne_bytes());
         raw[12..16].copy_from_slice(&7u32.to_ne_bytes());
-        raw[32..39].copy_from_slice(b"/bin/sh");
+        raw[16..24].copy_from_slice(&99u64.to_ne_bytes());
+        raw[32..40].copy_from_slice(&1234u64.to_ne_bytes());
+        raw[40..44].copy_from_slice(&((8u32 << 20) | 3).to_ne_bytes());
+        raw[44] = 2;
+        raw[45] = 1;
+        raw[HEADER..HEADER + 7].copy_from_slice(b"/bin/sh");
         assert_eq!(
             RawEvent::parse(&raw),
             Some(RawEvent {
                 kind: EVENT_EXEC,
                 pid: 42,
                 ppid: 7,
+                cgroup_id: 99,
+                inode: 1234,
+                device: (8 << 20) | 3,
+                origin: ExecOrigin::Upper,
+                killed: true,
                 filename: "/bin/sh".into()
             })
         );
@@ -281,7 +418,7 @@ mod tests {
             eprintln!("needs root; skipped");
             return;
         }
-        let sensor = ProcessSensor::start().expect("the process sensor loads on this kernel");
+        let sensor = ProcessSensor::start(None).expect("the process sensor loads on this kernel");
         let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
         let path = cgroup
             .lines()
@@ -324,6 +461,110 @@ mod tests {
         assert!(counts.written >= 2, "{counts:?}");
     }
 
+    /// Each exec's file is classified by the kernel on the file it runs, not its name: the
+    /// host's own /bin/true (the host root is not an overlayfs here: unknown, so not drift), a
+    /// memfd, a copy on a tmpfs, a file deleted before it ran. Marked for kill, the cgroup's
+    /// drifting exec dies by SIGKILL before it runs; the host's own program still runs.
+    #[test]
+    fn exec_origins_come_from_the_file_and_drift_can_be_killed() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("needs root; skipped");
+            return;
+        }
+        let seen = Arc::new(Mutex::new(Vec::<Exec>::new()));
+        let sink = seen.clone();
+        let sensor = ProcessSensor::start(Some(Box::new(move |e: &Exec| {
+            sink.lock().unwrap().push(e.clone())
+        })))
+        .expect("the sensor loads");
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let own = cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+        let root = if std::path::Path::new("/sys/fs/cgroup/unified").exists() {
+            "/sys/fs/cgroup/unified"
+        } else {
+            "/sys/fs/cgroup"
+        };
+        let dir = std::path::PathBuf::from(format!(
+            "{root}{own}/rampart-origins-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir(&dir).unwrap();
+        let id = std::fs::metadata(&dir).unwrap().ino();
+        sensor.watch(id).unwrap();
+        // A memfd holding /bin/true, inherited by the shells (no CLOEXEC).
+        let memfd = nix::sys::memfd::memfd_create(
+            c"rampart-test",
+            nix::sys::memfd::MFdFlags::empty(),
+        )
+        .unwrap();
+        std::io::copy(
+            &mut std::fs::File::open("/bin/true").unwrap(),
+            &mut std::fs::File::from(memfd.try_clone().unwrap()),
+        )
+        .unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&memfd);
+        let shm = format!("/dev/shm/rampart-true-{}", std::process::id());
+        let tmp = format!("/tmp/rampart-true-{}", std::process::id());
+        let procs = dir.join("cgroup.procs");
+        let run = |script: &str| {
+            std::process::Command::new("/bin/sh")
+                .args([
+                    "-c",
+                    &format!("echo $$ > {} && {script}", procs.display()),
+                ])
+                .status()
+                .unwrap()
+        };
+        assert!(run("exec /bin/true").success());
+        assert!(run(&format!("exec /proc/self/fd/{fd}")).success());
+        assert!(run(&format!("cp /bin/true {shm} && exec {shm}")).success());
+        assert!(
+            run(&format!(
+                "cp /bin/true {tmp} && exec 3<{tmp} && rm {tmp} && exec /proc/self/fd/3"
+            ))
+            .success()
+        );
+        sensor.kill_drift(id, true).unwrap();
+        let killed = run(&format!("exec /proc/self/fd/{fd}"));
+        let still = run("exec /bin/true");
+        let _ = std::fs::remove_file(&shm);
+        std::thread::sleep(Duration::from_millis(500));
+        sensor.unwatch(id);
+        std::fs::remove_dir(&dir).unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(killed.signal(), Some(9), "a drifting exec ran: {killed:?}");
+        assert!(still.success(), "the host's program was killed: {still:?}");
+        let seen = seen.lock().unwrap().clone();
+        let origin = |name: &str| {
+            seen.iter()
+                .filter(|e| e.filename == name)
+                .map(|e| (e.origin, e.killed))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            origin("/bin/true"),
+            [(ExecOrigin::Unknown, false), (ExecOrigin::Unknown, false)],
+            "{seen:?}"
+        );
+        assert_eq!(
+            origin(&format!("/proc/self/fd/{fd}")),
+            [(ExecOrigin::Memfd, false), (ExecOrigin::Memfd, true)],
+            "{seen:?}"
+        );
+        assert_eq!(origin(&shm), [(ExecOrigin::OtherFilesystem, false)], "{seen:?}");
+        assert_eq!(
+            origin("/proc/self/fd/3"),
+            [(ExecOrigin::Deleted, false)],
+            "{seen:?}"
+        );
+        let own_true = std::fs::metadata("/bin/true").unwrap().ino();
+        assert!(
+            seen.iter()
+                .any(|e| e.filename == "/bin/true" && e.inode == own_true),
+            "the inode is the executed file's: {seen:?}"
+        );
+    }
+
     /// A ring far too small for a burst, and nobody reading it: every event the kernel produced
     /// is either written or counted as dropped, and the ring delivers exactly what was written.
     #[test]
@@ -332,7 +573,7 @@ mod tests {
             eprintln!("needs root; skipped");
             return;
         }
-        let sensor = ProcessSensor::start_with(4096, false).expect("the sensor loads");
+        let sensor = ProcessSensor::start_with(4096, false, None).expect("the sensor loads");
         let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
         let own = cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
         let root = if std::path::Path::new("/sys/fs/cgroup/unified").exists() {

@@ -7,14 +7,55 @@
 #ifndef RAMPART_KERNEL_TYPES_H
 #define RAMPART_KERNEL_TYPES_H
 
+struct super_block {
+	unsigned long s_magic;
+	unsigned int s_dev;
+} __attribute__((preserve_access_index));
+
+struct qstr {
+	const unsigned char *name;
+} __attribute__((preserve_access_index));
+
+struct dentry {
+	struct qstr d_name;
+	struct super_block *d_sb;
+} __attribute__((preserve_access_index));
+
+struct inode {
+	struct super_block *i_sb;
+	unsigned long i_ino;
+	unsigned int i_nlink;
+} __attribute__((preserve_access_index));
+
+struct path {
+	struct dentry *dentry;
+} __attribute__((preserve_access_index));
+
+struct file {
+	struct path f_path;
+	struct inode *f_inode;
+} __attribute__((preserve_access_index));
+
+struct fs_struct {
+	struct path root;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
+	struct fs_struct *fs;
 } __attribute__((preserve_access_index));
 
 struct linux_binprm {
+	struct file *file;
 	const char *filename;
+} __attribute__((preserve_access_index));
+
+/* overlayfs's inode around the VFS one: an upper dentry means the file is in the upper layer. */
+struct ovl_inode {
+	struct inode vfs_inode;
+	struct dentry *__upperdentry;
 } __attribute__((preserve_access_index));
 
 #endif

@@ -24,7 +24,20 @@ char LICENSE[] SEC("license") = "GPL";
 #define EVENT_EXIT 3
 #define FILENAME_LEN 256
 
-/* Must match RawEvent in process_sensor.rs (288 bytes, no padding). */
+/* Where an executed file is, as far as drift goes. Must match ExecOrigin in process_sensor.rs. */
+#define ORIGIN_UNKNOWN 0 /* the root is not an overlayfs: can't tell */
+#define ORIGIN_IMAGE 1	 /* the root overlay's lower layers: the image's file */
+#define ORIGIN_UPPER 2	 /* the root overlay's upper layer: written after start, or modified */
+#define ORIGIN_OTHER_FS 3 /* another filesystem than the root: a volume, a tmpfs */
+#define ORIGIN_MEMFD 4
+#define ORIGIN_DELETED 5
+
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
+#define TMPFS_MAGIC 0x01021994
+#define HUGETLBFS_MAGIC 0x958458f6
+#define SIGKILL 9
+
+/* Must match RawEvent in process_sensor.rs (304 bytes, no padding). */
 struct event {
 	__u32 kind;
 	__u32 pid;	/* the process (thread group id) */
@@ -32,6 +45,11 @@ struct event {
 	__u32 filename_len;
 	__u64 cgroup_id;
 	__u64 time_ns;
+	__u64 ino;	/* EXEC: the executed file's inode number, */
+	__u32 dev;	/* its filesystem (the kernel's dev_t: major << 20 | minor), */
+	__u8 origin;	/* ORIGIN_*, */
+	__u8 killed;	/* and 1 if the process was killed for it (drift_kill) */
+	__u16 pad;
 	char filename[FILENAME_LEN]; /* EXEC: the name execve was given */
 };
 
@@ -42,6 +60,17 @@ struct {
 	__type(key, __u64);
 	__type(value, __u8);
 } watched SEC(".maps");
+
+/*
+ * Watched cgroups whose policy blocks drift and whose execs no seccomp filter decides: an exec of
+ * a file that is not the image's is killed (SIGKILL) before it runs an instruction of its own.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} drift_kill SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -76,6 +105,11 @@ static __always_inline struct event *reserve(__u32 kind, __u64 cgroup)
 	e->cgroup_id = cgroup;
 	e->time_ns = bpf_ktime_get_ns();
 	e->filename_len = 0;
+	e->ino = 0;
+	e->dev = 0;
+	e->origin = ORIGIN_UNKNOWN;
+	e->killed = 0;
+	e->pad = 0;
 	return e;
 }
 
@@ -118,22 +152,64 @@ int rampart_fork(unsigned long long *ctx)
 	return 0;
 }
 
+/* Decided on the file the kernel executes, not on its name. */
+static __always_inline __u8 origin_of(struct task_struct *p, struct file *file)
+{
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+	struct super_block *root = BPF_CORE_READ(p, fs, root.dentry, d_sb);
+	unsigned long magic = BPF_CORE_READ(sb, s_magic);
+	char name[6] = {};
+
+	if (magic == TMPFS_MAGIC || magic == HUGETLBFS_MAGIC) {
+		bpf_probe_read_kernel(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
+		if (name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' &&
+		    name[4] == 'd' && name[5] == ':')
+			return ORIGIN_MEMFD;
+	}
+	if (BPF_CORE_READ(inode, i_nlink) == 0)
+		return ORIGIN_DELETED;
+	if (sb != root)
+		return ORIGIN_OTHER_FS;
+	if (magic != OVERLAYFS_SUPER_MAGIC)
+		return ORIGIN_UNKNOWN;
+	if (bpf_core_field_exists(struct ovl_inode, __upperdentry)) {
+		struct ovl_inode *oi =
+			(void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode);
+
+		return BPF_CORE_READ(oi, __upperdentry) ? ORIGIN_UPPER : ORIGIN_IMAGE;
+	}
+	return ORIGIN_UNKNOWN;
+}
+
 SEC("tp_btf/sched_process_exec")
 int rampart_exec(unsigned long long *ctx)
 {
 	struct task_struct *p = (struct task_struct *)ctx[0];
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx[2];
+	struct file *file = BPF_CORE_READ(bprm, file);
 	struct event *e;
 	__u64 cgroup;
+	__u8 origin;
 	long n;
 
 	if (!watching(&cgroup))
 		return 0;
+	origin = origin_of(p, file);
 	e = reserve(EVENT_EXEC, cgroup);
+	if (origin != ORIGIN_IMAGE && origin != ORIGIN_UNKNOWN &&
+	    bpf_map_lookup_elem(&drift_kill, &cgroup)) {
+		bpf_send_signal(SIGKILL);
+		if (e)
+			e->killed = 1;
+	}
 	if (!e)
 		return 0;
 	e->pid = p->tgid;
 	e->ppid = p->real_parent->tgid;
+	e->ino = BPF_CORE_READ(file, f_inode, i_ino);
+	e->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+	e->origin = origin;
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), bprm->filename);
 	e->filename_len = n > 0 ? n - 1 : 0;
 	submit(e);
