@@ -20,9 +20,10 @@ const PROGRAMS: [&str; 3] = ["rampart_fork", "rampart_exec", "rampart_exit"];
 const EVENT_FORK: u32 = 1;
 const EVENT_EXEC: u32 = 2;
 const EVENT_EXIT: u32 = 3;
-/// struct event in the C program: a 48-byte header, then the file name.
+/// struct event in the C program: a 48-byte header, the file name, the command line's start.
 const HEADER: usize = 48;
-const EVENT_SIZE: usize = HEADER + 256;
+const ARGS_AT: usize = HEADER + 256;
+const EVENT_SIZE: usize = ARGS_AT + 256;
 /// The ring: ~3500 events, a burst of forks and execs the reader catches up with.
 const RING_BYTES: u32 = 1 << 20;
 
@@ -99,7 +100,7 @@ pub struct Exec {
     pub pid: u32,
     pub ppid: u32,
     pub cgroup_id: u64,
-    /// The name execve was given.
+    /// The name execve was given; for a memfd, its own name (`memfd:NAME`).
     pub filename: String,
     /// The executable as /proc showed it when the event was read (the given name if the process
     /// was gone), and its command line (empty then).
@@ -310,7 +311,13 @@ fn apply(table: &Mutex<ProcessTable>, e: RawEvent) -> Option<Exec> {
             let executable = procfs
                 .executable(e.pid)
                 .unwrap_or_else(|| e.filename.clone());
-            let args = procfs.args(e.pid);
+            // What the kernel read at exec, unless /proc has more (it was cut at 256 bytes).
+            let from_proc = procfs.args(e.pid);
+            let args = if from_proc.is_empty() {
+                e.args
+            } else {
+                from_proc
+            };
             lock().execed(e.pid, e.ppid, executable.clone(), args.clone());
             return Some(Exec {
                 pid: e.pid,
@@ -343,6 +350,7 @@ struct RawEvent {
     origin: ExecOrigin,
     killed: bool,
     filename: String,
+    args: Vec<String>,
 }
 
 impl RawEvent {
@@ -361,6 +369,12 @@ impl RawEvent {
                 .map(u64::from_ne_bytes)
         };
         let len = (u32_at(12)? as usize).min(256);
+        let args_len = usize::from(u16::from_ne_bytes([data[46], data[47]])).min(256);
+        let args = data[ARGS_AT..ARGS_AT + args_len]
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         Some(RawEvent {
             kind: u32_at(0)?,
             pid: u32_at(4)?,
@@ -371,6 +385,7 @@ impl RawEvent {
             origin: ExecOrigin::from_code(data[44]),
             killed: data[45] != 0,
             filename: String::from_utf8_lossy(&data[HEADER..HEADER + len]).into_owned(),
+            args,
         })
     }
 }
@@ -393,6 +408,8 @@ mod tests {
         raw[44] = 2;
         raw[45] = 1;
         raw[HEADER..HEADER + 7].copy_from_slice(b"/bin/sh");
+        raw[46..48].copy_from_slice(&9u16.to_ne_bytes());
+        raw[ARGS_AT..ARGS_AT + 9].copy_from_slice(b"sh\0-c\0ls\0");
         assert_eq!(
             RawEvent::parse(&raw),
             Some(RawEvent {
@@ -404,7 +421,8 @@ mod tests {
                 device: (8 << 20) | 3,
                 origin: ExecOrigin::Upper,
                 killed: true,
-                filename: "/bin/sh".into()
+                filename: "/bin/sh".into(),
+                args: vec!["sh".into(), "-c".into(), "ls".into()],
             })
         );
         assert_eq!(RawEvent::parse(&raw[..20]), None);
@@ -492,11 +510,9 @@ mod tests {
         let id = std::fs::metadata(&dir).unwrap().ino();
         sensor.watch(id).unwrap();
         // A memfd holding /bin/true, inherited by the shells (no CLOEXEC).
-        let memfd = nix::sys::memfd::memfd_create(
-            c"rampart-test",
-            nix::sys::memfd::MFdFlags::empty(),
-        )
-        .unwrap();
+        let memfd =
+            nix::sys::memfd::memfd_create(c"rampart-test", nix::sys::memfd::MFdFlags::empty())
+                .unwrap();
         std::io::copy(
             &mut std::fs::File::open("/bin/true").unwrap(),
             &mut std::fs::File::from(memfd.try_clone().unwrap()),
@@ -508,10 +524,7 @@ mod tests {
         let procs = dir.join("cgroup.procs");
         let run = |script: &str| {
             std::process::Command::new("/bin/sh")
-                .args([
-                    "-c",
-                    &format!("echo $$ > {} && {script}", procs.display()),
-                ])
+                .args(["-c", &format!("echo $$ > {} && {script}", procs.display())])
                 .status()
                 .unwrap()
         };
@@ -547,11 +560,15 @@ mod tests {
             "{seen:?}"
         );
         assert_eq!(
-            origin(&format!("/proc/self/fd/{fd}")),
+            origin("memfd:rampart-test"),
             [(ExecOrigin::Memfd, false), (ExecOrigin::Memfd, true)],
             "{seen:?}"
         );
-        assert_eq!(origin(&shm), [(ExecOrigin::OtherFilesystem, false)], "{seen:?}");
+        assert_eq!(
+            origin(&shm),
+            [(ExecOrigin::OtherFilesystem, false)],
+            "{seen:?}"
+        );
         assert_eq!(
             origin("/proc/self/fd/3"),
             [(ExecOrigin::Deleted, false)],

@@ -572,6 +572,102 @@ async fn drift_is_decided_on_the_file_not_its_name() {
     std::fs::remove_dir_all(&volume).unwrap();
 }
 
+/// Drift blocked for the pods labelled app=late-drift.
+const LATE_DRIFT: &str = "apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: BlockLateDrift}
+spec:
+  selector: {podLabels: {matchLabels: {app: late-drift}}}
+  drift: {action: block}
+";
+
+/// Waits until rampartd has the container bound (rampart-nri's Synchronize, when it connects).
+fn wait_bound(container_id: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = std::process::Command::new(
+            rampart_integration::stack::repo().join("target/debug/rampartctl"),
+        )
+        .args(["status", "-o", "json"])
+        .output()
+        .expect("rampartctl runs");
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let bound = status["workloads"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|w| w["containerId"] == container_id && w["cgroupId"].as_u64().unwrap_or(0) != 0);
+        if bound {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rampartd never bound {container_id}: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Class 4, where no seccomp filter decides: a container that ran before rampart has no filter,
+/// but rampart-nri binds it when it connects, and the kernel's process sensor judges each exec
+/// on the file it runs. A binary written into the container and a memfd are killed before they
+/// run (the policy blocks drift), each a Drift record; the image's own programs run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_in_a_container_that_ran_before_rampart_is_killed_by_the_kernel() {
+    let Some(cri) = test_node().await else { return };
+    let since = rampart_integration::stack::now();
+    // No policy selects app=late-drift yet: the pod starts with no filter of rampart's.
+    let pod = nginx_pod(&cri, "late-drift").await;
+    let container_id = pod.container_id("nginx").unwrap().to_owned();
+    let _rampart = Rampart::up(&[("late-drift.yaml", LATE_DRIFT)]);
+    wait_bound(&container_id);
+    let out = sh(
+        &pod,
+        "cp /bin/busybox /tmp/busybox && /tmp/busybox echo ran; echo exit=$?",
+    )
+    .await;
+    assert!(
+        !out.stdout_text().contains("ran\n"),
+        "a written binary ran: {out:?}"
+    );
+    assert!(
+        out.stdout_text().contains("exit=137"),
+        "killed by SIGKILL: {out:?}"
+    );
+    let out = probe(&pod, &["execveat-memfd"]).await;
+    assert!(
+        !out.stdout_text().contains("drift\n"),
+        "a memfd ran: {out:?}"
+    );
+    let r = rampart_integration::stack::wait_for_record(&pod.pod.name, "ProcessKilled", since);
+    let alert = rampart_integration::stack::alert(&r);
+    assert_eq!(alert["eventType"], "Drift", "{alert}");
+    assert_eq!(alert["enforcer"], "tracepoint-process", "{alert}");
+    assert_eq!(alert["policyName"], "BlockLateDrift", "{alert}");
+    assert!(
+        alert["ancestors"].as_array().is_some_and(|a| !a.is_empty()),
+        "the record names who started it: {alert}"
+    );
+    let paths: Vec<String> =
+        rampart_integration::stack::records(&pod.pod.name, "ProcessKilled", since)
+            .iter()
+            .map(|r| rampart_integration::stack::alert(r)["filePath"].to_string())
+            .collect();
+    assert!(
+        paths.iter().any(|p| p.contains("/tmp/busybox")),
+        "{paths:?}"
+    );
+    assert!(paths.iter().any(|p| p.contains("memfd:")), "{paths:?}");
+    // The image's own programs run.
+    let out = sh(
+        &pod,
+        "busybox true && nginx -t 2>/dev/null && echo image-ok",
+    )
+    .await;
+    assert_eq!(out.stdout_text().trim(), "image-ok", "{out:?}");
+    pod.remove().await.unwrap();
+}
+
 /// Ingress for the pods labelled app=ingress: the node itself (its address on the pods' bridge)
 /// may not open connections to the web port; other pods may.
 const INGRESS: &str = "apiVersion: rampart.dev/v1alpha1

@@ -326,6 +326,16 @@ pub(crate) fn compile(file: &str, doc: &PolicyDoc) -> Result<CompiledPolicy, Vec
 
     for (i, r) in spec.network.iter().enumerate() {
         let v = &r.value;
+        if v.direction == Direction::Ingress
+            && matches!(v.response, Some(Response::KillProcess | Response::KillPod))
+        {
+            cx.err(
+                r,
+                "an ingress rule can't kill a process or a pod",
+                "ingress is decided on packets: there is no process to kill, and a forged source \
+                 address must not be able to stop the pod; `action: block` refuses the packet",
+            );
+        }
         let rule = add_rule(
             &mut cx,
             &mut p,

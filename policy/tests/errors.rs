@@ -249,3 +249,21 @@ fn a_file_that_is_not_utf8_names_the_bad_byte_by_line_and_column() {
     let Error::Invalid(d) = d else { unreachable!() };
     assert_eq!((d[0].line, d[0].column), (2, 6));
 }
+
+#[test]
+fn an_ingress_rule_can_t_kill() {
+    let d = one(&with_spec(
+        "  network:\n    - {direction: ingress, cidrs: [10.0.0.0/8], action: block, response: kill-pod}\n",
+    ));
+    assert_eq!((d.line, d.column), (6, 7), "{d}");
+    assert!(d.message.contains("can't kill"), "{d}");
+    assert!(d.hint.as_deref().unwrap_or("").contains("forged"), "{d}");
+    // Egress rules may: the process that connects is known.
+    parse_str(
+        "ok.yaml",
+        &with_spec(
+            "  network:\n    - {cidrs: [10.0.0.0/8], action: block, response: kill-process}\n",
+        ),
+    )
+    .unwrap();
+}

@@ -9,8 +9,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use rampart_policy::AlertAction;
 use rampart_protos::agent::DEFAULT_SOCKET;
+use rampartd::api::KernelAuditor;
 use rampartd::api::{Daemon, DaemonInfo, Server, ServerConfig};
-use rampartd::ingress::IngressEnforcer;
+use rampartd::auditor::Auditor;
 use rampartd::pipeline::{Pipeline, PipelineConfig};
 use rampartd::planner::SnapshotPlanner;
 use rampartd::policies::{FileOutcome, PolicyStore, watch};
@@ -78,16 +79,16 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Makes the store's policies the ones agents, the planner and the ingress guard use.
+/// Makes the store's policies the ones agents, the planner and the kernel auditor use.
 fn publish(
     store: &PolicyStore,
     daemon: &Daemon,
     planner: &SnapshotPlanner,
-    ingress: &IngressEnforcer,
+    auditor: &Auditor,
 ) -> u64 {
     let version = daemon.publish_snapshot(store.sources());
     planner.set(version, store.compiled());
-    ingress.set_snapshot(store.compiled());
+    auditor.set_snapshot(store.compiled());
     version
 }
 
@@ -140,9 +141,9 @@ async fn main() -> Result<()> {
         Arc::new(Registry::new()),
         4096,
     );
-    let ingress = IngressEnforcer::start(daemon.registry().clone(), daemon.events());
-    daemon.set_kernel_enforcer(ingress.clone());
-    let version = publish(&store, &daemon, &planner, &ingress);
+    let auditor = Auditor::start(daemon.registry().clone(), daemon.events());
+    daemon.set_kernel_auditor(auditor.clone());
+    let version = publish(&store, &daemon, &planner, &auditor);
     info!(
         version,
         policies = store.compiled().len(),
@@ -189,7 +190,13 @@ async fn main() -> Result<()> {
 
     loop {
         tokio::select! {
-            Some(reported) = events.recv() => {
+            Some(mut reported) = events.recv() => {
+                // Looked up here, off the agents' paths: the process sensor's table has the
+                // process that acted and those that started it, even if they have exited.
+                let e = &mut reported.event;
+                if e.ancestors.is_empty() && e.pid != 0 {
+                    e.ancestors = auditor.ancestors(e.pid);
+                }
                 if let Some(alert) = pipeline.handle(&reported, Instant::now())
                     && alert.action == AlertAction::PodKilled {
                         let killer = killer.clone();
@@ -210,7 +217,7 @@ async fn main() -> Result<()> {
                     changed |= matches!(outcome, FileOutcome::Loaded { .. } | FileOutcome::Removed);
                 }
                 if changed {
-                    let version = publish(&store, &daemon, &planner, &ingress);
+                    let version = publish(&store, &daemon, &planner, &auditor);
                     info!(version, policies = store.compiled().len(), "policies reloaded");
                 }
                 status.refresh(&store);

@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::dispatcher::PolicyHandler;
-use crate::lineage::Lineage;
 use crate::reporter::Reporter;
 
 /// Compiles what rampartd sent. A set that fails to compile here (rampartd validated it, so only
@@ -107,16 +106,11 @@ impl Reporter for QueueReporter {
 /// much at most.
 pub const REPORT_LINGER: Duration = Duration::from_millis(10);
 
-/// How often the sensors' counts are sent when no event carries them.
-pub const SENSOR_REPORT_EVERY: Duration = Duration::from_secs(5);
-
-/// The reporter, and the task that sends its events in batches: each event with its ancestors
-/// (looked up here, off the syscall path), each batch with the sensors' counts, and the counts
-/// alone every [`SENSOR_REPORT_EVERY`].
+/// The reporter, and the task that sends its events in batches (rampartd adds each event's
+/// ancestors from its process sensor).
 pub fn reporter(
     client: Arc<DaemonClient>,
     capacity: usize,
-    lineage: Arc<Lineage>,
 ) -> (QueueReporter, impl Future<Output = ()>) {
     let (tx, mut rx) = mpsc::channel::<Event>(capacity);
     let dropped = Arc::new(AtomicU64::new(0));
@@ -126,37 +120,21 @@ pub fn reporter(
     };
     let task = async move {
         let mut batch = Vec::new();
-        let mut tick = tokio::time::interval(SENSOR_REPORT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                ev = rx.recv() => {
-                    let Some(ev) = ev else { break };
-                    batch.push(ev);
-                    tokio::time::sleep(REPORT_LINGER).await;
-                    while batch.len() < 256 {
-                        match rx.try_recv() {
-                            Ok(ev) => batch.push(ev),
-                            Err(_) => break,
-                        }
-                    }
+        while let Some(ev) = rx.recv().await {
+            batch.push(ev);
+            tokio::time::sleep(REPORT_LINGER).await;
+            while batch.len() < 256 {
+                match rx.try_recv() {
+                    Ok(ev) => batch.push(ev),
+                    Err(_) => break,
                 }
-                // Sent even when unchanged: a restarted rampartd knows nothing of them.
-                _ = tick.tick() => {}
             }
-            for ev in batch
-                .iter_mut()
-                .filter(|e| e.ancestors.is_empty() && e.pid != 0)
-            {
-                ev.ancestors = lineage.ancestors(ev.pid);
-            }
-            let counts = lineage.sensor_counts();
             // Retry while rampartd is away; the channel bounds what waits meanwhile, and what
             // overflows it is counted and reported once rampartd is back.
             loop {
                 let lost = dropped.load(Ordering::Relaxed);
                 match client
-                    .report_events(batch.clone(), lost, counts.clone(), Duration::from_secs(5))
+                    .report_events(batch.clone(), lost, Vec::new(), Duration::from_secs(5))
                     .await
                 {
                     Ok(()) => {

@@ -19,7 +19,6 @@ use crate::guard::runtime::Runtimes;
 use crate::guard::{Deferred, FileGuard, GuardJudge, ReadVerdict};
 use crate::handlers::{chmod, connect, exec, hardening, new_name, open, remove, truncate};
 use crate::holder::client::HolderClient;
-use crate::lineage::Lineage;
 use crate::outcome::{Answer, Outcome, Report, Subject, outcome};
 use crate::reporter::Reporter;
 use crate::stage_times::{self, Stage};
@@ -43,8 +42,6 @@ pub struct PolicyHandler {
     file_guard: OnceLock<Arc<FileGuard>>,
     /// The backstop for allowed connects and sends, when the agent could start it.
     egress_guard: OnceLock<EgressGuard>,
-    /// Who started whom, for every alert's ancestry.
-    lineage: OnceLock<Arc<Lineage>>,
 }
 
 impl PolicyHandler {
@@ -55,18 +52,7 @@ impl PolicyHandler {
             reporter,
             file_guard: OnceLock::new(),
             egress_guard: OnceLock::new(),
-            lineage: OnceLock::new(),
         }
-    }
-
-    /// Who started whom (the kernel auditor's process sensor, when it runs): the handler makes
-    /// sure each protected container is watched; the reporter names each event's ancestors.
-    pub fn set_lineage(&self, lineage: Arc<Lineage>) {
-        let _ = self.lineage.set(lineage);
-    }
-
-    fn lineage(&self) -> &Arc<Lineage> {
-        self.lineage.get_or_init(|| Arc::new(Lineage::default()))
     }
 
     /// Starts the egress backstop (`backstop::egress_guard`). Without it, an allowed connect or
@@ -213,8 +199,6 @@ impl Handler for PolicyHandler {
         }) = outcome.report
         {
             alert.pid = Some(n.pid);
-            // A container taken over from an earlier agent is watched from its first report.
-            self.lineage().watch(w, n.pid);
             // Kill-pod needs nothing here: rampartd stops the pod when it records the alert.
             if response == Some(Response::KillProcess) {
                 match kill(&task, fd, n.id) {
@@ -234,9 +218,6 @@ impl Handler for PolicyHandler {
         let Ok(tid) = u32::try_from(w.pid) else {
             return;
         };
-        if w.is_init {
-            self.lineage().watch(w, tid);
-        }
         if !(w.is_init && w.exec_by_guard) {
             return;
         }
@@ -266,7 +247,6 @@ impl Handler for PolicyHandler {
         }
         // The container's own tasks are gone (a pid namespace dies with its init).
         self.forget(&w.container_id);
-        self.lineage().ended(&w.container_id);
         if let Some(g) = self.file_guard.get() {
             g.ended(&w.container_id);
         }

@@ -16,7 +16,6 @@ pub mod dispatcher;
 pub mod guard;
 pub mod handlers;
 pub mod holder;
-pub mod lineage;
 pub mod mechanisms;
 pub mod outcome;
 pub mod phase;

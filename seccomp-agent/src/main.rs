@@ -14,7 +14,6 @@ use rampart_seccomp::guard::ready::ReadyDir;
 use rampart_seccomp::guard::runtime::{DEFAULT_RUNTIMES, Runtimes};
 use rampart_seccomp::holder::client::{HolderClient, HolderClientError};
 use rampart_seccomp::holder::protocol;
-use rampart_seccomp::lineage::Lineage;
 use rampart_seccomp::mechanisms;
 use rampart_seccomp::outcome::ENFORCER;
 use rampart_seccomp::supervision::listener::Listener;
@@ -122,18 +121,8 @@ async fn main() -> Result<()> {
         warn!(error = %e, daemon = %args.daemon.display(), "rampartd not reachable yet; waiting for it");
     }
     let (version, snapshot) = daemon_link::first_snapshot(&client).await;
-    // Started before the reporter, which looks up each event's ancestors and sends the
-    // sensor's counts.
-    let process_sensor = rampart_audit::ProcessSensor::start();
-    let lineage = Arc::new(Lineage::new(process_sensor.as_ref().ok().cloned()));
-    let (reporter, report_task) =
-        daemon_link::reporter(client.clone(), args.event_queue, lineage.clone());
+    let (reporter, report_task) = daemon_link::reporter(client.clone(), args.event_queue);
     let handler = Arc::new(PolicyHandler::new(version, snapshot, Arc::new(reporter)));
-    handler.set_lineage(lineage);
-    let process_sensor = process_sensor.map(drop).map_err(|e| {
-        warn!(error = %e, "process sensor off: alerts name only the parent /proc still shows");
-        e.to_string()
-    });
     let egress_guard = if args.no_egress_guard {
         warn!(
             "egress backstop off: --no-egress-guard given; a thread rewriting an allowed connect's address can race the seccomp check"
@@ -213,7 +202,6 @@ async fn main() -> Result<()> {
         file_guard,
         exec_guard,
         egress_guard,
-        process_sensor,
         lsm: rampart_audit::lsm_probe::probe(),
     });
     if let Err(e) = client.announce(announce, Duration::from_secs(5)).await {

@@ -10,7 +10,6 @@ use crate::outcome::ENFORCER;
 
 pub const EGRESS: &str = "cgroup-egress";
 pub const BPF_LSM: &str = "bpf-lsm";
-pub const PROCESS_SENSOR: &str = "tracepoint-process";
 
 /// What starting each part gave: Ok, or why it is not in use.
 #[derive(Debug, Clone)]
@@ -18,7 +17,6 @@ pub struct Found {
     pub file_guard: Result<(), String>,
     pub exec_guard: Result<(), String>,
     pub egress_guard: Result<(), String>,
-    pub process_sensor: Result<(), String>,
     pub lsm: LsmSupport,
 }
 
@@ -57,12 +55,6 @@ pub fn list(found: &Found) -> Vec<Mechanism> {
             "allowed connects and sends, checked again on the address the kernel uses (cgroup \
              sock_addr programs)",
         ),
-        entry(
-            PROCESS_SENSOR,
-            &found.process_sensor,
-            "forks, execs and exits in protected containers (BTF tracepoints), for the ancestry \
-             every alert carries",
-        ),
         Mechanism {
             name: BPF_LSM.to_owned(),
             in_use: false,
@@ -95,7 +87,6 @@ mod tests {
             file_guard: Ok(()),
             exec_guard: Err("--exec-by-seccomp given".into()),
             egress_guard: Ok(()),
-            process_sensor: Ok(()),
             lsm: LsmSupport::Unavailable("the kernel refused".into()),
         };
         let all = list(&found);
@@ -104,9 +95,6 @@ mod tests {
         assert!(!by(EXEC_GUARD_ENFORCER).in_use);
         assert_eq!(by(EXEC_GUARD_ENFORCER).detail, "--exec-by-seccomp given");
         assert!(!by(BPF_LSM).in_use && by(BPF_LSM).detail == "the kernel refused");
-        assert_eq!(
-            enforcers(&all),
-            [ENFORCER, GUARD_ENFORCER, EGRESS, PROCESS_SENSOR]
-        );
+        assert_eq!(enforcers(&all), [ENFORCER, GUARD_ENFORCER, EGRESS]);
     }
 }

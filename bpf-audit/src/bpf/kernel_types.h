@@ -40,11 +40,17 @@ struct fs_struct {
 	struct path root;
 } __attribute__((preserve_access_index));
 
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
 	struct fs_struct *fs;
+	struct mm_struct *mm;
 } __attribute__((preserve_access_index));
 
 struct linux_binprm {

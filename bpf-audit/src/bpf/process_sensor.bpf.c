@@ -23,6 +23,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define EVENT_EXEC 2
 #define EVENT_EXIT 3
 #define FILENAME_LEN 256
+#define ARGS_LEN 256 /* a power of two: the read's length is masked with ARGS_LEN - 1 */
 
 /* Where an executed file is, as far as drift goes. Must match ExecOrigin in process_sensor.rs. */
 #define ORIGIN_UNKNOWN 0 /* the root is not an overlayfs: can't tell */
@@ -37,7 +38,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define HUGETLBFS_MAGIC 0x958458f6
 #define SIGKILL 9
 
-/* Must match RawEvent in process_sensor.rs (304 bytes, no padding). */
+/* Must match RawEvent in process_sensor.rs (560 bytes, no padding). */
 struct event {
 	__u32 kind;
 	__u32 pid;	/* the process (thread group id) */
@@ -49,8 +50,9 @@ struct event {
 	__u32 dev;	/* its filesystem (the kernel's dev_t: major << 20 | minor), */
 	__u8 origin;	/* ORIGIN_*, */
 	__u8 killed;	/* and 1 if the process was killed for it (drift_kill) */
-	__u16 pad;
-	char filename[FILENAME_LEN]; /* EXEC: the name execve was given */
+	__u16 args_len; /* EXEC: bytes of args */
+	char filename[FILENAME_LEN]; /* EXEC: the name execve was given; a memfd's own name */
+	char args[ARGS_LEN];	/* EXEC: the start of its command line, NUL-separated */
 };
 
 /* cgroup v2 ids the agent watches (value unused). */
@@ -109,7 +111,7 @@ static __always_inline struct event *reserve(__u32 kind, __u64 cgroup)
 	e->dev = 0;
 	e->origin = ORIGIN_UNKNOWN;
 	e->killed = 0;
-	e->pad = 0;
+	e->args_len = 0;
 	return e;
 }
 
@@ -210,8 +212,25 @@ int rampart_exec(unsigned long long *ctx)
 	e->ino = BPF_CORE_READ(file, f_inode, i_ino);
 	e->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
 	e->origin = origin;
-	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), bprm->filename);
+	if (origin == ORIGIN_MEMFD)
+		/* Its own name (memfd:NAME): execveat gives only "/dev/fd/N". */
+		n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
+					      BPF_CORE_READ(file, f_path.dentry, d_name.name));
+	else
+		n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), bprm->filename);
 	e->filename_len = n > 0 ? n - 1 : 0;
+	/* The command line now, while it is certain to be there: a short-lived process is gone
+	 * before the reader could ask /proc. */
+	{
+		unsigned long start = BPF_CORE_READ(p, mm, arg_start);
+		unsigned long end = BPF_CORE_READ(p, mm, arg_end);
+		unsigned long len = end > start ? end - start : 0;
+
+		if (len > ARGS_LEN)
+			len = ARGS_LEN;
+		if (len && !bpf_probe_read_user(e->args, len & (ARGS_LEN - 1) ?: ARGS_LEN, (void *)start))
+			e->args_len = len;
+	}
 	submit(e);
 	return 0;
 }

@@ -15,7 +15,7 @@ use rampart_protos::agent::{
 };
 use tokio::sync::{mpsc, watch};
 
-use super::kernel::KernelEnforcer;
+use super::kernel::KernelAuditor;
 use super::service::DaemonService;
 use super::status::{StatusSource, unix_ms};
 use super::{ApiError, CallContext, Peer};
@@ -112,7 +112,7 @@ pub struct Daemon {
     events: mpsc::Sender<ReportedEvent>,
     counters: Counters,
     status_source: RwLock<Option<Arc<dyn StatusSource>>>,
-    kernel: RwLock<Option<Arc<dyn KernelEnforcer>>>,
+    kernel: RwLock<Option<Arc<dyn KernelAuditor>>>,
 }
 
 impl Daemon {
@@ -205,8 +205,8 @@ impl Daemon {
             .unwrap_or_else(|p| p.into_inner()) = Some(source);
     }
 
-    /// Kernel enforcement to tell of binds and unbinds (and of the bindings held now).
-    pub fn set_kernel_enforcer(&self, kernel: Arc<dyn KernelEnforcer>) {
+    /// The kernel auditor to tell of plans, binds and unbinds (and of the bindings held now).
+    pub fn set_kernel_auditor(&self, kernel: Arc<dyn KernelAuditor>) {
         for entry in self.registry.list() {
             if let Err(e) = kernel.bound(&entry) {
                 workload_span(&entry.workload)
@@ -216,7 +216,7 @@ impl Daemon {
         *self.kernel.write().unwrap_or_else(|p| p.into_inner()) = Some(kernel);
     }
 
-    fn kernel(&self) -> Option<Arc<dyn KernelEnforcer>> {
+    fn kernel(&self) -> Option<Arc<dyn KernelAuditor>> {
         self.kernel
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -373,7 +373,12 @@ impl DaemonService for Daemon {
                 pid: bind.pid,
                 bound_at: SystemTime::now(),
             };
-            let enforce = kernel.as_ref().map(|k| (k.clone(), entry.clone()));
+            // The seccomp agent's announcements name no cgroup: rampart-nri's, which do, bring
+            // the container into the kernel auditor.
+            let enforce = kernel
+                .as_ref()
+                .filter(|_| !entry.cgroup_path.is_empty())
+                .map(|k| (k.clone(), entry.clone()));
             match self.registry.announce(entry) {
                 Ok(true) => {
                     added += 1;
@@ -414,6 +419,12 @@ impl DaemonService for Daemon {
         let _span = workload_span(&workload).entered();
         let node = self.mechanisms();
         let plan = self.planner.plan(&workload, node);
+        if let Some(k) = self.kernel() {
+            let notified = |s: &str| plan.notify_syscalls.iter().any(|n| n == s);
+            let execs_decided = plan.protected
+                && (notified("execve") || notified("execveat") || plan.exec_by_guard);
+            k.planned(&workload.container_id, execs_decided);
+        }
         tracing::info!(
             protected = plan.protected,
             required = plan.required,

@@ -1,12 +1,19 @@
-//! [`KernelEnforcer`]: enforcement rampartd does itself, in the kernel, for the containers in
-//! its registry (today ingress: cgroup programs on each bound container's cgroup). The daemon
-//! tells it of every bind, announcement and unbind; it says what it runs for `rampartctl status`.
+//! [`KernelAuditor`]: what rampartd does itself in the kernel for the containers in its registry:
+//! the ingress guard (cgroup programs on each bound container's cgroup) and the process sensor
+//! (forks, execs and exits of bound containers, for every alert's ancestry and for drift). The
+//! daemon tells it of every plan, bind, announcement and unbind, and asks it for the ancestry of
+//! the process each reported event names.
 
-use rampart_protos::agent::{Mechanism, SensorCount};
+use rampart_protos::agent::{Mechanism, ProcessRef, SensorCount};
 
 use crate::registry::ContainerEntry;
 
-pub trait KernelEnforcer: Send + Sync + 'static {
+pub trait KernelAuditor: Send + Sync + 'static {
+    /// rampart-nri planned the container (CreateContainer): whether its seccomp filter decides
+    /// its execs (execve or execveat notified, or left to the agent's file guard). A container
+    /// bound without a plan (it ran before rampart-nri) has no filter at all.
+    fn planned(&self, container_id: &str, execs_decided: bool);
+
     /// The container runs in `entry`'s cgroup, from before its process starts (StartContainer)
     /// or since before rampartd knew it (Synchronize, an announcement). An error means a rule
     /// that scopes the container is not enforced: the binder refuses a required container.
@@ -14,6 +21,9 @@ pub trait KernelEnforcer: Send + Sync + 'static {
 
     /// The container is gone.
     fn unbound(&self, entry: &ContainerEntry);
+
+    /// The processes that started host pid `pid`, its parent first (bounded).
+    fn ancestors(&self, pid: u32) -> Vec<ProcessRef>;
 
     /// Every mechanism it has, in use or not and why not.
     fn mechanisms(&self) -> Vec<Mechanism>;

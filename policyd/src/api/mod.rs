@@ -5,7 +5,7 @@
 //! - [`socket`]: preparing the socket path (directory, stale socket, permissions);
 //! - [`service`]: the [`DaemonService`] trait and the dispatch of the seven methods to it;
 //! - [`status`]: the Status RPC's [`StatusSource`], what the daemon's main loop adds to it;
-//! - [`kernel`]: the [`KernelEnforcer`] the daemon tells of binds and unbinds (ingress);
+//! - [`kernel`]: the [`KernelAuditor`] the daemon tells of plans, binds and unbinds;
 //! - [`daemon`]: [`Daemon`], the implementation for everything but policy planning, which it
 //!   asks a [`Planner`] for.
 //!
@@ -25,7 +25,7 @@ pub mod status;
 pub use daemon::{
     AgentInfo, Daemon, DaemonInfo, EventStats, Mechanisms, Planner, ReportedEvent, Snapshot,
 };
-pub use kernel::KernelEnforcer;
+pub use kernel::KernelAuditor;
 pub use server::{Server, ServerConfig, ServerError};
 pub use service::DaemonService;
 pub use status::{AlertCounters, StatusSource};

@@ -1,0 +1,226 @@
+//! The process sensor on every container a policy scopes: rampart-audit's [`ProcessSensor`]
+//! watches the container's cgroup from its bind (before its process starts), so that every alert,
+//! the agents' included, names the processes that started the one that acted, exited ones too.
+//!
+//! Drift in containers whose execs no seccomp filter decides (they ran before rampart-nri, or
+//! their filter could not be injected and the node is lenient): the sensor tells from the file
+//! the kernel executes whether it is the image's, and such an exec is a Drift alert. Where the
+//! policy blocks drift, the kernel kills the process before it runs (`kill_drift`). Where a
+//! filter decides execs, the seccomp agent reports drift itself, and the sensor stays quiet.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rampart_audit::process_table::{HostProcfs, ProcessTable};
+use rampart_audit::{Exec, ProcessSensor};
+use rampart_policy::{Alert, AlertAction, Operation, Timestamp, Verdict, WorkloadView};
+use rampart_protos::agent::{Mechanism, ProcessRef, SensorCount};
+use rampart_protos::event::to_event;
+
+use super::Shared;
+use crate::api::ReportedEvent;
+use crate::planner::policy_workload;
+use crate::registry::ContainerEntry;
+
+/// The mechanism's name in `rampartctl status` and the alerts' `enforcer`.
+pub const MECHANISM: &str = "tracepoint-process";
+
+/// Plans remembered before the map starts over (a container planned and never bound).
+const MAX_PLANNED: usize = 65_536;
+
+pub struct ProcessWatch {
+    sensor: Result<Arc<ProcessSensor>, String>,
+    /// Container id → the cgroup id watched for it.
+    watched: Mutex<HashMap<String, u64>>,
+    /// Container id → whether its seccomp filter decides its execs (from its plan).
+    planned: Arc<Mutex<HashMap<String, bool>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Each update is one map operation: a poisoned lock still holds a consistent map.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ProcessWatch {
+    pub(super) fn start(shared: Arc<Shared>) -> ProcessWatch {
+        let planned: Arc<Mutex<HashMap<String, bool>>> = Arc::default();
+        let filtered = planned.clone();
+        let sensor = ProcessSensor::start(Some(Box::new(move |e: &Exec| {
+            if let Some(reported) = drift(&shared, &filtered, e) {
+                shared.report(reported);
+            }
+        })))
+        .map_err(|e| e.to_string());
+        match &sensor {
+            Ok(_) => {
+                tracing::info!("process sensor on: forks, execs and exits of bound containers")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "process sensor off: alerts name fewer ancestors, and drift in unfiltered containers goes unseen")
+            }
+        }
+        ProcessWatch {
+            sensor,
+            watched: Mutex::new(HashMap::new()),
+            planned,
+        }
+    }
+
+    pub(super) fn planned(&self, container_id: &str, execs_decided: bool) {
+        let mut planned = lock(&self.planned);
+        if planned.len() >= MAX_PLANNED {
+            planned.clear();
+        }
+        planned.insert(container_id.to_owned(), execs_decided);
+    }
+
+    /// Watches the container if a policy scopes it; kills its drift in the kernel if a policy
+    /// blocks drift and no filter decides its execs.
+    pub(super) fn bound(&self, entry: &ContainerEntry, view: &WorkloadView) -> Result<(), String> {
+        let Ok(sensor) = &self.sensor else {
+            // Only ancestry and unfiltered drift are lost; nothing the agents enforce.
+            return Ok(());
+        };
+        let id = entry.container_id();
+        if view.policy_names().next().is_none() {
+            if let Some(cgroup) = lock(&self.watched).remove(id) {
+                sensor.unwatch(cgroup);
+            }
+            return Ok(());
+        }
+        let cgroup = match entry.cgroup_id {
+            0 => std::fs::metadata(&entry.cgroup_path)
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .map_err(|e| {
+                    format!(
+                        "its cgroup is not known (binding without a cgroup id, {:?}: {e})",
+                        entry.cgroup_path
+                    )
+                })?,
+            id => id,
+        };
+        sensor.watch(cgroup).map_err(|e| e.to_string())?;
+        lock(&self.watched).insert(id.to_owned(), cgroup);
+        let filtered = lock(&self.planned).get(id).copied().unwrap_or(false);
+        let blocks = drift_verdict(view) == Verdict::Block;
+        sensor
+            .kill_drift(cgroup, blocks && !filtered)
+            .map_err(|e| format!("its drift rule can't be enforced: {e}"))?;
+        if blocks && !filtered {
+            tracing::warn!(container_id = %id, pod = %entry.workload.pod_name, "no seccomp filter decides this container's execs: its drift is killed by the kernel instead");
+        }
+        Ok(())
+    }
+
+    pub(super) fn unbound(&self, entry: &ContainerEntry) {
+        lock(&self.planned).remove(entry.container_id());
+        if let (Some(cgroup), Ok(sensor)) = (
+            lock(&self.watched).remove(entry.container_id()),
+            &self.sensor,
+        ) {
+            sensor.unwatch(cgroup);
+        }
+    }
+
+    pub(super) fn ancestors(&self, pid: u32) -> Vec<ProcessRef> {
+        let chain = match &self.sensor {
+            Ok(s) => s.ancestry(pid),
+            // What /proc still shows.
+            Err(_) => ProcessTable::default().ancestry(pid, &HostProcfs),
+        };
+        chain
+            .into_iter()
+            .map(|a| ProcessRef {
+                pid: a.pid,
+                executable: a.executable,
+                args: a.args,
+            })
+            .collect()
+    }
+
+    pub(super) fn mechanism(&self) -> Mechanism {
+        let watched = lock(&self.watched).len();
+        Mechanism {
+            name: MECHANISM.to_owned(),
+            in_use: self.sensor.is_ok(),
+            detail: match &self.sensor {
+                Ok(_) => format!(
+                    "forks, execs and exits of scoped containers (BTF tracepoints), for every \
+                     alert's ancestry, and drift where no seccomp filter decides execs; \
+                     containers watched: {watched}"
+                ),
+                Err(why) => why.clone(),
+            },
+        }
+    }
+
+    pub(super) fn sensor(&self) -> Option<SensorCount> {
+        let sensor = self.sensor.as_ref().ok()?;
+        let c = sensor.counts();
+        Some(SensorCount {
+            name: MECHANISM.to_owned(),
+            written: c.written,
+            dropped: c.dropped,
+        })
+    }
+}
+
+/// What the policy says of drift in this view (drift rules have no paths: any path decides it).
+fn drift_verdict(view: &WorkloadView) -> Verdict {
+    view.decide(&Operation::Drift { path: "" }).verdict
+}
+
+/// The Drift alert for an exec of a file that is not the image's, in a container whose filter
+/// does not decide execs; None otherwise.
+fn drift(
+    shared: &Shared,
+    planned: &Mutex<HashMap<String, bool>>,
+    e: &Exec,
+) -> Option<ReportedEvent> {
+    if !e.origin.is_drift() {
+        return None;
+    }
+    let entry = shared.registry.resolve("", e.cgroup_id)?;
+    if lock(planned)
+        .get(entry.container_id())
+        .copied()
+        .unwrap_or(false)
+    {
+        return None;
+    }
+    // The name it was run by (a memfd's own name), unless that is a descriptor's name or
+    // relative: then where /proc showed it.
+    let by_name = e.filename.starts_with("memfd:")
+        || (e.filename.starts_with('/')
+            && !e.filename.starts_with("/proc/")
+            && !e.filename.starts_with("/dev/fd/"));
+    let path = if by_name {
+        e.filename.as_str()
+    } else {
+        e.executable.as_str()
+    };
+    let op = Operation::Drift { path };
+    let workload = policy_workload(&entry.workload);
+    let view = shared.view(&entry);
+    let decision = view.decide(&op);
+    let mut alert = Alert::from_decision(&decision, &workload, &op, Timestamp::now())?;
+    // What happened is what the kernel did: killed, or ran (a block that came too late to be
+    // in the kernel's map is reported as an alert, not as a refusal).
+    if e.killed {
+        alert.action = AlertAction::Blocked;
+        alert.process_killed();
+    } else {
+        alert.action = AlertAction::Alerted;
+    }
+    alert.pid = Some(e.pid);
+    alert.process_path = Some(e.executable.clone());
+    alert.args = (!e.args.is_empty()).then(|| e.args.clone());
+    alert.syscall = Some("execve".to_owned());
+    alert.container_id = Some(entry.workload.container_id.clone());
+    alert.enforcer = Some(MECHANISM.to_owned());
+    tracing::info!(container_id = %entry.workload.container_id, pid = e.pid, path, origin = e.origin.as_str(), inode = e.inode, killed = e.killed, "drift");
+    Some(ReportedEvent {
+        event: to_event(&alert, e.cgroup_id),
+        workload: Some(entry),
+    })
+}
