@@ -43,3 +43,31 @@ pub fn open(path: &Path) -> Result<(File, u64), CgroupDirError> {
     }
     Ok((dir, meta.ino()))
 }
+
+/// Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host.
+pub fn v2_root() -> Option<PathBuf> {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| statfs(p).is_ok_and(|fs| fs.filesystem_type() == CGROUP2_SUPER_MAGIC))
+}
+
+/// The ids of every cgroup below (and of) `root`, as the tree stands now.
+pub fn existing_ids(root: &Path) -> std::collections::HashSet<u64> {
+    let mut ids = std::collections::HashSet::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        if let Ok(meta) = std::fs::metadata(&dir) {
+            ids.insert(meta.ino());
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(e.path());
+            }
+        }
+    }
+    ids
+}

@@ -7,6 +7,12 @@
 //! A TCP connection is decided when it opens (packets for a listening socket); UDP datagrams and
 //! packets for raw and ICMP echo sockets one by one. A refused packet is dropped: the peer's
 //! connect times out.
+//!
+//! Started with [`IngressGuard::start_pinned`], the maps and every cgroup's link are pinned in a
+//! bpffs directory, so the programs keep deciding while the process that loaded them is gone:
+//! the next one reuses the maps (tables, counts, and the ring with what arrived meanwhile),
+//! adopts the links (switching them to its own program) and drops those of cgroups that no
+//! longer exist.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -34,6 +40,9 @@ const TABLE_BYTES: usize = 8 + MAX_CELLS_V4 * CELL4 + MAX_CELLS_V6 * CELL6;
 const EVENT_SIZE: usize = 40;
 const RING_BYTES: u32 = 256 * 1024;
 
+/// The maps a pinned guard shares with the next one.
+const PINNED_MAPS: [&str; 3] = ["tables", "counts", "events"];
+
 const PROTO_TCP: u8 = 1;
 const PROTO_UDP: u8 = 2;
 const PROTO_RAW: u8 = 3;
@@ -59,6 +68,15 @@ pub enum IngressError {
          the rules over fewer distinct boundaries"
     )]
     TooManyCells { path: PathBuf, v4: usize, v6: usize },
+    #[error(
+        "pinning the ingress link of cgroup {cgroup_id} failed: {source} (is a bpffs mounted \
+         at the pin directory?); the cgroup is not guarded"
+    )]
+    Pin {
+        cgroup_id: u64,
+        #[source]
+        source: libbpf_rs::Error,
+    },
     #[error("storing the ingress table of cgroup {cgroup_id} failed: {source}")]
     Table {
         cgroup_id: u64,
@@ -102,8 +120,10 @@ pub struct IngressCounts {
 }
 
 pub struct IngressGuard {
-    // Field order is drop order: the links first.
+    // Field order is drop order: the links first (pinned ones stay attached).
     links: Mutex<HashMap<u64, Link>>,
+    /// Where links are pinned, one per cgroup id; None: not pinned (they go with the process).
+    link_pins: Option<PathBuf>,
     tables: MapHandle,
     counts: MapHandle,
     /// The ring, held open when no reader thread drains it (tests).
@@ -122,7 +142,16 @@ impl IngressGuard {
     pub fn start(
         on_event: impl FnMut(IngressEvent) + Send + 'static,
     ) -> Result<Arc<IngressGuard>, IngressError> {
-        Self::start_with(RING_BYTES, Some(Box::new(on_event)))
+        Self::start_with(RING_BYTES, Some(Box::new(on_event)), None)
+    }
+
+    /// [`start`](Self::start), with the maps and links pinned under `dir` (in a bpffs), and the
+    /// links an earlier guard pinned there adopted.
+    pub fn start_pinned(
+        dir: &Path,
+        on_event: impl FnMut(IngressEvent) + Send + 'static,
+    ) -> Result<Arc<IngressGuard>, IngressError> {
+        Self::start_with(RING_BYTES, Some(Box::new(on_event)), Some(dir))
     }
 
     /// With a ring of `ring_bytes` (a power of two, at least a page) and, without `on_event`, no
@@ -131,16 +160,28 @@ impl IngressGuard {
     pub fn start_with(
         ring_bytes: u32,
         on_event: Option<Box<dyn FnMut(IngressEvent) + Send>>,
+        pins: Option<&Path>,
     ) -> Result<Arc<IngressGuard>, IngressError> {
         let load = |stage| move |source| IngressError::Load { stage, source };
-        let mut open = ObjectBuilder::default()
-            .open_memory(BPF_OBJECT)
-            .map_err(load("opening the object"))?;
-        if let Some(mut ring) = open.maps_mut().find(|m| m.name() == "events") {
-            ring.set_max_entries(ring_bytes)
-                .map_err(load("sizing its ring buffer"))?;
+        if let Some(dir) = pins {
+            // libbpf makes only the last component of a pin path.
+            std::fs::create_dir_all(dir)
+                .map_err(|e| load("making its pin directory")(libbpf_rs::Error::from(e)))?;
         }
-        let object = open.load().map_err(load("loading it into the kernel"))?;
+        let object = match Self::load(ring_bytes, pins) {
+            Ok(o) => o,
+            // Maps pinned by another version of the program (their layout changed): start over,
+            // as on a first start. The old links still hold the old maps until they are dropped.
+            Err(first) if pins.is_some() => {
+                let dir = pins.unwrap_or(Path::new(""));
+                tracing::warn!(dir = %dir.display(), error = %first, "the ingress guard's pinned maps can't be reused; starting anew");
+                for name in PINNED_MAPS {
+                    let _ = std::fs::remove_file(dir.join(name));
+                }
+                Self::load(ring_bytes, pins).map_err(load("loading it into the kernel"))?
+            }
+            Err(e) => return Err(load("loading it into the kernel")(e)),
+        };
         let map = |name: &str| object_maps::handle(&object, name).map_err(load("finding its maps"));
         let (tables, counts, events) = (map("tables")?, map("counts")?, map("events")?);
         let ring = match on_event {
@@ -156,13 +197,73 @@ impl IngressGuard {
             }
             None => Some(events),
         };
-        Ok(Arc::new(IngressGuard {
+        let link_pins = pins.map(|d| d.join("links"));
+        let guard = IngressGuard {
             links: Mutex::new(HashMap::new()),
+            link_pins,
             tables,
             counts,
             ring,
             object,
-        }))
+        };
+        guard.adopt();
+        Ok(Arc::new(guard))
+    }
+
+    fn load(ring_bytes: u32, pins: Option<&Path>) -> Result<Object, libbpf_rs::Error> {
+        let mut open = ObjectBuilder::default().open_memory(BPF_OBJECT)?;
+        for mut map in open.maps_mut() {
+            let name = map.name().to_string_lossy().into_owned();
+            if name == "events" {
+                map.set_max_entries(ring_bytes)?;
+            }
+            if let Some(dir) = pins
+                && PINNED_MAPS.contains(&name.as_str())
+            {
+                // libbpf reuses a compatible map pinned there, or pins the new one.
+                map.set_pin_path(dir.join(&name))?;
+            }
+        }
+        open.load()
+    }
+
+    /// Takes over the links an earlier guard pinned (switching them to this program), and drops
+    /// those whose cgroup is gone.
+    fn adopt(&self) {
+        let Some(dir) = &self.link_pins else {
+            return;
+        };
+        let _ = std::fs::create_dir_all(dir);
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let existing = cgroup_dir::v2_root().map(|root| cgroup_dir::existing_ids(&root));
+        let prog = self.object.progs().find(|p| p.name() == PROGRAM);
+        let mut links = self.lock_links();
+        for e in entries.flatten() {
+            let path = e.path();
+            let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
+                continue;
+            };
+            let Ok(mut link) = Link::open(&path) else {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            };
+            let gone = existing.as_ref().is_some_and(|ids| !ids.contains(&id));
+            if gone {
+                // Unpinned and dropped: detached (the kernel did already, with the cgroup).
+                let _ = link.unpin();
+                let _ = self.tables.delete(&id.to_ne_bytes());
+                continue;
+            }
+            if let Some(prog) = &prog
+                && let Err(err) = link.update_prog(prog)
+            {
+                // The old program goes on deciding on the shared tables.
+                tracing::warn!(cgroup_id = id, error = %err, "a pinned ingress link keeps its earlier program");
+            }
+            links.insert(id, link);
+        }
     }
 
     /// Decides ingress for the cgroup v2 directory `cgroup_dir` (and the cgroups below it) by
@@ -199,7 +300,16 @@ impl IngressGuard {
             })
             .and_then(|prog| prog.attach_cgroup(dir.as_raw_fd()));
         match attached {
-            Ok(link) => {
+            Ok(mut link) => {
+                if let Some(dir) = &self.link_pins
+                    && let Err(source) = std::fs::create_dir_all(dir)
+                        .map_err(libbpf_rs::Error::from)
+                        .and_then(|()| link.pin(dir.join(cgroup_id.to_string())))
+                {
+                    // Dropping the link detaches it again.
+                    let _ = self.tables.delete(&cgroup_id.to_ne_bytes());
+                    return Err(IngressError::Pin { cgroup_id, source });
+                }
                 links.insert(cgroup_id, link);
                 Ok(cgroup_id)
             }
@@ -213,9 +323,12 @@ impl IngressGuard {
         }
     }
 
-    /// The cgroup is no longer guarded: the program is detached, then its table removed.
+    /// The cgroup is no longer guarded: the program is detached (its pin removed), then its
+    /// table removed.
     pub fn release(&self, cgroup_id: u64) {
-        drop(self.lock_links().remove(&cgroup_id));
+        if let Some(mut link) = self.lock_links().remove(&cgroup_id) {
+            let _ = link.unpin();
+        }
         let _ = self.tables.delete(&cgroup_id.to_ne_bytes());
     }
 

@@ -8,6 +8,7 @@
 //!   alert;
 //! - [`lsm_probe`]: whether BPF LSM programs can decide on this kernel.
 
+pub mod bpffs;
 mod cgroup_dir;
 pub mod connect_guard;
 pub mod ingress_guard;

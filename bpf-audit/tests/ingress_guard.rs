@@ -210,7 +210,7 @@ fn under_a_flood_nothing_is_lost_uncounted() {
     let udp = cg.inside(|| UdpSocket::bind("127.0.0.1:0").unwrap());
     udp.set_nonblocking(true).unwrap();
     let at = udp.local_addr().unwrap();
-    let guard = IngressGuard::start_with(4096, None).expect("loads");
+    let guard = IngressGuard::start_with(4096, None, None).expect("loads");
     let table = table("    - {direction: ingress, cidrs: [127.0.0.4/32], action: alert}\n");
     guard.guard(&cg.path, &table).unwrap();
     const DATAGRAMS: u64 = 300;
@@ -241,4 +241,50 @@ fn under_a_flood_nothing_is_lost_uncounted() {
         "the ring was meant to overflow: {counts:?}"
     );
     assert_eq!(delivered, counts.written, "{counts:?}");
+}
+
+/// A guard that goes away leaves its pinned links deciding: the refused peer stays refused with
+/// no process holding the programs. The next guard adopts the links (a table change takes effect)
+/// and, releasing the cgroup, lets the peer in.
+#[test]
+fn pinned_links_outlive_the_guard_and_are_adopted() {
+    if !is_root() {
+        return;
+    }
+    rampart_audit::bpffs::ensure_mounted(Path::new("/sys/fs/bpf")).expect("a bpffs");
+    let pins = PathBuf::from(format!("/sys/fs/bpf/rampart-test-{}", std::process::id()));
+    std::fs::create_dir_all(&pins).unwrap();
+    let cg = TestCgroup::new("ingress-pins");
+    let listener = cg.inside(|| TcpListener::bind("127.0.0.1:0").unwrap());
+    let at = listener.local_addr().unwrap();
+    let block = table(&format!(
+        "    - {{direction: ingress, cidrs: [127.0.0.5/32], ports: [{}], action: block}}\n",
+        at.port()
+    ));
+    let first = IngressGuard::start_pinned(&pins, |_| {}).expect("loads");
+    let id = first.guard(&cg.path, &block).unwrap();
+    drop(first);
+    assert!(
+        connect_from(Ipv4Addr::new(127, 0, 0, 5), at).is_err(),
+        "the guard's process state is gone, and its pinned link must still refuse"
+    );
+
+    let second = IngressGuard::start_pinned(&pins, |_| {}).expect("loads again");
+    assert_eq!(second.guarded(), [id], "the pinned link is adopted");
+    assert!(connect_from(Ipv4Addr::new(127, 0, 0, 5), at).is_err());
+    let alert_only = table(&format!(
+        "    - {{direction: ingress, cidrs: [127.0.0.5/32], ports: [{}], action: alert}}\n",
+        at.port()
+    ));
+    second.guard(&cg.path, &alert_only).unwrap();
+    connect_from(Ipv4Addr::new(127, 0, 0, 5), at).expect("the new table decides");
+    second.guard(&cg.path, &block).unwrap();
+    second.release(id);
+    connect_from(Ipv4Addr::new(127, 0, 0, 5), at).expect("released, the peer connects");
+    assert!(
+        !pins.join("links").join(id.to_string()).exists(),
+        "a released link is unpinned"
+    );
+    drop(second);
+    let _ = std::fs::remove_dir_all(&pins);
 }

@@ -687,7 +687,7 @@ spec:
 async fn a_refused_peer_gets_no_connection_and_an_allowed_one_is_served() {
     let Some(cri) = test_node().await else { return };
     let since = rampart_integration::stack::now();
-    let _rampart = Rampart::up(&[("ingress.yaml", INGRESS)]);
+    let rampart = Rampart::up(&[("ingress.yaml", INGRESS)]);
     let server = nginx_pod(&cri, "ingress").await;
     let ip = server.ip.expect("the pod has an IP on the bridge");
     let client = nginx_pod(&cri, "client").await;
@@ -728,6 +728,34 @@ async fn a_refused_peer_gets_no_connection_and_an_allowed_one_is_served() {
     assert_eq!(alert["ruleId"], "node-in", "{alert}");
     assert_eq!(alert["enforcer"], "cgroup-ingress", "{alert}");
     assert_eq!(alert["containerName"], "nginx", "{alert}");
+    // rampartd stopped: the kernel programs it pinned go on refusing, and the new rampartd
+    // takes them over.
+    let node_refused = move || {
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::new(ip, 80),
+            std::time::Duration::from_secs(3),
+        )
+        .is_err()
+    };
+    let stopped = rampart.script("stop-daemon");
+    assert!(stopped.status.success(), "{stopped:?}");
+    let while_down = tokio::task::spawn_blocking(node_refused).await.unwrap();
+    let started = rampart.script("start-daemon");
+    assert!(started.status.success(), "{started:?}");
+    assert!(
+        while_down,
+        "the node got a connection while rampartd was down"
+    );
+    wait_bound(server.container_id("nginx").unwrap());
+    assert!(
+        tokio::task::spawn_blocking(node_refused).await.unwrap(),
+        "after the restart"
+    );
+    let page = sh(&client, &format!("wget -q -O- http://{ip}/; echo exit=$?")).await;
+    assert!(
+        page.stdout_text().contains("rampart"),
+        "after the restart: {page:?}"
+    );
     // The pod itself still works: its own connections out and back in are not ingress from
     // the node.
     let local = sh(&server, "wget -q -O- http://127.0.0.1/; echo exit=$?").await;

@@ -26,6 +26,10 @@ use crate::registry::ContainerEntry;
 /// The mechanism's name in `rampartctl status` and the alerts' `enforcer`.
 pub const MECHANISM: &str = "cgroup-ingress";
 
+/// Where the guard's maps and links are pinned: they keep deciding while rampartd restarts.
+const BPFFS: &str = "/sys/fs/bpf";
+const PINS: &str = "/sys/fs/bpf/rampart/ingress";
+
 pub struct IngressEnforcer {
     guard: Result<Arc<IngressGuard>, String>,
     /// Bound containers whose cgroup is guarded: container id → cgroup id.
@@ -41,16 +45,24 @@ impl IngressEnforcer {
     pub(super) fn start(shared: Arc<Shared>) -> IngressEnforcer {
         let unattributed = Arc::new(AtomicU64::new(0));
         let uncounted = unattributed.clone();
-        let guard = IngressGuard::start(move |e| match alert(&shared, &e) {
+        let on_event = move |e: IngressEvent| match alert(&shared, &e) {
             Ok(reported) => shared.report(reported),
             Err(why) => {
                 uncounted.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(cgroup_id = e.cgroup_id, peer = %e.peer, port = e.port, verdict = ?e.verdict, "an ingress decision could not be reported: {why}");
             }
-        })
+        };
+        let guard = match rampart_audit::bpffs::ensure_mounted(Path::new(BPFFS)) {
+            Ok(()) => IngressGuard::start_pinned(Path::new(PINS), on_event),
+            Err(e) => {
+                tracing::warn!(error = %e, "ingress links not pinned: while rampartd restarts, ingress rules are not enforced");
+                IngressGuard::start(on_event)
+            }
+        }
         .map_err(|e| e.to_string());
         match &guard {
-            Ok(_) => tracing::info!(
+            Ok(g) => tracing::info!(
+                adopted = g.guarded().len(),
                 "ingress guard on: cgroup_skb programs on containers with ingress rules"
             ),
             Err(e) => tracing::error!(error = %e, "ingress rules cannot be enforced on this node"),
