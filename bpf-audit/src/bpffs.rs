@@ -4,14 +4,11 @@
 use std::path::Path;
 
 use nix::mount::{MsFlags, mount};
-use nix::sys::statfs::statfs;
-
-/// statfs(2)'s f_type of a bpffs.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
 
 /// Mounts a bpffs at `at` (normally /sys/fs/bpf) unless one is there.
 pub fn ensure_mounted(at: &Path) -> std::io::Result<()> {
-    if statfs(at).is_ok_and(|fs| fs.filesystem_type().0 as i64 == BPF_FS_MAGIC) {
+    if statfs(at).is_ok_and(|fs| fs.filesystem_type() == BPF_FS_MAGIC) {
         return Ok(());
     }
     std::fs::create_dir_all(at)?;
