@@ -12,6 +12,7 @@ use libbpf_cargo::SkeletonBuilder;
 
 const SOURCES: &[&str] = &[
     "connect_guard",
+    "flow_sensor",
     "ingress_guard",
     "lsm_probe",
     "process_sensor",

@@ -5,12 +5,14 @@
 //! - [`IngressGuard`]: ingress rules enforced by a cgroup_skb/ingress program per scoped
 //!   container, on a table compiled from the policy;
 //! - [`ProcessSensor`]: forks, execs and exits of watched containers, for the ancestry of every
-//!   alert;
+//!   alert, and where each executed file is (drift);
+//! - [`FlowSensor`]: their TCP connections as they open, fail and close;
 //! - [`lsm_probe`]: whether BPF LSM programs can decide on this kernel.
 
 pub mod bpffs;
 mod cgroup_dir;
 pub mod connect_guard;
+pub mod flow_sensor;
 pub mod ingress_guard;
 pub mod lsm_probe;
 mod object_maps;
@@ -20,6 +22,7 @@ pub mod process_table;
 
 pub use cgroup_dir::CgroupDirError;
 pub use connect_guard::{ConnectGuard, GuardError};
+pub use flow_sensor::{Flow, FlowHandler, FlowKind, FlowSensor};
 pub use ingress_guard::{IngressCounts, IngressError, IngressEvent, IngressGuard};
 pub use lsm_probe::LsmSupport;
 pub use process_sensor::{Exec, ExecHandler, ExecOrigin, ProcessSensor, SensorCounts, SensorError};

@@ -129,6 +129,7 @@ pub struct ProcessSensor {
     _links: Vec<Link>,
     watched: MapHandle,
     drift_kill: MapHandle,
+    dropped_by_cgroup: MapHandle,
     counts: MapHandle,
     table: Arc<Mutex<ProcessTable>>,
     /// The ring, held open when no reader thread drains it (tests).
@@ -169,6 +170,7 @@ impl ProcessSensor {
         let map = |name: &str| object_maps::handle(&object, name).map_err(load("finding its maps"));
         let (watched, counts, events) = (map("watched")?, map("counts")?, map("events")?);
         let drift_kill = map("drift_kill")?;
+        let dropped_by_cgroup = map("dropped_by_cgroup")?;
         let mut links = Vec::with_capacity(PROGRAMS.len());
         for prog in object.progs_mut() {
             if PROGRAMS.contains(&prog.name().to_str().unwrap_or_default()) {
@@ -193,6 +195,7 @@ impl ProcessSensor {
             _links: links,
             watched,
             drift_kill,
+            dropped_by_cgroup,
             counts,
             table,
             _ring: ring,
@@ -212,6 +215,12 @@ impl ProcessSensor {
     pub fn unwatch(&self, cgroup_id: u64) {
         let _ = self.watched.delete(&cgroup_id.to_ne_bytes());
         let _ = self.drift_kill.delete(&cgroup_id.to_ne_bytes());
+        let _ = self.dropped_by_cgroup.delete(&cgroup_id.to_ne_bytes());
+    }
+
+    /// Events of the cgroup the ring could not hold.
+    pub fn dropped_for(&self, cgroup_id: u64) -> u64 {
+        percpu_counts::lookup_u64(&self.dropped_by_cgroup, cgroup_id)
     }
 
     /// In the watched cgroup `cgroup_id`, an exec of a file that is not the image's (upper
@@ -603,9 +612,8 @@ mod tests {
         let flood =
             std::path::PathBuf::from(format!("{root}{own}/rampart-flood-{}", std::process::id()));
         std::fs::create_dir(&flood).unwrap();
-        sensor
-            .watch(std::fs::metadata(&flood).unwrap().ino())
-            .unwrap();
+        let flood_id = std::fs::metadata(&flood).unwrap().ino();
+        sensor.watch(flood_id).unwrap();
         const CHILDREN: u64 = 100;
         let procs = flood.join("cgroup.procs");
         for _ in 0..CHILDREN {
@@ -628,5 +636,10 @@ mod tests {
             "the ring was meant to overflow: {counts:?}"
         );
         assert_eq!(delivered, counts.written, "{counts:?}");
+        assert_eq!(
+            sensor.dropped_for(flood_id),
+            counts.dropped,
+            "every drop was the flooding cgroup's"
+        );
     }
 }

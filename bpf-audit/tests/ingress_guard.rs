@@ -2,6 +2,8 @@
 //! from a real policy, clients on the loopback that come from different source addresses.
 //! Needs root (skipped otherwise; CI runs as root).
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -9,64 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{TestCgroup, is_root};
 use nix::sys::socket::{
     AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, setsockopt, socket, sockopt,
 };
 use nix::sys::time::TimeVal;
 use rampart_audit::{IngressEvent, IngressGuard};
 use rampart_policy::{IngressTable, Protocol, Snapshot, Verdict, Workload, parse_str};
-
-/// Moving the test process between cgroups is one at a time.
-static MOVES: Mutex<()> = Mutex::new(());
-
-fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("needs root; skipped");
-    false
-}
-
-fn cgroup_root() -> &'static str {
-    if Path::new("/sys/fs/cgroup/unified").exists() {
-        "/sys/fs/cgroup/unified"
-    } else {
-        "/sys/fs/cgroup"
-    }
-}
-
-/// A cgroup below the test's own; removed when dropped.
-struct TestCgroup {
-    own: PathBuf,
-    path: PathBuf,
-}
-
-impl TestCgroup {
-    fn new(name: &str) -> TestCgroup {
-        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let own = cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
-        let own = PathBuf::from(format!("{}{own}", cgroup_root()));
-        let path = own.join(format!("rampart-{name}-{}", std::process::id()));
-        std::fs::create_dir(&path).unwrap();
-        TestCgroup { own, path }
-    }
-
-    /// Runs `make` with the test process in this cgroup: the sockets it makes belong here.
-    fn inside<T>(&self, make: impl FnOnce() -> T) -> T {
-        let _turn = MOVES.lock().unwrap_or_else(|e| e.into_inner());
-        let pid = std::process::id().to_string();
-        std::fs::write(self.path.join("cgroup.procs"), &pid).unwrap();
-        let made = make();
-        std::fs::write(self.own.join("cgroup.procs"), &pid).unwrap();
-        made
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.path);
-    }
-}
 
 fn table(network: &str) -> IngressTable {
     let yaml = format!(

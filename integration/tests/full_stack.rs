@@ -155,6 +155,39 @@ async fn the_seed_scenario_end_to_end() {
     let www = pod.exec("nginx", &["cat", "/etc/hostname"]).await.unwrap();
     assert_eq!(www.exit_code, 0, "{www:?}");
 
+    // rampartd's flow sensor counts the pod's connections: a page fetched over the loopback is
+    // a connect answered and a connection accepted.
+    let page = pod
+        .exec("nginx", &["wget", "-q", "-O-", "http://127.0.0.1/"])
+        .await
+        .unwrap();
+    assert_eq!(page.exit_code, 0, "{page:?}");
+    let container = pod.container_id("nginx").unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new(repo().join("target/debug/rampartctl"))
+            .args(["status", "-o", "json"])
+            .output()
+            .expect("rampartctl runs");
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let flows = status["workloads"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|w| w["containerId"] == container.as_str())
+            .map(|w| w["flows"].clone())
+            .unwrap_or_default();
+        let n = |k: &str| flows[k].as_u64().unwrap_or(0);
+        if n("connected") >= 1 && n("accepted") >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pod's connections were not counted: {flows}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // rampartd restarts: the agents announce the container again (events no longer carry the
     // workload), so status shows it bound and the next record still names the pod.
     let container_id = pod.container_id("nginx").unwrap().to_owned();

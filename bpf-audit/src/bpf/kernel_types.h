@@ -64,4 +64,49 @@ struct ovl_inode {
 	struct dentry *__upperdentry;
 } __attribute__((preserve_access_index));
 
+/* Sockets, for the flow sensor: the connection's addresses and the cgroup that made it. */
+struct in6_addr {
+	union {
+		unsigned char u6_addr8[16];
+	} in6_u;
+} __attribute__((preserve_access_index));
+
+struct sock_common {
+	unsigned int skc_daddr;
+	unsigned int skc_rcv_saddr;
+	unsigned short skc_dport;
+	unsigned short skc_num;
+	unsigned short skc_family;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+} __attribute__((preserve_access_index));
+
+struct kernfs_node {
+	unsigned long long id;
+} __attribute__((preserve_access_index));
+
+struct cgroup {
+	struct kernfs_node *kn;
+} __attribute__((preserve_access_index));
+
+struct sock_cgroup_data {
+	struct cgroup *cgroup;
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+	unsigned short sk_protocol;
+	struct sock_cgroup_data sk_cgrp_data;
+} __attribute__((preserve_access_index));
+
+/* The local port as bound (skc_num is cleared when the port is released, before the close). */
+struct inet_sock {
+	unsigned short inet_sport;
+} __attribute__((preserve_access_index));
+
+struct tcp_sock {
+	unsigned long long bytes_received;
+	unsigned long long bytes_acked;
+} __attribute__((preserve_access_index));
+
 #endif

@@ -87,6 +87,14 @@ struct {
 	__type(value, __u64);
 } counts SEC(".maps");
 
+/* Events dropped, per cgroup: what `rampartctl status` shows per workload. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} dropped_by_cgroup SEC(".maps");
+
 static __always_inline void count(__u32 which)
 {
 	__u64 *n = bpf_map_lookup_elem(&counts, &which);
@@ -100,7 +108,13 @@ static __always_inline struct event *reserve(__u32 kind, __u64 cgroup)
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
 	if (!e) {
+		__u64 one = 1, *n = bpf_map_lookup_elem(&dropped_by_cgroup, &cgroup);
+
 		count(1);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+		else
+			bpf_map_update_elem(&dropped_by_cgroup, &cgroup, &one, BPF_NOEXIST);
 		return 0;
 	}
 	e->kind = kind;

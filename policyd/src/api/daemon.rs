@@ -230,12 +230,17 @@ impl Daemon {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let kernel = self.kernel();
         let workloads = self
             .registry
             .list()
             .iter()
             .map(|e| {
                 let w = &e.workload;
+                let (flows, sensor_dropped) = kernel
+                    .as_ref()
+                    .and_then(|k| k.workload(&w.container_id))
+                    .map_or((None, 0), |(f, d)| (Some(f), d));
                 rampart_protos::agent::WorkloadStatus {
                     namespace: w.namespace.clone(),
                     pod_name: w.pod_name.clone(),
@@ -249,11 +254,12 @@ impl Daemon {
                         .unwrap_or_default(),
                     image: w.image.clone(),
                     bound_at_ms: unix_ms(e.bound_at),
+                    flows,
+                    sensor_dropped,
                 }
             })
             .collect();
         let all = self.agents();
-        let kernel = self.kernel();
         let mut sensors: Vec<SensorCount> = all
             .iter()
             .filter(|a| a.disconnected_at.is_none())

@@ -4,7 +4,7 @@
 //! daemon tells it of every plan, bind, announcement and unbind, and asks it for the ancestry of
 //! the process each reported event names.
 
-use rampart_protos::agent::{Mechanism, ProcessRef, SensorCount};
+use rampart_protos::agent::{Mechanism, ProcessRef, SensorCount, WorkloadFlows};
 
 use crate::registry::ContainerEntry;
 
@@ -21,6 +21,10 @@ pub trait KernelAuditor: Send + Sync + 'static {
 
     /// The container is gone.
     fn unbound(&self, entry: &ContainerEntry);
+
+    /// What the sensors counted of a bound container: its TCP connections, and its events their
+    /// rings could not hold. None if it is not watched.
+    fn workload(&self, container_id: &str) -> Option<(WorkloadFlows, u64)>;
 
     /// The processes that started host pid `pid`, its parent first (bounded).
     fn ancestors(&self, pid: u32) -> Vec<ProcessRef>;

@@ -5,25 +5,43 @@
 //!
 //! - [`ingress`]: ingress rules, enforced by a cgroup_skb program per scoped container;
 //! - [`process`]: forks, execs and exits of every scoped container (the ancestry of every alert)
-//!   and drift in containers no seccomp filter decides execs for.
+//!   and drift in containers no seccomp filter decides execs for;
+//! - [`flows`]: their TCP connections, counted per workload.
 //!
 //! What they find becomes the policy crate's alert here and joins the agents' events on their way
 //! to journald.
 
+pub mod flows;
 pub mod ingress;
 pub mod process;
 
 use std::sync::{Arc, RwLock};
 
 use rampart_policy::{Snapshot, WorkloadView};
-use rampart_protos::agent::{Mechanism, ProcessRef, SensorCount};
+use rampart_protos::agent::{Mechanism, ProcessRef, SensorCount, WorkloadFlows};
 use tokio::sync::mpsc;
 
 use crate::api::{KernelAuditor, ReportedEvent};
 use crate::planner::policy_workload;
 use crate::registry::{ContainerEntry, Registry};
+use flows::FlowWatch;
 use ingress::IngressEnforcer;
 use process::ProcessWatch;
+
+/// The cgroup id of a bound container: the binding's, or its directory's inode.
+fn cgroup_of(entry: &ContainerEntry) -> Result<u64, String> {
+    match entry.cgroup_id {
+        0 => std::fs::metadata(&entry.cgroup_path)
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .map_err(|e| {
+                format!(
+                    "its cgroup is not known (a binding without a cgroup id, {:?}: {e})",
+                    entry.cgroup_path
+                )
+            }),
+        id => Ok(id),
+    }
+}
 
 /// What the parts and their event readers share.
 struct Shared {
@@ -56,6 +74,7 @@ pub struct Auditor {
     shared: Arc<Shared>,
     ingress: IngressEnforcer,
     process: ProcessWatch,
+    flows: FlowWatch,
 }
 
 impl Auditor {
@@ -69,6 +88,7 @@ impl Auditor {
         Arc::new(Auditor {
             ingress: IngressEnforcer::start(shared.clone()),
             process: ProcessWatch::start(shared.clone()),
+            flows: FlowWatch::start(),
             shared,
         })
     }
@@ -95,9 +115,18 @@ impl KernelAuditor for Auditor {
 
     fn bound(&self, entry: &ContainerEntry) -> Result<(), String> {
         let view = self.shared.view(entry);
-        let process = self.process.bound(entry, &view);
         let ingress = self.ingress.bound(entry, &view);
-        match (process, ingress) {
+        let watched = if view.policy_names().next().is_none() {
+            self.process.unwatch(entry);
+            self.flows.unbound(entry);
+            Ok(())
+        } else {
+            cgroup_of(entry).and_then(|cgroup| {
+                self.flows.bound(entry, cgroup);
+                self.process.bound(entry, &view, cgroup)
+            })
+        };
+        match (watched, ingress) {
             (Ok(()), Ok(())) => Ok(()),
             (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
             (Err(p), Err(i)) => Err(format!("{p}; {i}")),
@@ -107,6 +136,12 @@ impl KernelAuditor for Auditor {
     fn unbound(&self, entry: &ContainerEntry) {
         self.ingress.unbound(entry);
         self.process.unbound(entry);
+        self.flows.unbound(entry);
+    }
+
+    fn workload(&self, container_id: &str) -> Option<(WorkloadFlows, u64)> {
+        let (flows, flow_drops) = self.flows.workload(container_id)?;
+        Some((flows, flow_drops + self.process.dropped_for(container_id)))
     }
 
     fn ancestors(&self, pid: u32) -> Vec<ProcessRef> {
@@ -114,13 +149,18 @@ impl KernelAuditor for Auditor {
     }
 
     fn mechanisms(&self) -> Vec<Mechanism> {
-        vec![self.process.mechanism(), self.ingress.mechanism()]
+        vec![
+            self.process.mechanism(),
+            self.flows.mechanism(),
+            self.ingress.mechanism(),
+        ]
     }
 
     fn sensors(&self) -> Vec<SensorCount> {
         self.process
             .sensor()
             .into_iter()
+            .chain(self.flows.sensor())
             .chain(self.ingress.sensor())
             .collect()
     }

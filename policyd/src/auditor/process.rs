@@ -74,31 +74,19 @@ impl ProcessWatch {
         planned.insert(container_id.to_owned(), execs_decided);
     }
 
-    /// Watches the container if a policy scopes it; kills its drift in the kernel if a policy
-    /// blocks drift and no filter decides its execs.
-    pub(super) fn bound(&self, entry: &ContainerEntry, view: &WorkloadView) -> Result<(), String> {
+    /// Watches the scoped container's cgroup `cgroup`; kills its drift in the kernel if a
+    /// policy blocks drift and no filter decides its execs.
+    pub(super) fn bound(
+        &self,
+        entry: &ContainerEntry,
+        view: &WorkloadView,
+        cgroup: u64,
+    ) -> Result<(), String> {
         let Ok(sensor) = &self.sensor else {
             // Only ancestry and unfiltered drift are lost; nothing the agents enforce.
             return Ok(());
         };
         let id = entry.container_id();
-        if view.policy_names().next().is_none() {
-            if let Some(cgroup) = lock(&self.watched).remove(id) {
-                sensor.unwatch(cgroup);
-            }
-            return Ok(());
-        }
-        let cgroup = match entry.cgroup_id {
-            0 => std::fs::metadata(&entry.cgroup_path)
-                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-                .map_err(|e| {
-                    format!(
-                        "its cgroup is not known (binding without a cgroup id, {:?}: {e})",
-                        entry.cgroup_path
-                    )
-                })?,
-            id => id,
-        };
         sensor.watch(cgroup).map_err(|e| e.to_string())?;
         lock(&self.watched).insert(id.to_owned(), cgroup);
         let filtered = lock(&self.planned).get(id).copied().unwrap_or(false);
@@ -112,13 +100,27 @@ impl ProcessWatch {
         Ok(())
     }
 
+    /// The container is gone: its plan is forgotten too.
     pub(super) fn unbound(&self, entry: &ContainerEntry) {
         lock(&self.planned).remove(entry.container_id());
+        self.unwatch(entry);
+    }
+
+    /// No policy scopes the container (any more).
+    pub(super) fn unwatch(&self, entry: &ContainerEntry) {
         if let (Some(cgroup), Ok(sensor)) = (
             lock(&self.watched).remove(entry.container_id()),
             &self.sensor,
         ) {
             sensor.unwatch(cgroup);
+        }
+    }
+
+    /// The container's events the sensor's ring could not hold.
+    pub(super) fn dropped_for(&self, container_id: &str) -> u64 {
+        match (&self.sensor, lock(&self.watched).get(container_id)) {
+            (Ok(sensor), Some(cgroup)) => sensor.dropped_for(*cgroup),
+            _ => 0,
         }
     }
 

@@ -152,8 +152,13 @@ fn render(s: &StatusResponse) -> String {
         "CGROUP",
         "PID",
         "POLICIES",
+        "TCP OPENED/FAILED",
+        "SENSOR DROPS",
     ]);
     for w in &s.workloads {
+        let tcp = w.flows.as_ref().map_or("-".to_owned(), |f| {
+            format!("{}/{}", f.connected + f.accepted, f.failed)
+        });
         t.row([
             format!("{}/{}", w.namespace, w.pod_name),
             w.container_name.clone(),
@@ -165,6 +170,8 @@ fn render(s: &StatusResponse) -> String {
             } else {
                 w.policies.join(",")
             },
+            tcp,
+            w.sensor_dropped.to_string(),
         ]);
     }
     push_table(&mut out, &t, &paint, "no containers bound");
@@ -292,6 +299,11 @@ fn to_json(s: &StatusResponse) -> Value {
             "namespace": w.namespace, "pod": w.pod_name, "container": w.container_name,
             "containerId": w.container_id, "cgroupId": w.cgroup_id, "pid": w.pid,
             "image": w.image, "policies": w.policies, "boundAt": time_ms(w.bound_at_ms),
+            "flows": w.flows.as_ref().map(|f| json!({
+                "connected": f.connected, "accepted": f.accepted, "failed": f.failed,
+                "closed": f.closed, "bytesSent": f.bytes_sent, "bytesReceived": f.bytes_received,
+            })),
+            "sensorDropped": w.sensor_dropped,
         })).collect::<Vec<_>>(),
         "agents": s.agents.iter().map(|a| json!({
             "kind": kind_word(a.kind), "version": a.version, "pid": a.pid,
