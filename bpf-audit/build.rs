@@ -27,6 +27,7 @@ fn main() {
         let src = PathBuf::from(format!("src/bpf/{name}.bpf.c"));
         println!("cargo:rerun-if-changed={}", src.display());
         println!("cargo:rerun-if-changed=src/bpf/kernel_types.h");
+        println!("cargo:rerun-if-changed=src/bpf/ring_counts.h");
         let obj = out.join(format!("{name}.bpf.o"));
         if let Err(e) = SkeletonBuilder::new()
             .source(&src)

@@ -5,12 +5,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, RingBufferBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object};
 
 use crate::process_sensor::{SensorCounts, SensorError};
-use crate::{object_maps, percpu_counts};
+use crate::{object_maps, percpu_counts, ring};
 
 static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flow_sensor.bpf.o"));
 
@@ -77,14 +76,8 @@ impl FlowSensor {
         on_flow: Option<FlowHandler>,
     ) -> Result<Arc<FlowSensor>, SensorError> {
         let load = |stage| move |source| SensorError::Load { stage, source };
-        let mut open = ObjectBuilder::default()
-            .open_memory(BPF_OBJECT)
-            .map_err(load("opening the object"))?;
-        if let Some(mut ring) = open.maps_mut().find(|m| m.name() == "events") {
-            ring.set_max_entries(ring_bytes)
-                .map_err(load("sizing its ring buffer"))?;
-        }
-        let object = open.load().map_err(load("loading it into the kernel"))?;
+        let object = object_maps::load(BPF_OBJECT, ring_bytes)
+            .map_err(|(stage, source)| SensorError::Load { stage, source })?;
         let map = |name: &str| object_maps::handle(&object, name).map_err(load("finding its maps"));
         let (watched, counts, events) = (map("watched")?, map("counts")?, map("events")?);
         let dropped_by_cgroup = map("dropped_by_cgroup")?;
@@ -100,14 +93,9 @@ impl FlowSensor {
             .and_then(|p| p.attach())
             .map_err(load("attaching the tracepoint"))?;
         let ring = match on_flow {
-            Some(on_flow) => {
-                std::thread::Builder::new()
-                    .name("flow-sensor".into())
-                    .spawn(move || read_flows(events, on_flow))
-                    .map_err(|e| SensorError::Load {
-                        stage: "starting its reader thread",
-                        source: libbpf_rs::Error::from(e),
-                    })?;
+            Some(mut on_flow) => {
+                ring::spawn_reader("flow-sensor", events, parse_flow, move |f| on_flow(&f))
+                    .map_err(|e| load("starting its reader thread")(libbpf_rs::Error::from(e)))?;
                 None
             }
             None => Some(events),
@@ -151,46 +139,9 @@ impl FlowSensor {
     /// Reads what the ring holds when there is no reader thread.
     #[doc(hidden)]
     pub fn drain(&self) -> Vec<Flow> {
-        let Some(events) = &self.ring else {
-            return Vec::new();
-        };
-        let delivered = std::cell::RefCell::new(Vec::new());
-        {
-            let mut builder = RingBufferBuilder::new();
-            let added = builder.add(events, |data: &[u8]| {
-                if let Some(f) = parse_flow(data) {
-                    delivered.borrow_mut().push(f);
-                }
-                0
-            });
-            if added.is_ok()
-                && let Ok(ring) = builder.build()
-            {
-                let _ = ring.consume();
-            }
-        }
-        delivered.into_inner()
-    }
-}
-
-fn read_flows(events: MapHandle, mut on_flow: FlowHandler) {
-    let mut builder = RingBufferBuilder::new();
-    let handler = move |data: &[u8]| {
-        if let Some(f) = parse_flow(data) {
-            on_flow(&f);
-        }
-        0
-    };
-    if builder.add(&events, handler).is_err() {
-        return;
-    }
-    let Ok(ring) = builder.build() else {
-        return;
-    };
-    loop {
-        if ring.poll(Duration::from_millis(200)).is_err() {
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.ring
+            .as_ref()
+            .map_or_else(Vec::new, |events| ring::drain(events, parse_flow))
     }
 }
 

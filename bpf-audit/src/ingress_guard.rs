@@ -19,13 +19,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, RingBufferBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 use rampart_policy::{IngressCell, IngressTable, Protocol, Verdict};
 
 use crate::cgroup_dir::{self, CgroupDirError};
-use crate::{object_maps, percpu_counts};
+use crate::{object_maps, percpu_counts, ring};
 
 static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ingress_guard.bpf.o"));
 
@@ -186,13 +185,8 @@ impl IngressGuard {
         let (tables, counts, events) = (map("tables")?, map("counts")?, map("events")?);
         let ring = match on_event {
             Some(on_event) => {
-                std::thread::Builder::new()
-                    .name("ingress-guard".into())
-                    .spawn(move || read_events(events, on_event))
-                    .map_err(|e| IngressError::Load {
-                        stage: "starting its reader thread",
-                        source: libbpf_rs::Error::from(e),
-                    })?;
+                ring::spawn_reader("ingress-guard", events, parse_event, on_event)
+                    .map_err(|e| load("starting its reader thread")(libbpf_rs::Error::from(e)))?;
                 None
             }
             None => Some(events),
@@ -352,52 +346,14 @@ impl IngressGuard {
     /// Reads what the ring holds when there is no reader thread: the events it delivered.
     #[doc(hidden)]
     pub fn drain(&self) -> Vec<IngressEvent> {
-        let Some(events) = &self.ring else {
-            return Vec::new();
-        };
-        let delivered = std::cell::RefCell::new(Vec::new());
-        {
-            let mut builder = RingBufferBuilder::new();
-            let added = builder.add(events, |data: &[u8]| {
-                if let Some(e) = parse_event(data) {
-                    delivered.borrow_mut().push(e);
-                }
-                0
-            });
-            if added.is_ok()
-                && let Ok(ring) = builder.build()
-            {
-                let _ = ring.consume();
-            }
-        }
-        delivered.into_inner()
+        self.ring
+            .as_ref()
+            .map_or_else(Vec::new, |events| ring::drain(events, parse_event))
     }
 
     fn lock_links(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Link>> {
         // Each update is one map operation: a poisoned lock still holds a consistent map.
         self.links.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The reader thread: never returns while the ring can be polled.
-fn read_events(events: MapHandle, mut on_event: Box<dyn FnMut(IngressEvent) + Send>) {
-    let mut builder = RingBufferBuilder::new();
-    let handler = move |data: &[u8]| {
-        if let Some(e) = parse_event(data) {
-            on_event(e);
-        }
-        0
-    };
-    if builder.add(&events, handler).is_err() {
-        return;
-    }
-    let Ok(ring) = builder.build() else {
-        return;
-    };
-    loop {
-        if ring.poll(Duration::from_millis(200)).is_err() {
-            std::thread::sleep(Duration::from_millis(200));
-        }
     }
 }
 

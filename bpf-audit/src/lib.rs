@@ -19,6 +19,7 @@ mod object_maps;
 mod percpu_counts;
 pub mod process_sensor;
 pub mod process_table;
+mod ring;
 
 pub use cgroup_dir::CgroupDirError;
 pub use connect_guard::{ConnectGuard, GuardError};

@@ -7,12 +7,11 @@
 //! kernel, per CPU, and reported by [`ProcessSensor::counts`].
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, RingBufferBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object};
 
 use crate::process_table::{Ancestor, HostProcfs, ProcessTable, Procfs};
-use crate::{object_maps, percpu_counts};
+use crate::{object_maps, percpu_counts, ring};
 
 static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/process_sensor.bpf.o"));
 
@@ -159,14 +158,8 @@ impl ProcessSensor {
         on_exec: Option<ExecHandler>,
     ) -> Result<Arc<ProcessSensor>, SensorError> {
         let load = |stage| move |source| SensorError::Load { stage, source };
-        let mut open = ObjectBuilder::default()
-            .open_memory(BPF_OBJECT)
-            .map_err(load("opening the object"))?;
-        if let Some(mut ring) = open.maps_mut().find(|m| m.name() == "events") {
-            ring.set_max_entries(ring_bytes)
-                .map_err(load("sizing its ring buffer"))?;
-        }
-        let object = open.load().map_err(load("loading it into the kernel"))?;
+        let object = object_maps::load(BPF_OBJECT, ring_bytes)
+            .map_err(|(stage, source)| SensorError::Load { stage, source })?;
         let map = |name: &str| object_maps::handle(&object, name).map_err(load("finding its maps"));
         let (watched, counts, events) = (map("watched")?, map("counts")?, map("events")?);
         let drift_kill = map("drift_kill")?;
@@ -180,13 +173,15 @@ impl ProcessSensor {
         let table = Arc::new(Mutex::new(ProcessTable::default()));
         let ring = if read {
             let reader = table.clone();
-            std::thread::Builder::new()
-                .name("process-sensor".into())
-                .spawn(move || read_events(events, reader, on_exec))
-                .map_err(|e| SensorError::Load {
-                    stage: "starting its reader thread",
-                    source: libbpf_rs::Error::from(e),
-                })?;
+            let mut on_exec = on_exec;
+            ring::spawn_reader("process-sensor", events, RawEvent::parse, move |e| {
+                if let Some(exec) = apply(&reader, e)
+                    && let Some(f) = on_exec.as_mut()
+                {
+                    f(&exec);
+                }
+            })
+            .map_err(|e| load("starting its reader thread")(libbpf_rs::Error::from(e)))?;
             None
         } else {
             Some(events)
@@ -254,19 +249,9 @@ impl ProcessSensor {
     /// Reads what the ring holds, without a reader thread: how many events it delivered.
     #[cfg(test)]
     fn drain(&self) -> usize {
-        let Some(events) = &self._ring else { return 0 };
-        let delivered = std::cell::Cell::new(0usize);
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(events, |_: &[u8]| {
-                delivered.set(delivered.get() + 1);
-                0
-            })
-            .unwrap();
-        let ring = builder.build().unwrap();
-        ring.consume().unwrap();
-        drop(ring);
-        delivered.get()
+        self._ring
+            .as_ref()
+            .map_or(0, |events| ring::drain(events, RawEvent::parse).len())
     }
 
     /// What the kernel side wrote and dropped so far, summed over CPUs.
@@ -275,35 +260,6 @@ impl ProcessSensor {
         SensorCounts {
             written: sum(0),
             dropped: sum(1),
-        }
-    }
-}
-
-/// The reader thread: never returns while the ring can be polled.
-fn read_events(
-    events: MapHandle,
-    table: Arc<Mutex<ProcessTable>>,
-    mut on_exec: Option<ExecHandler>,
-) {
-    let mut builder = RingBufferBuilder::new();
-    let handler = move |data: &[u8]| {
-        if let Some(e) = RawEvent::parse(data)
-            && let Some(exec) = apply(&table, e)
-            && let Some(f) = on_exec.as_mut()
-        {
-            f(&exec);
-        }
-        0
-    };
-    if builder.add(&events, handler).is_err() {
-        return;
-    }
-    let Ok(ring) = builder.build() else {
-        return;
-    };
-    loop {
-        if ring.poll(Duration::from_millis(200)).is_err() {
-            std::thread::sleep(Duration::from_millis(200));
         }
     }
 }
@@ -466,7 +422,7 @@ mod tests {
         let sh_pid = sh.id();
         let mut chain = Vec::new();
         for _ in 0..100 {
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(std::time::Duration::from_millis(20));
             let kids = std::fs::read_to_string(format!("/proc/{sh_pid}/task/{sh_pid}/children"))
                 .unwrap_or_default();
             if let Some(sleep) = kids.split_whitespace().next().and_then(|p| p.parse().ok()) {
@@ -550,7 +506,7 @@ mod tests {
         let killed = run(&format!("exec /proc/self/fd/{fd}"));
         let still = run("exec /bin/true");
         let _ = std::fs::remove_file(&shm);
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(std::time::Duration::from_millis(500));
         sensor.unwatch(id);
         std::fs::remove_dir(&dir).unwrap();
         use std::os::unix::process::ExitStatusExt;

@@ -127,3 +127,46 @@ pub fn alert(record: &serde_json::Value) -> serde_json::Value {
     let text = record["MESSAGE"].as_str().expect("a record has a MESSAGE");
     serde_json::from_str(text).expect("MESSAGE is the alert JSON")
 }
+
+/// rampartd's view, as `rampartctl status -o json` gives it (Null if it could not be read).
+pub fn status() -> serde_json::Value {
+    let out = Command::new(repo().join("target/debug/rampartctl"))
+        .args(["status", "-o", "json"])
+        .output()
+        .expect("rampartctl runs (make build)");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// Polls [`status`] until `found` gives something, for up to `secs` seconds; fails naming
+/// `what` and the last status.
+pub fn wait_status<T>(secs: u64, what: &str, found: impl Fn(&serde_json::Value) -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = status();
+        if let Some(v) = found(&s) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The status entry of the bound container `container_id` (with a cgroup id), if any.
+pub fn workload(status: &serde_json::Value, container_id: &str) -> Option<serde_json::Value> {
+    status["workloads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|w| w["containerId"] == container_id && w["cgroupId"].as_u64().unwrap_or(0) != 0)
+        .cloned()
+}
+
+/// The status entry of the sensor `name`, if any.
+pub fn sensor(status: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
+    status["sensors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == name)
+        .cloned()
+}

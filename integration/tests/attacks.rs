@@ -583,29 +583,10 @@ spec:
 
 /// Waits until rampartd has the container bound (rampart-nri's Synchronize, when it connects).
 fn wait_bound(container_id: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let out = std::process::Command::new(
-            rampart_integration::stack::repo().join("target/debug/rampartctl"),
-        )
-        .args(["status", "-o", "json"])
-        .output()
-        .expect("rampartctl runs");
-        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let bound = status["workloads"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|w| w["containerId"] == container_id && w["cgroupId"].as_u64().unwrap_or(0) != 0);
-        if bound {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "rampartd never bound {container_id}: {status}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    use rampart_integration::stack;
+    stack::wait_status(20, &format!("rampartd never bound {container_id}"), |s| {
+        stack::workload(s, container_id)
+    });
 }
 
 /// Class 4, where no seccomp filter decides: a container that ran before rampart has no filter,

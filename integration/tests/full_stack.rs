@@ -11,11 +11,10 @@
 //! This is the only test that starts rampart's daemons; it stops them when done.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rampart_integration::cri::{ContainerSpec, PodSpec, TestPod, test_node, unique_name};
-use rampart_integration::stack::{Rampart, now, records, repo, wait_for_record};
+use rampart_integration::stack::{self, Rampart, now, records, wait_for_record};
 
 const SEED: &str = include_str!("../../config/examples/disallow-etc-access-for-nginx.yaml");
 const KILL_SHADOW_READERS: &str = "apiVersion: rampart.dev/v1alpha1
@@ -163,30 +162,11 @@ async fn the_seed_scenario_end_to_end() {
         .unwrap();
     assert_eq!(page.exit_code, 0, "{page:?}");
     let container = pod.container_id("nginx").unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = Command::new(repo().join("target/debug/rampartctl"))
-            .args(["status", "-o", "json"])
-            .output()
-            .expect("rampartctl runs");
-        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let flows = status["workloads"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|w| w["containerId"] == container.as_str())
-            .map(|w| w["flows"].clone())
-            .unwrap_or_default();
+    stack::wait_status(10, "the pod's connections were not counted", |s| {
+        let flows = stack::workload(s, &container)?["flows"].clone();
         let n = |k: &str| flows[k].as_u64().unwrap_or(0);
-        if n("connected") >= 1 && n("accepted") >= 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the pod's connections were not counted: {flows}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        (n("connected") >= 1 && n("accepted") >= 1).then_some(())
+    });
 
     // rampartd restarts: the agents announce the container again (events no longer carry the
     // workload), so status shows it bound and the next record still names the pod.
@@ -196,19 +176,8 @@ async fn the_seed_scenario_end_to_end() {
     let blocked_before = records(&pod_name, "Blocked", since).len();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let out = Command::new(repo().join("target/debug/rampartctl"))
-            .args(["status", "-o", "json"])
-            .output()
-            .expect("rampartctl runs");
-        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let bound = status["workloads"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|w| {
-                w["containerId"] == container_id.as_str()
-                    && w["cgroupId"].as_u64().unwrap_or(0) != 0
-            });
+        let status = stack::status();
+        let bound = stack::workload(&status, &container_id);
         if let Some(w) = bound {
             assert_eq!(w["pod"], pod_name.as_str(), "{w}");
             // The agent said what it enforces with on this kernel, and why not where it doesn't.
@@ -275,30 +244,15 @@ async fn the_seed_scenario_end_to_end() {
     assert_eq!(r["RAMPART_NAMESPACE"], "rampart-test");
     // The restarted rampartd watches the container again: its process sensor saw the exec of
     // cat, and dropped nothing.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = Command::new(repo().join("target/debug/rampartctl"))
-            .args(["status", "-o", "json"])
-            .output()
-            .expect("rampartctl runs");
-        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let sensor = status["sensors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["name"] == "tracepoint-process")
-            .cloned()
-            .unwrap_or_default();
-        if sensor["written"].as_u64().unwrap_or(0) > 0 {
-            assert_eq!(sensor["dropped"], 0, "{sensor}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the restarted rampartd's process sensor saw no exec: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let sensor = stack::wait_status(
+        10,
+        "the restarted rampartd's process sensor saw no exec",
+        |s| {
+            stack::sensor(s, "tracepoint-process")
+                .filter(|c| c["written"].as_u64().unwrap_or(0) > 0)
+        },
+    );
+    assert_eq!(sensor["dropped"], 0, "{sensor}");
 
     // A second policy, added while everything runs: reading /etc/shadow kills the process.
     std::fs::write(policy_dir.join("kill.yaml"), KILL_SHADOW_READERS).unwrap();

@@ -15,6 +15,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "kernel_types.h"
+#include "ring_counts.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -60,41 +61,6 @@ struct {
 	__uint(max_entries, 512 * 1024);
 } events SEC(".maps");
 
-/* [0]: events written, [1]: events dropped (the ring was full); per CPU. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, __u64);
-} counts SEC(".maps");
-
-/* Events dropped, per cgroup: what `rampartctl status` shows per workload. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u64);
-} dropped_by_cgroup SEC(".maps");
-
-static __always_inline void count(__u32 which)
-{
-	__u64 *n = bpf_map_lookup_elem(&counts, &which);
-
-	if (n)
-		*n += 1;
-}
-
-static __always_inline void dropped(__u64 cgroup)
-{
-	__u64 one = 1, *n = bpf_map_lookup_elem(&dropped_by_cgroup, &cgroup);
-
-	count(1);
-	if (n)
-		__sync_fetch_and_add(n, 1);
-	else
-		bpf_map_update_elem(&dropped_by_cgroup, &cgroup, &one, BPF_NOEXIST);
-}
-
 SEC("tp_btf/inet_sock_set_state")
 int rampart_tcp_state(unsigned long long *ctx)
 {
@@ -122,7 +88,7 @@ int rampart_tcp_state(unsigned long long *ctx)
 		return 0;
 	f = bpf_ringbuf_reserve(&events, sizeof(*f), 0);
 	if (!f) {
-		dropped(cgroup);
+		count_dropped(cgroup);
 		return 0;
 	}
 	__builtin_memset(f, 0, sizeof(*f));
@@ -150,6 +116,6 @@ int rampart_tcp_state(unsigned long long *ctx)
 		f->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
 	}
 	bpf_ringbuf_submit(f, 0);
-	count(0);
+	count_written();
 	return 0;
 }

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
 /*
  * rampart's process sensor: forks, execs and exits of the processes in watched cgroups (the
- * containers the agent protects), to a ring buffer, from which the agent keeps a process table:
- * every alert can then say which processes started the one it is about, even those that have
- * exited since. Threads are not processes here: a clone that shares the thread group, and the
+ * containers a policy scopes), to a ring buffer, from which rampartd keeps a process table: every
+ * alert can then say which processes started the one it is about, even those that have exited
+ * since. Each exec also says where the executed file is (the image's layers, the upper layer,
+ * another filesystem, a memfd, a deleted file) and carries the start of its command line. Threads are not processes here: a clone that shares the thread group, and the
  * exit of a thread that is not its group's leader, are skipped.
  *
  * BTF tracepoints (tp_btf), which load on kernels where fentry and kprobes don't. Unwatched
@@ -16,6 +17,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "kernel_types.h"
+#include "ring_counts.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -79,42 +81,12 @@ struct {
 	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
 
-/* [0]: events written, [1]: events dropped (the ring was full); per CPU, summed by the reader. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, __u64);
-} counts SEC(".maps");
-
-/* Events dropped, per cgroup: what `rampartctl status` shows per workload. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u64);
-} dropped_by_cgroup SEC(".maps");
-
-static __always_inline void count(__u32 which)
-{
-	__u64 *n = bpf_map_lookup_elem(&counts, &which);
-
-	if (n)
-		*n += 1;
-}
-
 static __always_inline struct event *reserve(__u32 kind, __u64 cgroup)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
 	if (!e) {
-		__u64 one = 1, *n = bpf_map_lookup_elem(&dropped_by_cgroup, &cgroup);
-
-		count(1);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-		else
-			bpf_map_update_elem(&dropped_by_cgroup, &cgroup, &one, BPF_NOEXIST);
+		count_dropped(cgroup);
 		return 0;
 	}
 	e->kind = kind;
@@ -138,7 +110,7 @@ static __always_inline int watching(__u64 *cgroup)
 static __always_inline void submit(struct event *e)
 {
 	bpf_ringbuf_submit(e, 0);
-	count(0);
+	count_written();
 }
 
 /* An event with no file name: a fork or an exit. */

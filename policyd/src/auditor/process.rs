@@ -226,3 +226,103 @@ fn drift(
         workload: Some(entry),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::RwLock;
+    use std::time::SystemTime;
+
+    use rampart_audit::ExecOrigin;
+    use rampart_policy::{Snapshot, parse_str};
+    use rampart_protos::agent::{Action, EventType, Workload};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::registry::Registry;
+
+    const DRIFT: &str = "apiVersion: rampart.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: NoDrift}\nspec:\n  drift: {action: block}\n";
+
+    fn shared() -> Shared {
+        let registry = Arc::new(Registry::new());
+        registry
+            .bind(ContainerEntry {
+                workload: Workload {
+                    namespace: "default".into(),
+                    pod_name: "web".into(),
+                    container_name: "nginx".into(),
+                    container_id: "c1".into(),
+                    ..Default::default()
+                },
+                cgroup_id: 7,
+                cgroup_path: "/sys/fs/cgroup/c1".into(),
+                pid: 1,
+                bound_at: SystemTime::now(),
+            })
+            .unwrap();
+        let snapshot = Snapshot::new(parse_str("d.yaml", DRIFT).unwrap()).unwrap();
+        Shared {
+            snapshot: RwLock::new(Arc::new(snapshot)),
+            registry,
+            events: mpsc::channel(1).0,
+        }
+    }
+
+    fn exec(origin: ExecOrigin, killed: bool) -> Exec {
+        Exec {
+            pid: 42,
+            ppid: 41,
+            cgroup_id: 7,
+            filename: "/tmp/x".into(),
+            executable: "/tmp/x".into(),
+            args: vec!["x".into()],
+            origin,
+            inode: 9,
+            device: 1,
+            killed,
+        }
+    }
+
+    #[test]
+    fn a_drifting_exec_the_kernel_killed_is_a_process_killed_drift_record() {
+        let (shared, planned) = (shared(), Mutex::new(HashMap::new()));
+        let r = drift(&shared, &planned, &exec(ExecOrigin::Upper, true)).expect("a record");
+        assert_eq!(r.event.event_type, EventType::Drift as i32);
+        assert_eq!(r.event.action, Action::ProcessKilled as i32);
+        assert_eq!(r.event.enforcer, MECHANISM);
+        assert_eq!(r.event.file_path, "/tmp/x");
+        assert_eq!((r.event.pid, r.event.cgroup_id), (42, 7));
+        // Not killed (the block was not in the kernel's map yet): it ran, and says so.
+        let r = drift(&shared, &planned, &exec(ExecOrigin::Memfd, false)).unwrap();
+        assert_eq!(r.event.action, Action::Alerted as i32);
+    }
+
+    #[test]
+    fn the_image_s_files_and_filtered_containers_are_left_to_others() {
+        let (shared, planned) = (shared(), Mutex::new(HashMap::new()));
+        assert!(drift(&shared, &planned, &exec(ExecOrigin::Image, false)).is_none());
+        assert!(drift(&shared, &planned, &exec(ExecOrigin::Unknown, false)).is_none());
+        planned.lock().unwrap().insert("c1".to_owned(), true);
+        assert!(
+            drift(&shared, &planned, &exec(ExecOrigin::Upper, false)).is_none(),
+            "the seccomp agent reports this container's drift"
+        );
+        let mut other = exec(ExecOrigin::Upper, false);
+        other.cgroup_id = 8;
+        assert!(drift(&shared, &planned, &other).is_none(), "not bound");
+    }
+
+    #[test]
+    fn a_memfd_is_named_by_its_own_name_a_descriptor_path_by_proc() {
+        let (shared, planned) = (shared(), Mutex::new(HashMap::new()));
+        let mut e = exec(ExecOrigin::Memfd, false);
+        e.filename = "memfd:payload".into();
+        e.executable = "/memfd:payload (deleted)".into();
+        let r = drift(&shared, &planned, &e).unwrap();
+        assert_eq!(r.event.file_path, "memfd:payload");
+        let mut e = exec(ExecOrigin::Deleted, false);
+        e.filename = "/proc/self/fd/3".into();
+        e.executable = "/tmp/gone (deleted)".into();
+        let r = drift(&shared, &planned, &e).unwrap();
+        assert_eq!(r.event.file_path, "/tmp/gone (deleted)");
+    }
+}
