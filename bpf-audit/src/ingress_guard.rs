@@ -125,8 +125,8 @@ pub struct IngressGuard {
     link_pins: Option<PathBuf>,
     tables: MapHandle,
     counts: MapHandle,
-    /// The ring, held open when no reader thread drains it (tests).
-    ring: Option<MapHandle>,
+    /// The ring, until a reader thread takes it.
+    ring: Mutex<Option<MapHandle>>,
     object: Object,
 }
 
@@ -144,13 +144,27 @@ impl IngressGuard {
         Self::start_with(RING_BYTES, Some(Box::new(on_event)), None)
     }
 
-    /// [`start`](Self::start), with the maps and links pinned under `dir` (in a bpffs), and the
-    /// links an earlier guard pinned there adopted.
-    pub fn start_pinned(
-        dir: &Path,
+    /// Loads the program with the maps and links pinned under `dir` (in a bpffs), adopting the
+    /// links an earlier guard pinned there. Its events wait in the ring (with those that came
+    /// while no guard ran) until [`read_events`](Self::read_events).
+    pub fn start_pinned(dir: &Path) -> Result<Arc<IngressGuard>, IngressError> {
+        Self::start_with(RING_BYTES, None, Some(dir))
+    }
+
+    /// Starts the thread that hands each event to `on_event` (once: later calls do nothing).
+    pub fn read_events(
+        &self,
         on_event: impl FnMut(IngressEvent) + Send + 'static,
-    ) -> Result<Arc<IngressGuard>, IngressError> {
-        Self::start_with(RING_BYTES, Some(Box::new(on_event)), Some(dir))
+    ) -> Result<(), IngressError> {
+        let Some(events) = self.ring.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Ok(());
+        };
+        ring::spawn_reader("ingress-guard", events, parse_event, on_event).map_err(|e| {
+            IngressError::Load {
+                stage: "starting its reader thread",
+                source: libbpf_rs::Error::from(e),
+            }
+        })
     }
 
     /// With a ring of `ring_bytes` (a power of two, at least a page) and, without `on_event`, no
@@ -197,7 +211,7 @@ impl IngressGuard {
             link_pins,
             tables,
             counts,
-            ring,
+            ring: Mutex::new(ring),
             object,
         };
         guard.adopt();
@@ -253,8 +267,11 @@ impl IngressGuard {
             if let Some(prog) = &prog
                 && let Err(err) = link.update_prog(prog)
             {
-                // The old program goes on deciding on the shared tables.
-                tracing::warn!(cgroup_id = id, error = %err, "a pinned ingress link keeps its earlier program");
+                // Its program would go on reading maps this guard does not write: dropped, the
+                // cgroup is guarded again when its container is bound.
+                tracing::warn!(cgroup_id = id, error = %err, "a pinned ingress link could not take this program; detached until its container is bound again");
+                let _ = link.unpin();
+                continue;
             }
             links.insert(id, link);
         }
@@ -347,6 +364,8 @@ impl IngressGuard {
     #[doc(hidden)]
     pub fn drain(&self) -> Vec<IngressEvent> {
         self.ring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .map_or_else(Vec::new, |events| ring::drain(events, parse_event))
     }

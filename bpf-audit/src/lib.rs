@@ -7,6 +7,7 @@
 //! - [`ProcessSensor`]: forks, execs and exits of watched containers, for the ancestry of every
 //!   alert, and where each executed file is (drift);
 //! - [`FlowSensor`]: their TCP connections as they open, fail and close;
+//! - [`WriteSensor`]: files written in their root filesystems (fanotify, on close);
 //! - [`lsm_probe`]: whether BPF LSM programs can decide on this kernel.
 
 pub mod bpffs;
@@ -20,6 +21,7 @@ mod percpu_counts;
 pub mod process_sensor;
 pub mod process_table;
 mod ring;
+pub mod write_sensor;
 
 pub use cgroup_dir::CgroupDirError;
 pub use connect_guard::{ConnectGuard, GuardError};
@@ -28,3 +30,4 @@ pub use ingress_guard::{IngressCounts, IngressError, IngressEvent, IngressGuard}
 pub use lsm_probe::LsmSupport;
 pub use process_sensor::{Exec, ExecHandler, ExecOrigin, ProcessSensor, SensorCounts, SensorError};
 pub use process_table::Ancestor;
+pub use write_sensor::{Write, WriteHandler, WriteSensor, WriteSensorError};

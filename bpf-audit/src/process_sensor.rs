@@ -335,11 +335,16 @@ impl RawEvent {
         };
         let len = (u32_at(12)? as usize).min(256);
         let args_len = usize::from(u16::from_ne_bytes([data[46], data[47]])).min(256);
-        let args = data[ARGS_AT..ARGS_AT + args_len]
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
+        // NUL-terminated arguments, empty ones too (`sh -c ""`); the last may be cut short.
+        let raw = &data[ARGS_AT..ARGS_AT + args_len];
+        let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+        let args = if raw.is_empty() {
+            Vec::new()
+        } else {
+            raw.split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        };
         Some(RawEvent {
             kind: u32_at(0)?,
             pid: u32_at(4)?,

@@ -212,7 +212,7 @@ fn pinned_links_outlive_the_guard_and_are_adopted() {
         "    - {{direction: ingress, cidrs: [127.0.0.5/32], ports: [{}], action: block}}\n",
         at.port()
     ));
-    let first = IngressGuard::start_pinned(&pins, |_| {}).expect("loads");
+    let first = IngressGuard::start_pinned(&pins).expect("loads");
     let id = first.guard(&cg.path, &block).unwrap();
     drop(first);
     assert!(
@@ -220,7 +220,7 @@ fn pinned_links_outlive_the_guard_and_are_adopted() {
         "the guard's process state is gone, and its pinned link must still refuse"
     );
 
-    let second = IngressGuard::start_pinned(&pins, |_| {}).expect("loads again");
+    let second = IngressGuard::start_pinned(&pins).expect("loads again");
     assert_eq!(second.guarded(), [id], "the pinned link is adopted");
     assert!(connect_from(Ipv4Addr::new(127, 0, 0, 5), at).is_err());
     let alert_only = table(&format!(

@@ -649,6 +649,49 @@ async fn drift_in_a_container_that_ran_before_rampart_is_killed_by_the_kernel() 
     pod.remove().await.unwrap();
 }
 
+/// Integrity of /etc for the pods labelled app=late-fim.
+const LATE_FIM: &str = "apiVersion: rampart.dev/v1alpha1
+kind: RuntimePolicy
+metadata: {name: EtcIntegrity}
+spec:
+  selector: {podLabels: {matchLabels: {app: late-fim}}}
+  integrity:
+    - {id: etc, paths: [\"/etc/**\"], action: block}
+";
+
+/// Class 11: a modification no seccomp filter decides. The container ran before rampart, so
+/// nothing refuses the write; the kernel's write sensor still sees the file closed after it was
+/// written, and it is one FileIntegrity record naming the file and the rule. Files outside the
+/// rule's paths are not reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_no_filter_decided_is_still_reported() {
+    let Some(cri) = test_node().await else { return };
+    let since = rampart_integration::stack::now();
+    let pod = nginx_pod(&cri, "late-fim").await;
+    let container_id = pod.container_id("nginx").unwrap().to_owned();
+    let _rampart = Rampart::up(&[("late-fim.yaml", LATE_FIM)]);
+    wait_bound(&container_id);
+    let out = sh(
+        &pod,
+        "echo changed > /etc/motd && echo x > /tmp/scratch && echo done",
+    )
+    .await;
+    assert_eq!(out.stdout_text().trim(), "done", "{out:?}");
+    let r = rampart_integration::stack::wait_for_record(&pod.pod.name, "Alerted", since);
+    let alert = rampart_integration::stack::alert(&r);
+    assert_eq!(alert["eventType"], "FileIntegrity", "{alert}");
+    assert_eq!(alert["filePath"], "/etc/motd", "{alert}");
+    assert_eq!(alert["ruleId"], "etc", "{alert}");
+    assert_eq!(alert["enforcer"], "fanotify-write", "{alert}");
+    let all = rampart_integration::stack::records(&pod.pod.name, "Alerted", since);
+    assert!(
+        all.iter()
+            .all(|r| rampart_integration::stack::alert(r)["filePath"] != "/tmp/scratch"),
+        "a file outside the rule was reported: {all:?}"
+    );
+    pod.remove().await.unwrap();
+}
+
 /// Ingress for the pods labelled app=ingress: the node itself (its address on the pods' bridge)
 /// may not open connections to the web port; other pods may.
 const INGRESS: &str = "apiVersion: rampart.dev/v1alpha1
@@ -720,6 +763,7 @@ async fn a_refused_peer_gets_no_connection_and_an_allowed_one_is_served() {
     };
     let stopped = rampart.script("stop-daemon");
     assert!(stopped.status.success(), "{stopped:?}");
+    let before = rampart_integration::stack::records(&server.pod.name, "Blocked", since).len();
     let while_down = tokio::task::spawn_blocking(node_refused).await.unwrap();
     let started = rampart.script("start-daemon");
     assert!(started.status.success(), "{started:?}");
@@ -728,6 +772,15 @@ async fn a_refused_peer_gets_no_connection_and_an_allowed_one_is_served() {
         "the node got a connection while rampartd was down"
     );
     wait_bound(server.container_id("nginx").unwrap());
+    // What was refused meanwhile waited in the pinned ring: the new rampartd records it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rampart_integration::stack::records(&server.pod.name, "Blocked", since).len() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refusal while rampartd was down was never recorded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     assert!(
         tokio::task::spawn_blocking(node_refused).await.unwrap(),
         "after the restart"

@@ -83,6 +83,10 @@ impl<D: Daemon> Binder<D> {
             cgroup_id: cg.id,
             cgroup_path: cg.dir.display().to_string(),
             pid: c.pid,
+            // The policies annotation is added only with the injected rules.
+            filtered: c
+                .annotations
+                .contains_key(crate::adjust::POLICIES_ANNOTATION),
         })
     }
 

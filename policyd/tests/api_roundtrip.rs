@@ -85,6 +85,7 @@ async fn every_method_round_trips() {
                 cgroup_id: 1234,
                 cgroup_path: "/sys/fs/cgroup/unified/kubepods/c1".into(),
                 pid: 99,
+                filtered: true,
             },
             T,
         )
@@ -488,6 +489,7 @@ async fn a_restarted_daemon_rebuilds_its_registry_from_the_agents_announcements(
         cgroup_id,
         cgroup_path: String::new(),
         pid: 7,
+        filtered: true,
     };
     known.lock().unwrap().push(bind("c1", 1234));
     let client = Arc::new(DaemonClient::lazy(&path));

@@ -129,6 +129,7 @@ async fn status_shows_agents_workloads_policies_and_counters() {
                 cgroup_id: 9001,
                 cgroup_path: "/sys/fs/cgroup/unified/kubepods/x".into(),
                 pid: 777,
+                filtered: true,
             },
             T,
         )

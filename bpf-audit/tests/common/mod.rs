@@ -1,6 +1,9 @@
 //! What the kernel tests share: a cgroup of the test's own, and the test process moved into it
 //! while it makes the sockets that are to belong there.
 
+// Each test binary uses a part of it.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 

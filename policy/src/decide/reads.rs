@@ -87,6 +87,12 @@ impl WorkloadView {
         self.file_entries.iter().any(|e| e.users.is_some())
     }
 
+    /// True when an integrity rule applies: modifications of files matter even where no open was
+    /// decided (the kernel auditor's write sensor).
+    pub fn watches_integrity(&self) -> bool {
+        !self.integrity_entries.is_empty()
+    }
+
     /// True when decisions are being recorded for learning: each access must be seen.
     pub fn is_learning(&self) -> bool {
         self.learning

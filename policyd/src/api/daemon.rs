@@ -240,7 +240,7 @@ impl Daemon {
                 let (flows, sensor_dropped) = kernel
                     .as_ref()
                     .and_then(|k| k.workload(&w.container_id))
-                    .map_or((None, 0), |(f, d)| (Some(f), d));
+                    .unwrap_or((None, 0));
                 rampart_protos::agent::WorkloadStatus {
                     namespace: w.namespace.clone(),
                     pod_name: w.pod_name.clone(),
@@ -385,6 +385,11 @@ impl DaemonService for Daemon {
                 .as_ref()
                 .filter(|_| !entry.cgroup_path.is_empty())
                 .map(|k| (k.clone(), entry.clone()));
+            if let Some((k, _)) = &enforce
+                && !bind.filtered
+            {
+                k.planned(entry.container_id(), &PlanResponse::default());
+            }
             match self.registry.announce(entry) {
                 Ok(true) => {
                     added += 1;
@@ -407,6 +412,11 @@ impl DaemonService for Daemon {
                 "registry rebuilt from the agent's announcement"
             );
         }
+        if kind == AgentKind::Nri
+            && let Some(k) = &kernel
+        {
+            k.announced();
+        }
         Ok(HelloResponse {
             daemon_version: self.info.version.clone(),
             snapshot_version: self.snapshot.borrow().version,
@@ -426,10 +436,7 @@ impl DaemonService for Daemon {
         let node = self.mechanisms();
         let plan = self.planner.plan(&workload, node);
         if let Some(k) = self.kernel() {
-            let notified = |s: &str| plan.notify_syscalls.iter().any(|n| n == s);
-            let execs_decided = plan.protected
-                && (notified("execve") || notified("execveat") || plan.exec_by_guard);
-            k.planned(&workload.container_id, execs_decided);
+            k.planned(&workload.container_id, &plan);
         }
         tracing::info!(
             protected = plan.protected,
@@ -458,7 +465,12 @@ impl DaemonService for Daemon {
             bound_at: SystemTime::now(),
         };
         let (cgroup_id, pid) = (entry.cgroup_id, entry.pid);
-        let enforced = self.kernel().map_or(Ok(()), |k| k.bound(&entry));
+        let enforced = self.kernel().map_or(Ok(()), |k| {
+            if !req.filtered {
+                k.planned(entry.container_id(), &PlanResponse::default());
+            }
+            k.bound(&entry)
+        });
         let outcome = self
             .registry
             .bind(entry)

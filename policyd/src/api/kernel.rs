@@ -4,15 +4,14 @@
 //! daemon tells it of every plan, bind, announcement and unbind, and asks it for the ancestry of
 //! the process each reported event names.
 
-use rampart_protos::agent::{Mechanism, ProcessRef, SensorCount, WorkloadFlows};
+use rampart_protos::agent::{Mechanism, PlanResponse, ProcessRef, SensorCount, WorkloadFlows};
 
 use crate::registry::ContainerEntry;
 
 pub trait KernelAuditor: Send + Sync + 'static {
-    /// rampart-nri planned the container (CreateContainer): whether its seccomp filter decides
-    /// its execs (execve or execveat notified, or left to the agent's file guard). A container
-    /// bound without a plan (it ran before rampart-nri) has no filter at all.
-    fn planned(&self, container_id: &str, execs_decided: bool);
+    /// rampart-nri planned the container (CreateContainer): what its seccomp filter decides. A
+    /// container bound without a plan (it ran before rampart-nri) has no filter at all.
+    fn planned(&self, container_id: &str, plan: &PlanResponse);
 
     /// The container runs in `entry`'s cgroup, from before its process starts (StartContainer)
     /// or since before rampartd knew it (Synchronize, an announcement). An error means a rule
@@ -22,9 +21,13 @@ pub trait KernelAuditor: Send + Sync + 'static {
     /// The container is gone.
     fn unbound(&self, entry: &ContainerEntry);
 
+    /// rampart-nri announced the containers it knows (its Hello): the registry can name what
+    /// the kernel saw before.
+    fn announced(&self);
+
     /// What the sensors counted of a bound container: its TCP connections, and its events their
     /// rings could not hold. None if it is not watched.
-    fn workload(&self, container_id: &str) -> Option<(WorkloadFlows, u64)>;
+    fn workload(&self, container_id: &str) -> Option<(Option<WorkloadFlows>, u64)>;
 
     /// The processes that started host pid `pid`, its parent first (bounded).
     fn ancestors(&self, pid: u32) -> Vec<ProcessRef>;

@@ -32,6 +32,8 @@ const PINS: &str = "/sys/fs/bpf/rampart/ingress";
 
 pub struct IngressEnforcer {
     guard: Result<Arc<IngressGuard>, String>,
+    /// Starts reading the guard's events: once the registry can name their containers.
+    reader: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     /// Bound containers whose cgroup is guarded: container id → cgroup id.
     guarded: Mutex<HashMap<String, u64>>,
     /// Decisions whose container or rule could not be named (it went away, or a reload changed
@@ -53,13 +55,23 @@ impl IngressEnforcer {
             }
         };
         let guard = match rampart_audit::bpffs::ensure_mounted(Path::new(BPFFS)) {
-            Ok(()) => IngressGuard::start_pinned(Path::new(PINS), on_event),
+            Ok(()) => IngressGuard::start_pinned(Path::new(PINS)),
             Err(e) => {
                 tracing::warn!(error = %e, "ingress links not pinned: while rampartd restarts, ingress rules are not enforced");
-                IngressGuard::start(on_event)
+                IngressGuard::start_with(1 << 18, None, None)
             }
         }
         .map_err(|e| e.to_string());
+        // What waits in the ring (refused while rampartd was down) names cgroups the registry
+        // knows only once rampart-nri has announced its containers: read from then on.
+        let reader: Option<Box<dyn FnOnce() + Send>> = guard.as_ref().ok().map(|g| {
+            let g = g.clone();
+            Box::new(move || {
+                if let Err(e) = g.read_events(on_event) {
+                    tracing::error!(error = %e, "ingress decisions will not be reported");
+                }
+            }) as Box<dyn FnOnce() + Send>
+        });
         match &guard {
             Ok(g) => tracing::info!(
                 adopted = g.guarded().len(),
@@ -69,8 +81,17 @@ impl IngressEnforcer {
         }
         IngressEnforcer {
             guard,
+            reader: Mutex::new(reader),
             guarded: Mutex::new(HashMap::new()),
             unattributed,
+        }
+    }
+
+    /// Reads the guard's events from now on (once; later calls do nothing).
+    pub(super) fn report_events(&self) {
+        let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(start) = reader {
+            start();
         }
     }
 
@@ -84,8 +105,15 @@ impl IngressEnforcer {
         let table = view.ingress_table();
         let id = entry.container_id().to_owned();
         if table.is_empty() {
-            if let (Some(cgroup), Ok(guard)) = (self.lock_guarded().remove(&id), &self.guard) {
-                guard.release(cgroup);
+            let known = self.lock_guarded().remove(&id);
+            // A link adopted from an earlier rampartd is the guard's, not yet in `guarded`.
+            let adopted = super::cgroup_of(entry).ok();
+            if let Ok(guard) = &self.guard {
+                for cgroup in known.into_iter().chain(adopted) {
+                    if guard.guarded().contains(&cgroup) {
+                        guard.release(cgroup);
+                    }
+                }
             }
             return Ok(());
         }
@@ -123,7 +151,8 @@ impl IngressEnforcer {
     }
 
     pub(super) fn mechanism(&self) -> Mechanism {
-        let guarded = self.lock_guarded().len();
+        // Links adopted from an earlier rampartd count too.
+        let guarded = self.guard.as_ref().map_or(0, |g| g.guarded().len());
         let unattributed = self.unattributed.load(Ordering::Relaxed);
         let unnamed = if unattributed > 0 {
             format!("; {unattributed} decisions could not be reported (see rampartd's log)")

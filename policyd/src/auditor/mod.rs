@@ -6,24 +6,28 @@
 //! - [`ingress`]: ingress rules, enforced by a cgroup_skb program per scoped container;
 //! - [`process`]: forks, execs and exits of every scoped container (the ancestry of every alert)
 //!   and drift in containers no seccomp filter decides execs for;
-//! - [`flows`]: their TCP connections, counted per workload.
+//! - [`flows`]: their TCP connections, counted per workload;
+//! - [`files`]: files written where no seccomp filter decided the open (integrity rules).
 //!
 //! What they find becomes the policy crate's alert here and joins the agents' events on their way
 //! to journald.
 
+pub mod files;
 pub mod flows;
 pub mod ingress;
 pub mod process;
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 use rampart_policy::{Snapshot, WorkloadView};
-use rampart_protos::agent::{Mechanism, ProcessRef, SensorCount, WorkloadFlows};
+use rampart_protos::agent::{Mechanism, PlanResponse, ProcessRef, SensorCount, WorkloadFlows};
 use tokio::sync::mpsc;
 
 use crate::api::{KernelAuditor, ReportedEvent};
 use crate::planner::policy_workload;
 use crate::registry::{ContainerEntry, Registry};
+use files::FileWatch;
 use flows::FlowWatch;
 use ingress::IngressEnforcer;
 use process::ProcessWatch;
@@ -40,6 +44,54 @@ fn cgroup_of(entry: &ContainerEntry) -> Result<u64, String> {
                 )
             }),
         id => Ok(id),
+    }
+}
+
+/// What each container's seccomp filter decides, from its plan: where it does, the seccomp agent
+/// reports, and the sensors stay quiet.
+#[derive(Default)]
+struct Plans(Mutex<HashMap<String, Plan>>);
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Plan {
+    execs: bool,
+    opens: bool,
+}
+
+/// Plans remembered before the map starts over (containers planned and never bound).
+const MAX_PLANS: usize = 65_536;
+
+impl Plans {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Plan>> {
+        // Each update is one map operation: a poisoned lock still holds a consistent map.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, container_id: &str, plan: &PlanResponse) {
+        let notified = |s: &str| plan.notify_syscalls.iter().any(|n| n == s);
+        let decided = Plan {
+            execs: plan.protected
+                && (notified("execve") || notified("execveat") || plan.exec_by_guard),
+            opens: plan.protected && (notified("openat") || notified("openat2")),
+        };
+        let mut plans = self.lock();
+        if plans.len() >= MAX_PLANS {
+            plans.clear();
+        }
+        plans.insert(container_id.to_owned(), decided);
+    }
+
+    fn forget(&self, container_id: &str) {
+        self.lock().remove(container_id);
+    }
+
+    /// No plan (the container ran before rampart-nri) decides nothing.
+    fn execs_decided(&self, container_id: &str) -> bool {
+        self.lock().get(container_id).is_some_and(|p| p.execs)
+    }
+
+    fn opens_decided(&self, container_id: &str) -> bool {
+        self.lock().get(container_id).is_some_and(|p| p.opens)
     }
 }
 
@@ -72,9 +124,11 @@ impl Shared {
 
 pub struct Auditor {
     shared: Arc<Shared>,
+    plans: Arc<Plans>,
     ingress: IngressEnforcer,
     process: ProcessWatch,
     flows: FlowWatch,
+    files: FileWatch,
 }
 
 impl Auditor {
@@ -85,12 +139,24 @@ impl Auditor {
             registry,
             events,
         });
-        Arc::new(Auditor {
+        let plans = Arc::new(Plans::default());
+        let auditor = Arc::new(Auditor {
             ingress: IngressEnforcer::start(shared.clone()),
-            process: ProcessWatch::start(shared.clone()),
+            process: ProcessWatch::start(shared.clone(), plans.clone()),
             flows: FlowWatch::start(),
+            files: FileWatch::start(shared.clone(), plans.clone()),
+            plans,
             shared,
-        })
+        });
+        // If rampart-nri never announces (it is not running), events are reported anyway.
+        let later = Arc::downgrade(&auditor);
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            if let Some(a) = later.upgrade() {
+                a.ingress.report_events();
+            }
+        });
+        auditor
     }
 
     /// Makes `snapshot` the rules in force, for every bound container.
@@ -109,13 +175,18 @@ impl Auditor {
 }
 
 impl KernelAuditor for Auditor {
-    fn planned(&self, container_id: &str, execs_decided: bool) {
-        self.process.planned(container_id, execs_decided);
+    fn planned(&self, container_id: &str, plan: &PlanResponse) {
+        self.plans.record(container_id, plan);
+    }
+
+    fn announced(&self) {
+        self.ingress.report_events();
     }
 
     fn bound(&self, entry: &ContainerEntry) -> Result<(), String> {
         let view = self.shared.view(entry);
         let ingress = self.ingress.bound(entry, &view);
+        self.files.bound(entry, &view);
         let watched = if view.policy_names().next().is_none() {
             self.process.unwatch(entry);
             self.flows.unbound(entry);
@@ -134,14 +205,21 @@ impl KernelAuditor for Auditor {
     }
 
     fn unbound(&self, entry: &ContainerEntry) {
+        self.plans.forget(entry.container_id());
         self.ingress.unbound(entry);
         self.process.unbound(entry);
         self.flows.unbound(entry);
+        self.files.unbound(entry);
     }
 
-    fn workload(&self, container_id: &str) -> Option<(WorkloadFlows, u64)> {
-        let (flows, flow_drops) = self.flows.workload(container_id)?;
-        Some((flows, flow_drops + self.process.dropped_for(container_id)))
+    fn workload(&self, container_id: &str) -> Option<(Option<WorkloadFlows>, u64)> {
+        let flows = self.flows.workload(container_id);
+        let process = self.process.dropped_for(container_id);
+        if flows.is_none() && process.is_none() {
+            return None;
+        }
+        let (flows, flow_drops) = flows.map_or((None, 0), |(f, d)| (Some(f), d));
+        Some((flows, flow_drops + process.unwrap_or(0)))
     }
 
     fn ancestors(&self, pid: u32) -> Vec<ProcessRef> {
@@ -152,6 +230,7 @@ impl KernelAuditor for Auditor {
         vec![
             self.process.mechanism(),
             self.flows.mechanism(),
+            self.files.mechanism(),
             self.ingress.mechanism(),
         ]
     }
@@ -161,6 +240,7 @@ impl KernelAuditor for Auditor {
             .sensor()
             .into_iter()
             .chain(self.flows.sensor())
+            .chain(self.files.sensor())
             .chain(self.ingress.sensor())
             .collect()
     }

@@ -17,7 +17,7 @@ use rampart_policy::{Alert, AlertAction, Operation, Timestamp, Verdict, Workload
 use rampart_protos::agent::{Mechanism, ProcessRef, SensorCount};
 use rampart_protos::event::to_event;
 
-use super::Shared;
+use super::{Plans, Shared};
 use crate::api::ReportedEvent;
 use crate::planner::policy_workload;
 use crate::registry::ContainerEntry;
@@ -25,15 +25,11 @@ use crate::registry::ContainerEntry;
 /// The mechanism's name in `rampartctl status` and the alerts' `enforcer`.
 pub const MECHANISM: &str = "tracepoint-process";
 
-/// Plans remembered before the map starts over (a container planned and never bound).
-const MAX_PLANNED: usize = 65_536;
-
 pub struct ProcessWatch {
     sensor: Result<Arc<ProcessSensor>, String>,
     /// Container id → the cgroup id watched for it.
     watched: Mutex<HashMap<String, u64>>,
-    /// Container id → whether its seccomp filter decides its execs (from its plan).
-    planned: Arc<Mutex<HashMap<String, bool>>>,
+    plans: Arc<Plans>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -42,9 +38,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ProcessWatch {
-    pub(super) fn start(shared: Arc<Shared>) -> ProcessWatch {
-        let planned: Arc<Mutex<HashMap<String, bool>>> = Arc::default();
-        let filtered = planned.clone();
+    pub(super) fn start(shared: Arc<Shared>, plans: Arc<Plans>) -> ProcessWatch {
+        let filtered = plans.clone();
         let sensor = ProcessSensor::start(Some(Box::new(move |e: &Exec| {
             if let Some(reported) = drift(&shared, &filtered, e) {
                 shared.report(reported);
@@ -62,16 +57,8 @@ impl ProcessWatch {
         ProcessWatch {
             sensor,
             watched: Mutex::new(HashMap::new()),
-            planned,
+            plans,
         }
-    }
-
-    pub(super) fn planned(&self, container_id: &str, execs_decided: bool) {
-        let mut planned = lock(&self.planned);
-        if planned.len() >= MAX_PLANNED {
-            planned.clear();
-        }
-        planned.insert(container_id.to_owned(), execs_decided);
     }
 
     /// Watches the scoped container's cgroup `cgroup`; kills its drift in the kernel if a
@@ -89,7 +76,7 @@ impl ProcessWatch {
         let id = entry.container_id();
         sensor.watch(cgroup).map_err(|e| e.to_string())?;
         lock(&self.watched).insert(id.to_owned(), cgroup);
-        let filtered = lock(&self.planned).get(id).copied().unwrap_or(false);
+        let filtered = self.plans.execs_decided(id);
         let blocks = drift_verdict(view) == Verdict::Block;
         sensor
             .kill_drift(cgroup, blocks && !filtered)
@@ -100,9 +87,8 @@ impl ProcessWatch {
         Ok(())
     }
 
-    /// The container is gone: its plan is forgotten too.
+    /// The container is gone.
     pub(super) fn unbound(&self, entry: &ContainerEntry) {
-        lock(&self.planned).remove(entry.container_id());
         self.unwatch(entry);
     }
 
@@ -116,11 +102,11 @@ impl ProcessWatch {
         }
     }
 
-    /// The container's events the sensor's ring could not hold.
-    pub(super) fn dropped_for(&self, container_id: &str) -> u64 {
+    /// The container's events the sensor's ring could not hold; None if it is not watched.
+    pub(super) fn dropped_for(&self, container_id: &str) -> Option<u64> {
         match (&self.sensor, lock(&self.watched).get(container_id)) {
-            (Ok(sensor), Some(cgroup)) => sensor.dropped_for(*cgroup),
-            _ => 0,
+            (Ok(sensor), Some(cgroup)) => Some(sensor.dropped_for(*cgroup)),
+            _ => None,
         }
     }
 
@@ -174,20 +160,12 @@ fn drift_verdict(view: &WorkloadView) -> Verdict {
 
 /// The Drift alert for an exec of a file that is not the image's, in a container whose filter
 /// does not decide execs; None otherwise.
-fn drift(
-    shared: &Shared,
-    planned: &Mutex<HashMap<String, bool>>,
-    e: &Exec,
-) -> Option<ReportedEvent> {
+fn drift(shared: &Shared, plans: &Plans, e: &Exec) -> Option<ReportedEvent> {
     if !e.origin.is_drift() {
         return None;
     }
     let entry = shared.registry.resolve("", e.cgroup_id)?;
-    if lock(planned)
-        .get(entry.container_id())
-        .copied()
-        .unwrap_or(false)
-    {
+    if plans.execs_decided(entry.container_id()) {
         return None;
     }
     // The name it was run by (a memfd's own name), unless that is a descriptor's name or
@@ -208,11 +186,12 @@ fn drift(
     let mut alert = Alert::from_decision(&decision, &workload, &op, Timestamp::now())?;
     // What happened is what the kernel did: killed, or ran (a block that came too late to be
     // in the kernel's map is reported as an alert, not as a refusal).
-    if e.killed {
+    if !e.killed {
+        alert.action = AlertAction::Alerted;
+    } else if alert.action != AlertAction::PodKilled {
+        // A kill-pod response stays: rampartd stops the pod when it records the alert.
         alert.action = AlertAction::Blocked;
         alert.process_killed();
-    } else {
-        alert.action = AlertAction::Alerted;
     }
     alert.pid = Some(e.pid);
     alert.process_path = Some(e.executable.clone());
@@ -284,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_drifting_exec_the_kernel_killed_is_a_process_killed_drift_record() {
-        let (shared, planned) = (shared(), Mutex::new(HashMap::new()));
+        let (shared, planned) = (shared(), Plans::default());
         let r = drift(&shared, &planned, &exec(ExecOrigin::Upper, true)).expect("a record");
         assert_eq!(r.event.event_type, EventType::Drift as i32);
         assert_eq!(r.event.action, Action::ProcessKilled as i32);
@@ -298,10 +277,17 @@ mod tests {
 
     #[test]
     fn the_image_s_files_and_filtered_containers_are_left_to_others() {
-        let (shared, planned) = (shared(), Mutex::new(HashMap::new()));
+        let (shared, planned) = (shared(), Plans::default());
         assert!(drift(&shared, &planned, &exec(ExecOrigin::Image, false)).is_none());
         assert!(drift(&shared, &planned, &exec(ExecOrigin::Unknown, false)).is_none());
-        planned.lock().unwrap().insert("c1".to_owned(), true);
+        planned.record(
+            "c1",
+            &rampart_protos::agent::PlanResponse {
+                protected: true,
+                notify_syscalls: vec!["execve".into()],
+                ..Default::default()
+            },
+        );
         assert!(
             drift(&shared, &planned, &exec(ExecOrigin::Upper, false)).is_none(),
             "the seccomp agent reports this container's drift"
@@ -313,7 +299,7 @@ mod tests {
 
     #[test]
     fn a_memfd_is_named_by_its_own_name_a_descriptor_path_by_proc() {
-        let (shared, planned) = (shared(), Mutex::new(HashMap::new()));
+        let (shared, planned) = (shared(), Plans::default());
         let mut e = exec(ExecOrigin::Memfd, false);
         e.filename = "memfd:payload".into();
         e.executable = "/memfd:payload (deleted)".into();

@@ -37,6 +37,8 @@ impl Supervised {
                 cgroup_id: 0,
                 cgroup_path: String::new(),
                 pid: u32::try_from(w.pid).unwrap_or(0),
+                // The agent supervises its filter's notifications.
+                filtered: true,
             })
             .collect()
     }
