@@ -1,7 +1,9 @@
 //! The flow sensor: the TCP connections of watched cgroups as they open, fail and close, with
 //! their addresses and the bytes each way (`flow_sensor.bpf.c`, a BTF tracepoint on TCP state
-//! changes), read from a ring buffer on a thread of its own and handed to the caller. What the
-//! ring could not hold is counted, in total and per cgroup.
+//! changes), and their UDP flows, each (direction, peer, local port) the first time it is seen
+//! (cgroup sock_addr programs, attached to each cgroup with [`FlowSensor::attach_udp`]); read
+//! from a ring buffer on a thread of its own and handed to the caller. What the ring could not
+//! hold is counted, in total and per cgroup.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -29,6 +31,10 @@ pub enum FlowKind {
     Failed,
     /// A connection closed; the bytes are its totals.
     Closed,
+    /// The first UDP datagram (or connect) of the container's to this peer from this local port.
+    UdpSent,
+    /// The first UDP datagram from this peer that the container read with its source address.
+    UdpReceived,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,15 +52,26 @@ pub struct Flow {
 /// What the sensor hands each flow event to.
 pub type FlowHandler = Box<dyn FnMut(&Flow) + Send>;
 
+/// The UDP programs, attached to each watched cgroup.
+const UDP_PROGRAMS: [&str; 6] = [
+    "rampart_udp_send4",
+    "rampart_udp_send6",
+    "rampart_udp_connect4",
+    "rampart_udp_connect6",
+    "rampart_udp_recv4",
+    "rampart_udp_recv6",
+];
+
 pub struct FlowSensor {
-    // Field order is drop order: the link first.
+    // Field order is drop order: the links first.
+    udp_links: std::sync::Mutex<std::collections::HashMap<u64, Vec<Link>>>,
     _link: Link,
     watched: MapHandle,
     counts: MapHandle,
     dropped_by_cgroup: MapHandle,
     /// The ring, held open when no reader thread drains it (tests).
     ring: Option<MapHandle>,
-    _object: Object,
+    object: Object,
 }
 
 impl std::fmt::Debug for FlowSensor {
@@ -101,12 +118,13 @@ impl FlowSensor {
             None => Some(events),
         };
         Ok(Arc::new(FlowSensor {
+            udp_links: std::sync::Mutex::new(std::collections::HashMap::new()),
             _link: link,
             watched,
             counts,
             dropped_by_cgroup,
             ring,
-            _object: object,
+            object,
         }))
     }
 
@@ -121,6 +139,39 @@ impl FlowSensor {
     pub fn unwatch(&self, cgroup_id: u64) {
         let _ = self.watched.delete(&cgroup_id.to_ne_bytes());
         let _ = self.dropped_by_cgroup.delete(&cgroup_id.to_ne_bytes());
+        drop(self.lock_udp().remove(&cgroup_id));
+    }
+
+    /// Reports the UDP flows of sockets in the cgroup v2 directory `cgroup_dir` (and below) from
+    /// now on (idempotent); its id is returned. [`unwatch`](Self::unwatch) detaches them.
+    pub fn attach_udp(&self, cgroup_dir: &std::path::Path) -> Result<u64, SensorError> {
+        let (dir, cgroup_id) =
+            crate::cgroup_dir::open(cgroup_dir).map_err(|e| SensorError::Watch {
+                cgroup_id: 0,
+                source: libbpf_rs::Error::from(std::io::Error::other(e.to_string())),
+            })?;
+        let mut all = self.lock_udp();
+        if all.contains_key(&cgroup_id) {
+            return Ok(cgroup_id);
+        }
+        let mut links = Vec::with_capacity(UDP_PROGRAMS.len());
+        for prog in self.object.progs_mut() {
+            let name = prog.name().to_string_lossy();
+            if UDP_PROGRAMS.contains(&name.as_ref()) {
+                // On error the links attached so far are dropped: detached again.
+                let link = prog
+                    .attach_cgroup(std::os::fd::AsRawFd::as_raw_fd(&dir))
+                    .map_err(|source| SensorError::Watch { cgroup_id, source })?;
+                links.push(link);
+            }
+        }
+        all.insert(cgroup_id, links);
+        Ok(cgroup_id)
+    }
+
+    fn lock_udp(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Vec<Link>>> {
+        // Each update is one map operation: a poisoned lock still holds a consistent map.
+        self.udp_links.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn counts(&self) -> SensorCounts {
@@ -171,6 +222,8 @@ fn parse_flow(data: &[u8]) -> Option<Flow> {
         2 => FlowKind::Accepted,
         3 => FlowKind::Failed,
         4 => FlowKind::Closed,
+        5 => FlowKind::UdpSent,
+        6 => FlowKind::UdpReceived,
         _ => return None,
     };
     Some(Flow {

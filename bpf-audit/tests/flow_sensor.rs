@@ -148,3 +148,60 @@ fn under_a_flood_drops_are_counted_for_the_cgroup() {
     assert_eq!(sensor.dropped_for(id), counts.dropped);
     assert_eq!(delivered, counts.written);
 }
+
+/// A container's UDP flows: each (direction, peer, local port) is reported once, however many
+/// datagrams follow; detached, nothing more is reported.
+#[test]
+fn udp_flows_are_reported_once_per_peer_and_direction() {
+    if !is_root() {
+        return;
+    }
+    let flows = Arc::new(Mutex::new(Vec::new()));
+    let sink = flows.clone();
+    let sensor =
+        FlowSensor::start(Box::new(move |f: &Flow| sink.lock().unwrap().push(*f))).expect("loads");
+    let cg = TestCgroup::new("udp-flows");
+    let id = sensor.attach_udp(&cg.path).expect("attaches");
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let at = peer.local_addr().unwrap();
+    let mut buf = [0u8; 8];
+    // The datagrams are sent and read by the test process while it is in the cgroup: UDP flows
+    // are the sending or reading process's.
+    let local = cg.inside(|| {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..3 {
+            s.send_to(b"a", at).unwrap();
+        }
+        peer.send_to(b"b", s.local_addr().unwrap()).unwrap();
+        s.recv_from(&mut buf).unwrap();
+        s
+    });
+    let seen = wait_for(&flows, |f| f.len() >= 2);
+    let of = |k: FlowKind| {
+        seen.iter()
+            .filter(|f| f.kind == k)
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    let sent = of(FlowKind::UdpSent);
+    assert_eq!(sent.len(), 1, "three datagrams, one flow: {seen:?}");
+    assert_eq!(sent[0].remote, at, "{seen:?}");
+    assert_eq!(
+        sent[0].local.port(),
+        local.local_addr().unwrap().port(),
+        "{seen:?}"
+    );
+    assert_eq!(sent[0].cgroup_id, id, "{seen:?}");
+    let received = of(FlowKind::UdpReceived);
+    assert_eq!(received.len(), 1, "{seen:?}");
+    assert_eq!(received[0].remote, at, "{seen:?}");
+    sensor.unwatch(id);
+    let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    cg.inside(|| local.send_to(b"c", other.local_addr().unwrap()).unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        flows.lock().unwrap().len(),
+        seen.len(),
+        "detached, yet reported"
+    );
+}

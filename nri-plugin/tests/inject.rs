@@ -284,7 +284,12 @@ async fn start_waits_for_the_file_guard_where_it_alone_decides_execs() {
         ..Default::default()
     };
     let p = pod("nginx");
+    let linux = Some(LinuxContainer {
+        cgroups_path: "/pods/p1/c1".into(),
+        ..Default::default()
+    });
     let mut c = ctr(&p, "web");
+    c.linux = linux.clone();
     c.annotations.insert(
         adjust::EXEC_GUARD_ANNOTATION.into(),
         adjust::EXEC_GUARD_FANOTIFY.into(),
@@ -304,7 +309,32 @@ async fn start_waits_for_the_file_guard_where_it_alone_decides_execs() {
     std::fs::write(ready.join(&c.id), b"").unwrap();
     required.start_container(&p, &c).await.unwrap();
 
-    let plain = ctr(&p, "sidecar");
+    let mut plain = ctr(&p, "sidecar");
+    plain.linux = linux;
     required.start_container(&p, &plain).await.unwrap();
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+/// rampartd's kernel enforcement (ingress rules) follows the bind: a container that must be
+/// protected and can't be bound (here: its cgroup is not known) is refused its start; any other
+/// starts, logged.
+#[tokio::test]
+async fn a_required_container_that_cannot_be_bound_is_refused_its_start() {
+    let root = fake_cgroups("unbound");
+    let config = |require_protection| InjectConfig {
+        sys_fs_cgroup: root.clone(),
+        require_protection,
+        ..Default::default()
+    };
+    let p = pod("nginx");
+    let c = ctr(&p, "web");
+    let (_, required) = handler(StandInDaemon::default(), config(true));
+    let err = required.start_container(&p, &c).await.unwrap_err();
+    assert!(
+        err.to_string().contains("binding it to rampartd failed"),
+        "{err}"
+    );
+    let (_, lenient) = handler(StandInDaemon::default(), config(false));
+    lenient.start_container(&p, &c).await.unwrap();
     std::fs::remove_dir_all(root).unwrap();
 }

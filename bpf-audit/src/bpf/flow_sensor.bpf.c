@@ -6,8 +6,13 @@
  * cgroup is the socket's own (the one that created it; an accepted socket inherits its
  * listener's), so the softirq context the state changes run in does not matter.
  *
- * Unwatched cgroups cost a cgroup lookup per TCP state change. What could not be written to the
- * ring is counted (dropped), never waited for.
+ * UDP has no connection to follow: cgroup sock_addr programs on each watched container's cgroup
+ * see its sends (sendmsg with an address, connect of a UDP socket) and its receives that ask for
+ * the source (recvmsg), and report each (direction, peer, local port) the first time it is seen
+ * (an LRU map counts the datagrams after that).
+ *
+ * Unwatched cgroups cost a cgroup lookup per TCP state change, and nothing for UDP. What could not
+ * be written to the ring is counted (dropped), never waited for.
  */
 #include <linux/bpf.h>
 #include <linux/types.h>
@@ -34,6 +39,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define FLOW_ACCEPTED 2
 #define FLOW_FAILED 3
 #define FLOW_CLOSED 4
+#define FLOW_UDP_SENT 5
+#define FLOW_UDP_RECEIVED 6
+#define RAMPART_IPPROTO_UDP 17
 
 /* Must match RawFlow in flow_sensor.rs (64 bytes). */
 struct flow {
@@ -118,4 +126,107 @@ int rampart_tcp_state(unsigned long long *ctx)
 	bpf_ringbuf_submit(f, 0);
 	count_written();
 	return 0;
+}
+
+/* A UDP flow: who, which way, with whom. */
+struct udp_key {
+	__u64 cgroup_id;
+	__u8 remote[16];
+	__u16 remote_port;
+	__u16 local_port;
+	__u16 family;
+	__u8 kind;
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct udp_key);
+	__type(value, __u64); /* datagrams (sends and receives: calls) since first seen */
+} udp_seen SEC(".maps");
+
+static __always_inline int udp(struct bpf_sock_addr *ctx, __u8 kind, int v6)
+{
+	struct udp_key key = {};
+	__u64 one = 1, *n;
+	struct bpf_sock *sk;
+	struct flow *f;
+
+	if (ctx->protocol != RAMPART_IPPROTO_UDP)
+		return 1;
+	key.cgroup_id = bpf_get_current_cgroup_id();
+	key.kind = kind;
+	key.remote_port = __builtin_bswap16((__u16)ctx->user_port);
+	sk = ctx->sk;
+	if (sk)
+		key.local_port = (__u16)sk->src_port;
+	if (v6) {
+		__u32 a[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
+
+		key.family = 6;
+		__builtin_memcpy(key.remote, a, 16);
+	} else {
+		__u32 a = ctx->user_ip4;
+
+		key.family = 4;
+		__builtin_memcpy(key.remote, &a, 4);
+	}
+	n = bpf_map_lookup_elem(&udp_seen, &key);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return 1;
+	}
+	bpf_map_update_elem(&udp_seen, &key, &one, BPF_NOEXIST);
+	f = bpf_ringbuf_reserve(&events, sizeof(*f), 0);
+	if (!f) {
+		count_dropped(key.cgroup_id);
+		return 1;
+	}
+	__builtin_memset(f, 0, sizeof(*f));
+	f->cgroup_id = key.cgroup_id;
+	f->kind = kind;
+	f->family = key.family;
+	__builtin_memcpy(f->remote, key.remote, 16);
+	f->remote_port = key.remote_port;
+	f->local_port = key.local_port;
+	bpf_ringbuf_submit(f, 0);
+	count_written();
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int rampart_udp_send4(struct bpf_sock_addr *ctx)
+{
+	return udp(ctx, FLOW_UDP_SENT, 0);
+}
+
+SEC("cgroup/sendmsg6")
+int rampart_udp_send6(struct bpf_sock_addr *ctx)
+{
+	return udp(ctx, FLOW_UDP_SENT, 1);
+}
+
+SEC("cgroup/connect4")
+int rampart_udp_connect4(struct bpf_sock_addr *ctx)
+{
+	return udp(ctx, FLOW_UDP_SENT, 0);
+}
+
+SEC("cgroup/connect6")
+int rampart_udp_connect6(struct bpf_sock_addr *ctx)
+{
+	return udp(ctx, FLOW_UDP_SENT, 1);
+}
+
+SEC("cgroup/recvmsg4")
+int rampart_udp_recv4(struct bpf_sock_addr *ctx)
+{
+	return udp(ctx, FLOW_UDP_RECEIVED, 0);
+}
+
+SEC("cgroup/recvmsg6")
+int rampart_udp_recv6(struct bpf_sock_addr *ctx)
+{
+	return udp(ctx, FLOW_UDP_RECEIVED, 1);
 }

@@ -47,6 +47,8 @@ impl FlowWatch {
                     c.bytes_sent += f.bytes_sent;
                     c.bytes_received += f.bytes_received;
                 }
+                FlowKind::UdpSent => c.udp_sent += 1,
+                FlowKind::UdpReceived => c.udp_received += 1,
             }
         }))
         .map_err(|e| e.to_string());
@@ -66,6 +68,12 @@ impl FlowWatch {
             return;
         };
         let id = entry.container_id();
+        // UDP needs programs on the cgroup itself (its directory); TCP only the map entry.
+        if !entry.cgroup_path.is_empty()
+            && let Err(e) = sensor.attach_udp(std::path::Path::new(&entry.cgroup_path))
+        {
+            tracing::warn!(container_id = %id, error = %e, "flow sensor: cannot watch the container's UDP; its UDP flows go uncounted");
+        }
         match sensor.watch(cgroup) {
             Ok(()) => {
                 lock(&self.counts).entry(cgroup).or_default();
@@ -103,7 +111,8 @@ impl FlowWatch {
             detail: match &self.sensor {
                 Ok(_) => format!(
                     "TCP connections of scoped containers as they open, fail and close (a BTF \
-                     tracepoint), counted per workload; containers watched: {watched}"
+                     tracepoint), and their UDP flows as first seen (cgroup sock_addr programs), \
+                     counted per workload; containers watched: {watched}"
                 ),
                 Err(why) => why.clone(),
             },

@@ -302,6 +302,7 @@ fn to_json(s: &StatusResponse) -> Value {
             "flows": w.flows.as_ref().map(|f| json!({
                 "connected": f.connected, "accepted": f.accepted, "failed": f.failed,
                 "closed": f.closed, "bytesSent": f.bytes_sent, "bytesReceived": f.bytes_received,
+                "udpSent": f.udp_sent, "udpReceived": f.udp_received,
             })),
             "sensorDropped": w.sensor_dropped,
         })).collect::<Vec<_>>(),
