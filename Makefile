@@ -37,6 +37,7 @@ BENCH_ARGS ?=
 bench: setup
 	$(CARGO) build --release $(CARGO_FLAGS) -p rampartd -p rampart-seccomp -p rampart-nri -p rampart-integration --bins
 	RAMPART_BIN=$${CARGO_TARGET_DIR:-target}/release bench/native-speed.sh $(BENCH_ARGS)
+	RAMPART_BIN=$${CARGO_TARGET_DIR:-target}/release bench/auditor-overhead.sh $(AUDITOR_ARGS)
 
 ## fuzz-smoke: a short run of every fuzz target (needs nightly; skipped without it)
 fuzz-smoke:
