@@ -12,6 +12,7 @@ use crate::message::Template;
 use crate::model::*;
 use crate::selector::{CompiledSelector, LabelRequirement, NamePatterns};
 use crate::syscalls::{BASELINE, HARDENABLE};
+use crate::users::UserSet;
 
 pub const API_VERSION: &str = "rampart.dev/v1alpha1";
 pub const KIND: &str = "RuntimePolicy";
@@ -62,19 +63,6 @@ pub(crate) struct FileMatcher {
     pub(crate) processes: Option<Arc<PathSet>>,
     /// `None`: any user.
     pub(crate) users: Option<Arc<UserSet>>,
-}
-
-/// The users a file rule is limited to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UserSet {
-    pub(crate) names: Vec<String>,
-    pub(crate) uids: Vec<u32>,
-}
-
-impl UserSet {
-    pub(crate) fn matches(&self, u: &crate::decide::User<'_>) -> bool {
-        self.uids.contains(&u.uid) || u.name.is_some_and(|n| self.names.iter().any(|m| m == n))
-    }
 }
 
 #[derive(Debug, Clone)]

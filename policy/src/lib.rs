@@ -31,10 +31,11 @@ mod parse;
 mod paths;
 mod selector;
 mod syscalls;
+mod users;
 
 pub use alert::{Alert, AlertAction, EventType, ProcessRef, Timestamp};
 pub use compile::{API_VERSION, CompiledPolicy, KIND, RuleKind, Verdict};
-pub use decide::{Decision, IngressCell, IngressTable, Operation, Snapshot, User, WorkloadView};
+pub use decide::{Decision, IngressCell, IngressTable, Operation, Snapshot, WorkloadView};
 pub use error::{Diagnostic, Error};
 pub use message::VARIABLES as MESSAGE_VARIABLES;
 pub use model::{Access, Direction, Mode, Protocol, Response, Severity};
@@ -42,3 +43,4 @@ pub use parse::{MAX_FILE_BYTES, Policy, decode, load_dir, load_file, parse_str};
 pub use paths::normalize as normalize_path;
 pub use selector::Workload;
 pub use syscalls::{HARDENABLE as HARDENABLE_SYSCALLS, SeccompPlan};
+pub use users::User;

@@ -36,9 +36,11 @@ mod snapshot;
 mod view;
 
 use crate::cidr::Cidr;
-use crate::compile::{CompiledPolicy, RuleMeta, UserSet, Verdict};
+use crate::compile::{CompiledPolicy, RuleMeta, Verdict};
 use crate::glob::{PathIndex, PathSet};
 use crate::model::{Access, Direction, Protocol, Severity};
+pub use crate::users::User;
+use crate::users::UserSet;
 
 use combine::{Cand, Combiner};
 pub use ingress::{IngressCell, IngressTable};
@@ -99,14 +101,6 @@ struct Entry {
     processes: Option<Arc<PathSet>>,
     /// File rules: only these users.
     users: Option<Arc<UserSet>>,
-}
-
-/// Who accesses a file, for rules limited to `users`/`uids`: the process's filesystem uid and
-/// its name in the container's /etc/passwd, if it has one there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct User<'a> {
-    pub uid: u32,
-    pub name: Option<&'a str>,
 }
 
 #[derive(Debug, Clone)]
