@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use libbpf_rs::{MapHandle, RingBufferBuilder};
 
+/// How long an event may wait in a ring that did not wake its reader.
+const POLL_EVERY: Duration = Duration::from_millis(50);
+
 /// Parses each record of `events` and hands it to `handle`, on a thread named `name` that never
 /// returns while the ring can be polled.
 pub(crate) fn spawn_reader<T: 'static>(
@@ -29,10 +32,13 @@ pub(crate) fn spawn_reader<T: 'static>(
             let Ok(ring) = builder.build() else {
                 return;
             };
+            // Sensors wake the reader only once a part of the ring is full (ring_counts.h): what
+            // waits below that is read at the next timeout.
             loop {
-                if ring.poll(Duration::from_millis(200)).is_err() {
-                    std::thread::sleep(Duration::from_millis(200));
+                if ring.poll(POLL_EVERY).is_err() {
+                    std::thread::sleep(POLL_EVERY);
                 }
+                let _ = ring.consume();
             }
         })
         .map(drop)

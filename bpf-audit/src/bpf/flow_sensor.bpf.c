@@ -24,6 +24,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* The ring's size (userspace may set a smaller one, in tests: then the reader's poll timeout
+ * is what delivers, see RAMPART_SUBMIT_FLAGS). */
+#define RING_BYTES (512 * 1024)
 #define RAMPART_AF_INET 2
 #define RAMPART_AF_INET6 10
 #define RAMPART_IPPROTO_TCP 6
@@ -66,7 +69,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 512 * 1024);
+	__uint(max_entries, RING_BYTES);
 } events SEC(".maps");
 
 SEC("tp_btf/inet_sock_set_state")
@@ -123,7 +126,7 @@ int rampart_tcp_state(unsigned long long *ctx)
 		f->bytes_received = BPF_CORE_READ(tp, bytes_received);
 		f->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
 	}
-	bpf_ringbuf_submit(f, 0);
+	bpf_ringbuf_submit(f, RAMPART_SUBMIT_FLAGS(events, RING_BYTES));
 	count_written();
 	return 0;
 }
@@ -190,7 +193,7 @@ static __always_inline int udp(struct bpf_sock_addr *ctx, __u8 kind, int v6)
 	__builtin_memcpy(f->remote, key.remote, 16);
 	f->remote_port = key.remote_port;
 	f->local_port = key.local_port;
-	bpf_ringbuf_submit(f, 0);
+	bpf_ringbuf_submit(f, RAMPART_SUBMIT_FLAGS(events, RING_BYTES));
 	count_written();
 	return 1;
 }

@@ -25,6 +25,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define EVENT_EXEC 2
 #define EVENT_EXIT 3
 #define FILENAME_LEN 256
+/* The ring's size (userspace may set a smaller one, in tests). */
+#define RING_BYTES (1 << 20)
 #define ARGS_LEN 256 /* a power of two: the read's length is masked with ARGS_LEN - 1 */
 
 /* Where an executed file is, as far as drift goes. Must match ExecOrigin in process_sensor.rs. */
@@ -78,7 +80,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, RING_BYTES);
 } events SEC(".maps");
 
 static __always_inline struct event *reserve(__u32 kind, __u64 cgroup)
@@ -109,7 +111,7 @@ static __always_inline int watching(__u64 *cgroup)
 
 static __always_inline void submit(struct event *e)
 {
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, RAMPART_SUBMIT_FLAGS(events, RING_BYTES));
 	count_written();
 }
 

@@ -46,4 +46,14 @@ static __always_inline void count_dropped(__u64 cgroup)
 		bpf_map_update_elem(&dropped_by_cgroup, &cgroup, &one, BPF_NOEXIST);
 }
 
+/*
+ * A reader woken for every event costs a context switch each: under a burst of forks or
+ * connects that is most of a sensor's cost. Events are submitted without a wakeup until a
+ * sixteenth of the ring is waiting; the reader also drains the ring at every poll timeout
+ * (ring.rs), so an event waits at most that long.
+ */
+#define RAMPART_SUBMIT_FLAGS(ring, ring_bytes)                                                    \
+	(bpf_ringbuf_query(&(ring), BPF_RB_AVAIL_DATA) >= (ring_bytes) / 16 ? BPF_RB_FORCE_WAKEUP \
+									      : BPF_RB_NO_WAKEUP)
+
 #endif
