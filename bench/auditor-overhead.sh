@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What rampart's kernel auditor costs, next to auditd and bpftrace watching the same workload
-# (issue 12). One run on the local node (scripts/node up); `make bench` runs it after
+#. One run on the local node (scripts/node up); `make bench` runs it after
 # bench/native-speed.sh. Three loops timed call by call inside busybox pods
 # (rampart.local/busybox:latest, `sleep` as the entrypoint) by the image's rampart-probe
 # (images/tools/rampart-probe.c) through `rampart-kubelet exec`:
@@ -795,7 +795,7 @@ section=$(cat <<EOF2
 
 \`${ENV_ARGS}RAMPART_BIN=target/release bench/auditor-overhead.sh${ARGS:+ $ARGS}\` as root on the
 local node, release build (\`make bench\` runs it after bench/native-speed.sh, with
-\`AUDITOR_ARGS="$ARGS"\`). The issue 12 comparison: what rampart's kernel auditor (its sensors:
+\`AUDITOR_ARGS="$ARGS"\`). The comparison: what rampart's kernel auditor (its sensors:
 BTF tracepoints for process fork, exec and exit and for TCP state, filtered in the kernel by
 cgroup) costs a loop in a pod it does not watch and in one it watches, in the same run as the
 same loops under auditd and under bpftrace; and, next to them with no target, what rampart's full
