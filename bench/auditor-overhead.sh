@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What rampart's kernel auditor costs, next to auditd and bpftrace watching the same workload
-#. One run on the local node (scripts/node up); `make bench` runs it after
+# What rampart's kernel auditor costs, next to auditd and bpftrace watching the same workload.
+# One run on the local node (scripts/node up); `make bench` runs it after
 # bench/native-speed.sh. Three loops timed call by call inside busybox pods
 # (rampart.local/busybox:latest, `sleep` as the entrypoint) by the image's rampart-probe
 # (images/tools/rampart-probe.c) through `rampart-kubelet exec`:
