@@ -138,8 +138,12 @@ fn modified(
     let workload = policy_workload(&entry.workload);
     let view = shared.view(&entry);
     let decision = view.decide(&op);
-    if decision.verdict != Verdict::Block && plans.opens_decided(container_id) {
-        // The agent decided and reported the open.
+    if plans.opens_decided(container_id)
+        && (decision.verdict != Verdict::Block || process.is_empty())
+    {
+        // The agent decided and reported the open. A block got round is reported only when the
+        // writer is known: one that has exited may have been a process the rule excepts, whose
+        // open the agent allowed.
         return None;
     }
     let mut alert = Alert::from_decision(&decision, &workload, &op, Timestamp::now())?;
