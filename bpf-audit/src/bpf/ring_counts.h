@@ -47,10 +47,10 @@ static __always_inline void count_dropped(__u64 cgroup)
 }
 
 /*
- * A reader woken for every event costs a context switch each: under a burst of forks or
- * connects that is most of a sensor's cost. Events are submitted without a wakeup until a
- * sixteenth of the ring is waiting; the reader also drains the ring at every poll timeout
- * (ring.rs), so an event waits at most that long.
+ * A reader woken for every event costs a context switch each: under a burst of connects that is
+ * most of the flow sensor's cost. Its events are submitted without a wakeup until a sixteenth of
+ * the ring is waiting; the reader also drains the ring at every poll timeout (ring.rs), so an
+ * event waits at most that long.
  */
 #define RAMPART_SUBMIT_FLAGS(ring, ring_bytes)                                                    \
 	(bpf_ringbuf_query(&(ring), BPF_RB_AVAIL_DATA) >= (ring_bytes) / 16 ? BPF_RB_FORCE_WAKEUP \
