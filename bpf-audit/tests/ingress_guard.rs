@@ -239,3 +239,31 @@ fn pinned_links_outlive_the_guard_and_are_adopted() {
     drop(second);
     let _ = std::fs::remove_dir_all(&pins);
 }
+
+/// A container that makes a cgroup of its own below its cgroup does not leave its table: the
+/// program decides a socket there by the nearest guarded ancestor's.
+#[test]
+fn a_socket_in_a_cgroup_below_the_guarded_one_is_decided_by_its_table() {
+    if !is_root() {
+        return;
+    }
+    let cg = TestCgroup::new("ingress-nested");
+    let nested = cg.path.join("nested");
+    std::fs::create_dir(&nested).unwrap();
+    let listener = cg.inside_dir(&nested, || TcpListener::bind("127.0.0.1:0").unwrap());
+    let at = listener.local_addr().unwrap();
+    let guard = IngressGuard::start(|_| {}).expect("loads");
+    let block = table(&format!(
+        "    - {{direction: ingress, cidrs: [127.0.0.6/32], ports: [{}], action: block}}\n",
+        at.port()
+    ));
+    guard.guard(&cg.path, &block).unwrap();
+    assert!(
+        connect_from(Ipv4Addr::new(127, 0, 0, 6), at).is_err(),
+        "a nested cgroup's listener escaped the table"
+    );
+    connect_from(Ipv4Addr::new(127, 0, 0, 1), at).expect("another peer is served");
+    drop(listener);
+    drop(guard);
+    std::fs::remove_dir(&nested).unwrap();
+}

@@ -44,9 +44,14 @@ impl TestCgroup {
 
     /// Runs `make` with the test process in this cgroup: the sockets it makes belong here.
     pub fn inside<T>(&self, make: impl FnOnce() -> T) -> T {
+        self.inside_dir(&self.path.clone(), make)
+    }
+
+    /// [`inside`](Self::inside), in `dir` (this cgroup or one below it).
+    pub fn inside_dir<T>(&self, dir: &Path, make: impl FnOnce() -> T) -> T {
         let _turn = MOVES.lock().unwrap_or_else(|e| e.into_inner());
         let pid = std::process::id().to_string();
-        std::fs::write(self.path.join("cgroup.procs"), &pid).unwrap();
+        std::fs::write(dir.join("cgroup.procs"), &pid).unwrap();
         let made = make();
         std::fs::write(self.own.join("cgroup.procs"), &pid).unwrap();
         made

@@ -98,9 +98,15 @@ impl Plans {
 /// What the parts and their event readers share.
 struct Shared {
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Each bound container's view of the snapshot in force, compiled once: the sensors' events
+    /// (a write's close, an exec) are decided by it one by one.
+    views: Mutex<HashMap<String, Arc<WorkloadView>>>,
     registry: Arc<Registry>,
     events: mpsc::Sender<ReportedEvent>,
 }
+
+/// Views kept before the cache starts over (containers bound and not unbound).
+const MAX_VIEWS: usize = 16_384;
 
 impl Shared {
     fn snapshot(&self) -> Arc<Snapshot> {
@@ -110,9 +116,27 @@ impl Shared {
             .clone()
     }
 
-    fn view(&self, entry: &ContainerEntry) -> WorkloadView {
-        self.snapshot()
-            .for_workload(&policy_workload(&entry.workload))
+    fn view(&self, entry: &ContainerEntry) -> Arc<WorkloadView> {
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = views.get(entry.container_id()) {
+            return v.clone();
+        }
+        let view = Arc::new(
+            self.snapshot()
+                .for_workload(&policy_workload(&entry.workload)),
+        );
+        if views.len() >= MAX_VIEWS {
+            views.clear();
+        }
+        views.insert(entry.container_id().to_owned(), view.clone());
+        view
+    }
+
+    fn forget_view(&self, container_id: &str) {
+        self.views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(container_id);
     }
 
     /// Hands an event to the alert pipeline. Called on a sensor's reader thread: it waits while
@@ -136,6 +160,7 @@ impl Auditor {
     pub fn start(registry: Arc<Registry>, events: mpsc::Sender<ReportedEvent>) -> Arc<Auditor> {
         let shared = Arc::new(Shared {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            views: Mutex::new(HashMap::new()),
             registry,
             events,
         });
@@ -166,6 +191,11 @@ impl Auditor {
             .snapshot
             .write()
             .unwrap_or_else(|e| e.into_inner()) = snapshot;
+        self.shared
+            .views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         for entry in self.shared.registry.list() {
             if let Err(e) = self.bound(&entry) {
                 tracing::error!(container_id = %entry.container_id(), pod = %entry.workload.pod_name, error = %e, "not enforced in the kernel after the reload");
@@ -206,6 +236,7 @@ impl KernelAuditor for Auditor {
 
     fn unbound(&self, entry: &ContainerEntry) {
         self.plans.forget(entry.container_id());
+        self.shared.forget_view(entry.container_id());
         self.ingress.unbound(entry);
         self.process.unbound(entry);
         self.flows.unbound(entry);

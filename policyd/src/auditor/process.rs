@@ -241,6 +241,7 @@ mod tests {
         let snapshot = Snapshot::new(parse_str("d.yaml", DRIFT).unwrap()).unwrap();
         Shared {
             snapshot: RwLock::new(Arc::new(snapshot)),
+            views: Mutex::new(HashMap::new()),
             registry,
             events: mpsc::channel(1).0,
         }
